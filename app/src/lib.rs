@@ -1,0 +1,77 @@
+//! The Spawnpoint web app: rendered on the server for the first load, then hydrated into a single-page app.
+//!
+//! Server-only code lives behind the `ssr` feature; the browser build (`hydrate`) never sees it.
+
+pub mod catalog_page;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+use crate::catalog_page::CatalogPage;
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects only run in the browser, so this flips once hydration is done; end-to-end tests wait for it
+    // before they click, because a click before hydration does nothing.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/spawnpoint.css" />
+        <Title text="Spawnpoint" />
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">
+                    "Spawnpoint"
+                </A>
+                <nav>
+                    <A href="/">"Games"</A>
+                </nav>
+            </header>
+            <main data-hydrated=move || hydrated.get().to_string()>
+                <Routes fallback=NotFound>
+                    // Async: the first load is complete HTML, readable before (or without) the WASM.
+                    <Route path=path!("/") view=CatalogPage ssr=SsrMode::Async />
+                    <Route path=path!("/games/:game") view=CatalogPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <section class="empty">
+            <h1>"Page not found"</h1>
+            <p>
+                <A href="/">"Back to the games"</A>
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,788 @@
+//! The game catalog: which games can be hosted, how each runs, and the plans customers pay for.
+//!
+//! The catalog is read from YAML (`catalog/games.yaml`, embedded as the default) into loosely typed `Raw*`
+//! structs first and only then validated into [`Catalog`], so that every mistake is reported with the game,
+//! plan and field it concerns instead of as a bare deserialisation error — an operator editing the ConfigMap
+//! must be told exactly what to fix.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quantity::{ByteSize, Cpu};
+
+/// The catalog that ships with Spawnpoint.
+pub const BUILTIN_YAML: &str = include_str!("../games.yaml");
+
+/// Name of a game's main port, as used by `query.port` and by drivers.
+pub const MAIN_PORT: &str = "game";
+
+/// A validated game catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    games: Vec<Game>,
+}
+
+/// One hostable game.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Game {
+    pub id: String,
+    pub name: String,
+    /// Container image on a cluster.
+    pub image: String,
+    /// The port players connect to (named [`MAIN_PORT`]).
+    pub port: GamePort,
+    /// Further ports (query, rcon, …), each with its own name.
+    pub extra_ports: Vec<GamePort>,
+    pub env: BTreeMap<String, String>,
+    /// Console command that shuts the game down cleanly; without one the game gets SIGTERM.
+    pub stop_command: Option<String>,
+    /// DNS SRV service name (`minecraft` → `_minecraft._tcp`).
+    pub srv_service: Option<String>,
+    pub query: Option<QuerySpec>,
+    /// How the single-box driver starts the game; `None` means cluster only.
+    pub local: Option<LocalProcess>,
+    pub plans: Vec<Plan>,
+}
+
+/// A named port with its transport protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GamePort {
+    pub name: String,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(rename = "UDP")]
+    Udp,
+}
+
+/// How to ask a running game for its status (players online, version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerySpec {
+    pub protocol: QueryProtocol,
+    /// Name of the port to query: [`MAIN_PORT`] or one of the extra ports.
+    pub port: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueryProtocol {
+    /// Minecraft Java Server List Ping.
+    MinecraftSlp,
+    /// Minecraft Bedrock RakNet unconnected ping.
+    Raknet,
+    /// Valve A2S (Source engine query).
+    A2s,
+}
+
+/// A command line for the local driver; `{port}`, `{data_dir}` and `{memory_mib}` are filled in per server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalProcess {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a customer buys: resources and a monthly price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+    pub players: PlayerRange,
+    pub cpu: Cpu,
+    pub memory: ByteSize,
+    pub storage: ByteSize,
+    /// US cents per month.
+    pub price_cents: u32,
+}
+
+/// How many players a plan is sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Catalog {
+    /// The catalog embedded in the binary. It is validated by this crate's tests, so it cannot fail at runtime.
+    pub fn builtin() -> Self {
+        match Self::from_yaml(BUILTIN_YAML) {
+            Ok(catalog) => catalog,
+            Err(error) => unreachable!("the embedded catalog is checked by tests: {error}"),
+        }
+    }
+
+    /// Parses and validates a catalog document.
+    pub fn from_yaml(text: &str) -> Result<Self, CatalogError> {
+        let raw: RawCatalog = serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Syntax(e.to_string()))?;
+        raw.validate()
+    }
+
+    pub fn games(&self) -> &[Game] {
+        &self.games
+    }
+
+    pub fn game(&self, id: &str) -> Option<&Game> {
+        self.games.iter().find(|game| game.id == id)
+    }
+
+    /// The game and plan a server is made of, if both exist.
+    pub fn plan(&self, game: &str, plan: &str) -> Option<(&Game, &Plan)> {
+        let game = self.game(game)?;
+        game.plan(plan).map(|plan| (game, plan))
+    }
+}
+
+impl Game {
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.id == id)
+    }
+
+    /// The main port followed by the extra ports.
+    pub fn ports(&self) -> impl Iterator<Item = &GamePort> {
+        std::iter::once(&self.port).chain(&self.extra_ports)
+    }
+}
+
+impl Plan {
+    /// The monthly price for people, e.g. `$3.00/mo`.
+    pub fn price_label(&self) -> String {
+        format_price(self.price_cents)
+    }
+}
+
+/// Formats a monthly price in US cents as `$3.00/mo`.
+pub fn format_price(cents: u32) -> String {
+    format!("${}.{:02}/mo", cents / 100, cents % 100)
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+impl fmt::Display for PlayerRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}–{}", self.min, self.max)
+    }
+}
+
+/// Why a catalog was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the catalog is not valid YAML for its format: {0}")]
+    Syntax(String),
+    #[error("the catalog has {} problem(s):\n{}", .0.len(), ProblemList(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One validation failure, located by game, plan and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub game: String,
+    pub plan: Option<String>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "game `{}`", self.game)?;
+        if let Some(plan) = &self.plan {
+            write!(f, ", plan `{plan}`")?;
+        }
+        write!(f, ", field `{}`: {}", self.field, self.message)
+    }
+}
+
+struct ProblemList<'a>(&'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for problem in self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---- the document as written --------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    games: Vec<RawGame>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGame {
+    id: String,
+    name: String,
+    image: String,
+    port: RawPort,
+    #[serde(default)]
+    extra_ports: Vec<RawPort>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    stop_command: Option<String>,
+    srv_service: Option<String>,
+    query: Option<RawQuery>,
+    local: Option<RawLocal>,
+    #[serde(default)]
+    plans: Vec<RawPlan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    /// Required for extra ports; the main port is always [`MAIN_PORT`].
+    name: Option<String>,
+    port: Number,
+    protocol: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    protocol: String,
+    port: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    command: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    id: String,
+    name: String,
+    players: RawPlayers,
+    cpu: String,
+    memory: String,
+    storage: String,
+    price_cents: Number,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlayers {
+    min: Number,
+    max: Number,
+}
+
+/// A number as written, so `3.5` or `"300"` can be refused with a located message rather than a parse error.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Whole(i64),
+    Decimal(f64),
+    Text(String),
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Number::Whole(n) => write!(f, "{n}"),
+            Number::Decimal(n) => write!(f, "{n}"),
+            Number::Text(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+// ---- validation -------------------------------------------------------------------------------------------
+
+/// Collects every problem in one pass so an operator fixes the file once, not once per error.
+struct Checker {
+    problems: Vec<Problem>,
+    game: String,
+    plan: Option<String>,
+}
+
+impl Checker {
+    fn report(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            game: self.game.clone(),
+            plan: self.plan.clone(),
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// A whole number within `range`, or a located problem.
+    fn whole<T: TryFrom<i64>>(
+        &mut self,
+        field: &str,
+        value: &Number,
+        range: std::ops::RangeInclusive<i64>,
+        what: &str,
+    ) -> Option<T> {
+        match value {
+            Number::Whole(n) if range.contains(n) => T::try_from(*n).ok(),
+            _ => {
+                self.report(field, format!("must be {what}, got {value}"));
+                None
+            }
+        }
+    }
+
+    fn slug(&mut self, field: &str, value: &str) {
+        let valid = !value.is_empty()
+            && value.len() <= 40
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        if !valid {
+            self.report(
+                field,
+                format!("`{value}` must be 1–40 lower-case letters, digits or '-', not starting or ending with '-'"),
+            );
+        }
+    }
+
+    fn not_blank(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.report(field, "must not be empty");
+        }
+    }
+
+    fn protocol(&mut self, field: &str, value: &str) -> Option<Protocol> {
+        match value {
+            "TCP" => Some(Protocol::Tcp),
+            "UDP" => Some(Protocol::Udp),
+            other => {
+                self.report(field, format!("must be TCP or UDP, got `{other}`"));
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, field: &str, raw: &RawPort, name: String) -> Option<GamePort> {
+        let port = self.whole(&format!("{field}.port"), &raw.port, 1..=65535, "a port number between 1 and 65535");
+        let protocol = self.protocol(&format!("{field}.protocol"), &raw.protocol);
+        Some(GamePort { name, port: port?, protocol: protocol? })
+    }
+}
+
+impl RawCatalog {
+    fn validate(self) -> Result<Catalog, CatalogError> {
+        let mut checker = Checker { problems: Vec::new(), game: String::new(), plan: None };
+        let mut seen_games = HashSet::new();
+        let mut games = Vec::new();
+        for raw in self.games {
+            checker.game = raw.id.clone();
+            checker.plan = None;
+            if !seen_games.insert(raw.id.clone()) {
+                checker.report("id", "is used by more than one game");
+            }
+            if let Some(game) = raw.validate(&mut checker) {
+                games.push(game);
+            }
+        }
+        if checker.problems.is_empty() { Ok(Catalog { games }) } else { Err(CatalogError::Invalid(checker.problems)) }
+    }
+}
+
+impl RawGame {
+    fn validate(self, checker: &mut Checker) -> Option<Game> {
+        checker.slug("id", &self.id);
+        checker.not_blank("name", &self.name);
+        checker.not_blank("image", &self.image);
+
+        let port = checker.port("port", &self.port, MAIN_PORT.to_owned());
+        let mut port_names = HashSet::from([MAIN_PORT.to_owned()]);
+        let mut extra_ports = Vec::new();
+        for (index, raw) in self.extra_ports.iter().enumerate() {
+            let field = format!("extra_ports[{index}]");
+            let Some(name) = raw.name.clone() else {
+                checker.report(&format!("{field}.name"), "is required for an extra port");
+                continue;
+            };
+            checker.slug(&format!("{field}.name"), &name);
+            if !port_names.insert(name.clone()) {
+                checker.report(&format!("{field}.name"), format!("`{name}` names more than one port"));
+            }
+            extra_ports.extend(checker.port(&field, raw, name));
+        }
+        if let Some(port) = &port {
+            for extra in &extra_ports {
+                if extra.port == port.port && extra.protocol == port.protocol {
+                    checker.report("extra_ports", format!("{}/{} repeats the main port", extra.port, extra.protocol));
+                }
+            }
+        }
+
+        let query = self.query.and_then(|raw| {
+            let protocol = match raw.protocol.as_str() {
+                "minecraft-slp" => Some(QueryProtocol::MinecraftSlp),
+                "raknet" => Some(QueryProtocol::Raknet),
+                "a2s" => Some(QueryProtocol::A2s),
+                other => {
+                    checker.report("query.protocol", format!("must be minecraft-slp, raknet or a2s, got `{other}`"));
+                    None
+                }
+            };
+            if !port_names.contains(&raw.port) {
+                checker.report("query.port", format!("`{}` is not one of this game's ports", raw.port));
+            }
+            Some(QuerySpec { protocol: protocol?, port: raw.port })
+        });
+
+        if let Some(service) = &self.srv_service {
+            checker.slug("srv_service", service);
+        }
+        if let Some(local) = &self.local {
+            checker.not_blank("local.command", &local.command);
+        }
+
+        if self.plans.is_empty() {
+            checker.report("plans", "a game needs at least one plan");
+        }
+        let mut seen_plans = HashSet::new();
+        let mut plans = Vec::new();
+        for raw in self.plans {
+            checker.plan = Some(raw.id.clone());
+            if !seen_plans.insert(raw.id.clone()) {
+                checker.report("id", "is used by more than one plan of this game");
+            }
+            plans.extend(raw.validate(checker));
+        }
+        checker.plan = None;
+
+        Some(Game {
+            id: self.id,
+            name: self.name,
+            image: self.image,
+            port: port?,
+            extra_ports,
+            env: self.env,
+            stop_command: self.stop_command,
+            srv_service: self.srv_service,
+            query,
+            local: self.local.map(|l| LocalProcess { command: l.command, args: l.args, env: l.env }),
+            plans,
+        })
+    }
+}
+
+impl RawPlan {
+    fn validate(self, checker: &mut Checker) -> Option<Plan> {
+        checker.slug("id", &self.id);
+        checker.not_blank("name", &self.name);
+        let min =
+            checker.whole("players.min", &self.players.min, 1..=100_000, "a whole number of players of at least 1");
+        let max =
+            checker.whole("players.max", &self.players.max, 1..=100_000, "a whole number of players of at least 1");
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            checker.report("players", format!("min {min} is more than max {max}"));
+        }
+        let cpu = Cpu::parse(&self.cpu).map_err(|e| checker.report("cpu", e.to_string())).ok();
+        let memory = ByteSize::parse(&self.memory).map_err(|e| checker.report("memory", e.to_string())).ok();
+        let storage = ByteSize::parse(&self.storage).map_err(|e| checker.report("storage", e.to_string())).ok();
+        let price_cents = checker.whole(
+            "price_cents",
+            &self.price_cents,
+            1..=i64::from(u32::MAX),
+            "a positive whole number of US cents",
+        );
+        Some(Plan {
+            id: self.id,
+            name: self.name,
+            players: PlayerRange { min: min?, max: max? },
+            cpu: cpu?,
+            memory: memory?,
+            storage: storage?,
+            price_cents: price_cents?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (game id, plans as `id players cpu memory storage price`) exactly as the product sells them.
+    const EXPECTED: &[(&str, &str, &str, &str, &[&str])] = &[
+        (
+            "minecraft-java",
+            "Minecraft: Java Edition",
+            "itzg/minecraft-server:latest",
+            "25565/TCP",
+            &["starter 2-5 2 2Gi 10Gi 300", "standard 5-15 3 4Gi 25Gi 600", "performance 15-30 4 8Gi 50Gi 1200"],
+        ),
+        (
+            "minecraft-bedrock",
+            "Minecraft: Bedrock Edition",
+            "itzg/minecraft-bedrock-server:latest",
+            "19132/UDP",
+            &["starter 2-5 1 1Gi 5Gi 200", "standard 5-10 2 2Gi 10Gi 400"],
+        ),
+        (
+            "valheim",
+            "Valheim",
+            "lloesche/valheim-server:latest",
+            "2456/UDP",
+            &["starter 2-4 2 4Gi 10Gi 500", "standard 4-8 3 6Gi 20Gi 800"],
+        ),
+        (
+            "rust",
+            "Rust",
+            "didstopia/rust-server:latest",
+            "28015/UDP",
+            &["starter 10-25 3 6Gi 20Gi 800", "standard 25-50 4 10Gi 40Gi 1500"],
+        ),
+        (
+            "ark",
+            "ARK: Survival Evolved",
+            "hermsi/ark-server:latest",
+            "7777/UDP",
+            &["starter 5-10 4 8Gi 30Gi 1200", "standard 10-25 6 12Gi 60Gi 2000"],
+        ),
+    ];
+
+    fn describe_plan(plan: &Plan) -> String {
+        format!(
+            "{} {}-{} {} {} {} {}",
+            plan.id,
+            plan.players.min,
+            plan.players.max,
+            plan.cpu.as_str(),
+            plan.memory.as_str(),
+            plan.storage.as_str(),
+            plan.price_cents
+        )
+    }
+
+    #[test]
+    fn builtin_catalog_sells_exactly_the_listed_games_and_plans() {
+        let catalog = Catalog::from_yaml(BUILTIN_YAML).expect("the shipped catalog is valid");
+        for (id, name, image, port, plans) in EXPECTED {
+            let game = catalog.game(id).unwrap_or_else(|| panic!("{id} is in the catalog"));
+            assert_eq!(game.name, *name);
+            assert_eq!(game.image, *image);
+            assert_eq!(format!("{}/{}", game.port.port, game.port.protocol), *port);
+            let got: Vec<String> = game.plans.iter().map(describe_plan).collect();
+            assert_eq!(got, *plans, "plans of {id}");
+        }
+        let ids: Vec<&str> = catalog.games().iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["minecraft-java", "minecraft-bedrock", "valheim", "rust", "ark", "demo"]);
+    }
+
+    #[test]
+    fn builtin_catalog_carries_ports_env_and_runtime_details() {
+        let catalog = Catalog::builtin();
+        let java = catalog.game("minecraft-java").expect("java");
+        assert_eq!(java.env.get("EULA").map(String::as_str), Some("TRUE"));
+        assert_eq!(java.env.get("TYPE").map(String::as_str), Some("PAPER"));
+        assert_eq!(java.stop_command.as_deref(), Some("stop"));
+        assert_eq!(java.srv_service.as_deref(), Some("minecraft"));
+        assert_eq!(catalog.game("valheim").map(|g| g.env.get("SERVER_PUBLIC").cloned()), Some(Some("false".into())));
+
+        let ports = |id: &str| -> Vec<String> {
+            catalog.game(id).expect(id).ports().map(|p| format!("{} {}/{}", p.name, p.port, p.protocol)).collect()
+        };
+        assert_eq!(ports("valheim"), ["game 2456/UDP", "query 2457/UDP"]);
+        assert_eq!(ports("rust"), ["game 28015/UDP", "rcon 28016/TCP"]);
+        assert_eq!(ports("ark"), ["game 7777/UDP", "query 27015/UDP", "rcon 27020/TCP"]);
+
+        let demo = catalog.game("demo").expect("the demo game is built in");
+        assert!(demo.local.is_some(), "the demo game runs on the single box");
+        assert!(!demo.plans.is_empty());
+    }
+
+    #[test]
+    fn prices_display_in_dollars_per_month() {
+        assert_eq!(format_price(300), "$3.00/mo");
+        assert_eq!(format_price(1200), "$12.00/mo");
+        assert_eq!(format_price(1), "$0.01/mo");
+        assert_eq!(format_price(1999), "$19.99/mo");
+        let catalog = Catalog::builtin();
+        let (_, plan) = catalog.plan("minecraft-java", "standard").expect("plan");
+        assert_eq!(plan.price_label(), "$6.00/mo");
+    }
+
+    #[test]
+    fn lookup_by_game_and_plan() {
+        let catalog = Catalog::builtin();
+        assert!(catalog.plan("valheim", "standard").is_some());
+        assert!(catalog.plan("valheim", "performance").is_none());
+        assert!(catalog.plan("tetris", "starter").is_none());
+    }
+
+    // ---- validation rules: each broken on purpose in an otherwise valid catalog ----
+
+    const VALID: &str = r#"
+games:
+  - id: alpha
+    name: Alpha
+    image: example/alpha:1
+    port: { port: 1000, protocol: TCP }
+    extra_ports: [{ name: query, port: 1001, protocol: UDP }]
+    query: { protocol: a2s, port: query }
+    plans:
+      - { id: small, name: Small, players: { min: 1, max: 4 }, cpu: "1", memory: 1Gi, storage: 5Gi, price_cents: 250 }
+  - id: beta
+    name: Beta
+    image: example/beta:1
+    port: { port: 2000, protocol: UDP }
+    plans:
+      - { id: small, name: Small, players: { min: 1, max: 4 }, cpu: 500m, memory: 512Mi, storage: 1Gi, price_cents: 100 }
+"#;
+
+    /// Validates `VALID` with one substitution and returns the single problem it must cause.
+    fn only_problem(from: &str, to: &str) -> Problem {
+        assert!(VALID.contains(from), "test typo: {from}");
+        match Catalog::from_yaml(&VALID.replacen(from, to, 1)) {
+            Err(CatalogError::Invalid(mut problems)) if problems.len() == 1 => problems.remove(0),
+            other => panic!("replacing {from:?} by {to:?}: expected one problem, got {other:?}"),
+        }
+    }
+
+    fn located(problem: &Problem, game: &str, plan: Option<&str>, field: &str) {
+        assert_eq!(
+            (problem.game.as_str(), problem.plan.as_deref(), problem.field.as_str()),
+            (game, plan, field),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn the_valid_fixture_is_valid() {
+        let catalog = Catalog::from_yaml(VALID).expect("valid");
+        assert_eq!(catalog.games().len(), 2);
+    }
+
+    #[test]
+    fn duplicate_game_ids_are_refused() {
+        let problem = only_problem("id: beta", "id: alpha");
+        located(&problem, "alpha", None, "id");
+        assert!(problem.message.contains("more than one game"));
+    }
+
+    #[test]
+    fn duplicate_plan_ids_within_a_game_are_refused() {
+        let doubled = VALID.replacen(
+            "      - { id: small, name: Small, players: { min: 1, max: 4 }, cpu: \"1\"",
+            "      - { id: small, name: Again, players: { min: 1, max: 2 }, cpu: \"1\", memory: 1Gi, storage: 1Gi, price_cents: 5 }\n      - { id: small, name: Small, players: { min: 1, max: 4 }, cpu: \"1\"",
+            1,
+        );
+        let Err(CatalogError::Invalid(problems)) = Catalog::from_yaml(&doubled) else { panic!("accepted") };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        located(&problems[0], "alpha", Some("small"), "id");
+    }
+
+    #[test]
+    fn ports_outside_the_valid_range_are_refused() {
+        located(&only_problem("port: 1000,", "port: 0,"), "alpha", None, "port.port");
+        let problem = only_problem("port: 2000,", "port: 65536,");
+        located(&problem, "beta", None, "port.port");
+        assert!(problem.message.contains("65536"));
+        located(&only_problem("port: 1001,", "port: 70000,"), "alpha", None, "extra_ports[0].port");
+        located(&only_problem("port: 1000,", "port: \"http\","), "alpha", None, "port.port");
+    }
+
+    #[test]
+    fn protocols_other_than_tcp_and_udp_are_refused() {
+        let problem = only_problem("protocol: TCP", "protocol: SCTP");
+        located(&problem, "alpha", None, "port.protocol");
+        assert!(problem.message.contains("SCTP"));
+        located(&only_problem("protocol: UDP }]", "protocol: udp }]"), "alpha", None, "extra_ports[0].protocol");
+    }
+
+    #[test]
+    fn unparsable_quantities_are_refused() {
+        located(&only_problem("cpu: \"1\"", "cpu: lots"), "alpha", Some("small"), "cpu");
+        located(&only_problem("memory: 1Gi", "memory: 1GB"), "alpha", Some("small"), "memory");
+        located(&only_problem("storage: 1Gi", "storage: \"\""), "beta", Some("small"), "storage");
+        located(&only_problem("cpu: 500m", "cpu: \"0\""), "beta", Some("small"), "cpu");
+    }
+
+    #[test]
+    fn prices_must_be_positive_whole_cents() {
+        for bad in ["0", "-100", "2.5", "\"300\""] {
+            let problem = only_problem("price_cents: 250", &format!("price_cents: {bad}"));
+            located(&problem, "alpha", Some("small"), "price_cents");
+            assert!(problem.message.contains("positive whole number"), "{bad}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_game_without_plans_is_refused() {
+        let no_plans = VALID.replacen(
+            "    plans:\n      - { id: small, name: Small, players: { min: 1, max: 4 }, cpu: 500m, memory: 512Mi, storage: 1Gi, price_cents: 100 }\n",
+            "    plans: []\n",
+            1,
+        );
+        let Err(CatalogError::Invalid(problems)) = Catalog::from_yaml(&no_plans) else { panic!("accepted") };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        located(&problems[0], "beta", None, "plans");
+    }
+
+    #[test]
+    fn player_ranges_and_ids_are_checked() {
+        located(
+            &only_problem("min: 1, max: 4 }, cpu: \"1\"", "min: 5, max: 4 }, cpu: \"1\""),
+            "alpha",
+            Some("small"),
+            "players",
+        );
+        located(
+            &only_problem("min: 1, max: 4 }, cpu: 500m", "min: 0, max: 4 }, cpu: 500m"),
+            "beta",
+            Some("small"),
+            "players.min",
+        );
+        located(&only_problem("id: beta", "id: Beta_Game"), "Beta_Game", None, "id");
+    }
+
+    #[test]
+    fn query_must_name_a_port_and_a_known_protocol() {
+        located(&only_problem("port: query }", "port: status }"), "alpha", None, "query.port");
+        located(&only_problem("protocol: a2s", "protocol: gamespy"), "alpha", None, "query.protocol");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_named_in_the_message() {
+        let broken =
+            VALID.replacen("protocol: TCP", "protocol: SCTP", 1).replacen("price_cents: 100", "price_cents: 0", 1);
+        let error = Catalog::from_yaml(&broken).expect_err("two problems");
+        let text = error.to_string();
+        assert!(text.contains("2 problem(s)"), "{text}");
+        assert!(text.contains("game `alpha`, field `port.protocol`"), "{text}");
+        assert!(text.contains("game `beta`, plan `small`, field `price_cents`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_yaml_are_refused() {
+        assert!(matches!(Catalog::from_yaml("games: [{ id: x"), Err(CatalogError::Syntax(_))));
+        let typo = VALID.replacen("image: example/beta:1", "image: example/beta:1\n    imgae: typo", 1);
+        assert!(matches!(Catalog::from_yaml(&typo), Err(CatalogError::Syntax(e)) if e.contains("imgae")));
+    }
+
+    #[test]
+    fn the_catalog_round_trips_through_json_for_the_browser() {
+        let catalog = Catalog::builtin();
+        let json = serde_json::to_string(&catalog).expect("serializes");
+        let back: Catalog = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, catalog);
+    }
+}

@@ -1,0 +1,16 @@
+//! Spawnpoint's shared domain: what the browser and the server must agree on.
+//!
+//! This crate does no I/O and has no features, so it compiles unchanged for `wasm32` (the hydrated app) and
+//! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
+//! [`quantity`] types used by plans, and the server [`state`] machine.
+
+pub mod games;
+pub mod quantity;
+pub mod state;
+
+pub use games::{
+    Catalog, CatalogError, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Problem, Protocol,
+    QueryProtocol, QuerySpec, format_price,
+};
+pub use quantity::{ByteSize, Cpu, QuantityError};
+pub use state::{Action, ServerStatus, TransitionError, UnknownStatus};

@@ -1,0 +1,50 @@
+//! The REST API for API clients and probes: the catalog under `/api/games`, and `/health`, `/ready`.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use catalog::{Game, Plan};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Result};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/api/games", get(list_games))
+        .route("/api/games/{game}", get(get_game))
+        .route("/api/games/{game}/plans", get(list_plans))
+}
+
+/// The process is up and serving HTTP.
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The process can do its work: the database answers.
+async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
+    state
+        .db
+        .ping()
+        .await
+        .map_err(|error| ApiError::Unavailable { message: format!("database unreachable: {error}") })?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn list_games(State(state): State<AppState>) -> Json<Vec<Game>> {
+    Json(state.catalog.games().to_vec())
+}
+
+async fn get_game(State(state): State<AppState>, Path(game): Path<String>) -> Result<Json<Game>> {
+    find_game(&state, &game).cloned().map(Json)
+}
+
+async fn list_plans(State(state): State<AppState>, Path(game): Path<String>) -> Result<Json<Vec<Plan>>> {
+    find_game(&state, &game).map(|game| Json(game.plans.clone()))
+}
+
+fn find_game<'a>(state: &'a AppState, id: &str) -> Result<&'a Game> {
+    state.catalog.game(id).ok_or_else(|| ApiError::NotFound(format!("there is no game `{id}` in the catalog")))
+}

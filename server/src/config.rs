@@ -1,0 +1,158 @@
+//! Configuration: one [`Settings`] struct read from environment variables, with defaults that start the
+//! single-box mode (127.0.0.1:3000, SQLite in `./data`, the built-in catalog).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use catalog::Catalog;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Everything the binary can be told. Secrets are [`SecretString`]s so `{:?}` never prints them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `SPAWNPOINT_ADDR`: where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// `SPAWNPOINT_DATA_DIR`: SQLite database, and later game server data and backups on the single box.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`; defaults to `sqlite://<data dir>/spawnpoint.db`.
+    /// Secret because a PostgreSQL URL carries the password.
+    pub database_url: SecretString,
+    /// `SPAWNPOINT_SITE_ROOT`: the built site (WASM, JS, CSS) that cargo-leptos writes.
+    pub site_root: PathBuf,
+    /// `SPAWNPOINT_CATALOG`: a catalog YAML file replacing the built-in one (on a cluster, the ConfigMap).
+    pub catalog_path: Option<PathBuf>,
+}
+
+/// A setting that could not be used, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("could not read the catalog {path}: {source}")]
+    CatalogFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the catalog {path} was refused: {source}")]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: catalog::CatalogError,
+    },
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Reads settings through `lookup`, so tests can configure without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let addr = match lookup("SPAWNPOINT_ADDR") {
+            Some(text) => text
+                .parse()
+                .map_err(|e| ConfigError::Invalid { name: "SPAWNPOINT_ADDR", reason: format!("`{text}`: {e}") })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3000)),
+        };
+        let data_dir = PathBuf::from(lookup("SPAWNPOINT_DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = match lookup("DATABASE_URL") {
+            Some(url)
+                if url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                url
+            }
+            // Only the scheme is echoed: the rest may hold a password.
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                return Err(ConfigError::Invalid {
+                    name: "DATABASE_URL",
+                    reason: format!("scheme `{scheme}` is not supported (use sqlite: or postgres://)"),
+                });
+            }
+            None => format!("sqlite://{}/spawnpoint.db", data_dir.display()),
+        };
+        Ok(Self {
+            addr,
+            data_dir,
+            database_url: SecretString::from(database_url),
+            site_root: PathBuf::from(lookup("SPAWNPOINT_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
+            catalog_path: lookup("SPAWNPOINT_CATALOG").map(PathBuf::from),
+        })
+    }
+
+    /// The configured catalog: the file named by `SPAWNPOINT_CATALOG`, else the built-in one.
+    pub fn load_catalog(&self) -> Result<Catalog, ConfigError> {
+        let Some(path) = &self.catalog_path else {
+            return Ok(Catalog::builtin());
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::CatalogFile { path: path.clone(), source })?;
+        Catalog::from_yaml(&text).map_err(|source| ConfigError::Catalog { path: path.clone(), source })
+    }
+
+    /// `sqlite` or `postgres`, for log lines that must not print the URL itself.
+    pub fn database_kind(&self) -> &'static str {
+        if self.database_url.expose_secret().starts_with("sqlite:") { "sqlite" } else { "postgres" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn no_configuration_means_single_box_defaults() {
+        let settings = settings(&[]).expect("defaults");
+        assert_eq!(settings.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.data_dir, PathBuf::from("data"));
+        assert_eq!(settings.database_url.expose_secret(), "sqlite://data/spawnpoint.db");
+        assert_eq!(settings.database_kind(), "sqlite");
+        assert_eq!(settings.site_root, PathBuf::from("target/site"));
+        assert_eq!(settings.load_catalog().expect("built in").games().len(), 6);
+    }
+
+    #[test]
+    fn the_data_dir_moves_the_default_database() {
+        let settings = settings(&[("SPAWNPOINT_DATA_DIR", "/srv/spawnpoint")]).expect("valid");
+        assert_eq!(settings.database_url.expose_secret(), "sqlite:///srv/spawnpoint/spawnpoint.db");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_hide_the_password() {
+        let error = settings(&[("SPAWNPOINT_ADDR", "localhost")]).expect_err("not a socket address");
+        assert!(error.to_string().starts_with("SPAWNPOINT_ADDR is not valid"), "{error}");
+
+        let error = settings(&[("DATABASE_URL", "mysql://root:hunter2@db/x")]).expect_err("unsupported");
+        let text = error.to_string();
+        assert!(text.starts_with("DATABASE_URL is not valid") && text.contains("mysql"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_password() {
+        let settings = settings(&[("DATABASE_URL", "postgres://spawnpoint:hunter2@db/spawnpoint")]).expect("valid");
+        assert_eq!(settings.database_kind(), "postgres");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_broken_catalog_file_is_refused_with_its_path() {
+        let dir = std::env::temp_dir().join(format!("spawnpoint-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("games.yaml");
+        std::fs::write(&path, "games: []\nextra: 1\n").expect("write");
+        let settings = settings(&[("SPAWNPOINT_CATALOG", path.to_str().expect("utf-8"))]).expect("valid");
+        let error = settings.load_catalog().expect_err("unknown field");
+        assert!(error.to_string().contains("games.yaml"), "{error}");
+        let missing = Settings { catalog_path: Some(dir.join("nope.yaml")), ..settings };
+        assert!(matches!(missing.load_catalog(), Err(ConfigError::CatalogFile { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

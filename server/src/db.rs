@@ -1,0 +1,106 @@
+//! The database: one sqlx `Any` pool that is SQLite on the single box and PostgreSQL on a cluster.
+//!
+//! Queries are written once in the SQL both engines share (`$1` placeholders, BIGINT times), so every
+//! service works unchanged on either; the tests run each database test against both.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("could not create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to the {kind} database: {source}")]
+    Connect {
+        kind: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("could not apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// A handle to the database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+}
+
+impl Db {
+    /// Connects to `url`, creating a SQLite file (and its directory) when it does not exist yet.
+    pub async fn connect(url: &SecretString) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = url.expose_secret();
+        let sqlite = url.starts_with("sqlite:");
+        let kind = if sqlite { "sqlite" } else { "postgres" };
+        let url = if sqlite { prepare_sqlite(url)? } else { url.to_owned() };
+
+        let pool = AnyPoolOptions::new()
+            // SQLite serialises writers anyway; a few connections serve concurrent readers.
+            .max_connections(if sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&url)
+            .await
+            .map_err(|source| DbError::Connect { kind, source })?;
+        if sqlite {
+            // WAL lets readers proceed while a write is in progress; it is a property of the file, set once.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// Applies any migrations not yet applied. Safe to run on every start.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query (for `/ready`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Makes sure a file-backed SQLite URL can be opened: its directory exists and the file is created if missing.
+fn prepare_sqlite(url: &str) -> Result<String, DbError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Ok(url.to_owned());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| DbError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    Ok(if query.contains("mode=") {
+        url.to_owned()
+    } else if query.is_empty() {
+        format!("{url}?mode=rwc")
+    } else {
+        format!("{url}&mode=rwc")
+    })
+}
+
+/// Seconds since the Unix epoch, as stored in every `*_at` column.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}

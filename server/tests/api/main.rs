@@ -1,0 +1,9 @@
+//! Integration tests: the real router on a real port, against SQLite and PostgreSQL.
+
+mod helpers;
+
+mod cli;
+mod games;
+mod health;
+mod pages;
+mod schema;

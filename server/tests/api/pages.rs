@@ -1,0 +1,62 @@
+//! The app's pages as a browser without JavaScript gets them: complete HTML from the server.
+
+use crate::both_databases;
+use crate::helpers::{Backend, spawn_app};
+
+both_databases!(the_catalog_page_lists_every_game_without_javascript, a_game_page_shows_plans_and_prices);
+
+async fn the_catalog_page_lists_every_game_without_javascript(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/html")));
+    let html = response.text().await.expect("body");
+    for name in ["Minecraft: Java Edition", "Minecraft: Bedrock Edition", "Valheim", "Rust", "ARK: Survival Evolved"] {
+        assert!(html.contains(name), "{name} missing from the page");
+    }
+    assert!(html.contains(r#"href="/games/valheim""#), "games are plain links");
+    assert!(html.contains("from $5.00/mo"), "cheapest Valheim plan is shown");
+    // The page loads the WASM app to hydrate itself.
+    assert!(html.contains("/pkg/spawnpoint.js"), "hydration script is referenced");
+    assert!(html.contains("/pkg/spawnpoint.css"), "stylesheet is referenced");
+}
+
+async fn a_game_page_shows_plans_and_prices(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let html = app.get("/games/minecraft-java").await.text().await.expect("body");
+    for text in [
+        "Minecraft: Java Edition plans",
+        "Starter",
+        "Standard",
+        "Performance",
+        "$3.00/mo",
+        "$6.00/mo",
+        "$12.00/mo",
+        "4 GiB",
+        "25 GiB",
+        "3 vCPU",
+        "5–15",
+    ] {
+        assert!(html.contains(text), "{text} missing from the page");
+    }
+}
+
+#[tokio::test]
+async fn unknown_pages_and_games_say_so() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.get("/no/such/page").await;
+    assert_eq!(response.status(), 404);
+    assert!(response.text().await.expect("body").contains("Page not found"));
+
+    let html = app.get("/games/tetris").await.text().await.expect("body");
+    assert!(html.contains("There is no game called"), "{html}");
+}
+
+#[tokio::test]
+async fn the_server_function_serves_the_catalog_to_the_browser() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app.client.post(app.url("/rpc/games")).send().await.expect("sent");
+    assert_eq!(response.status(), 200);
+    let catalog: catalog::Catalog = response.json().await.expect("a catalog");
+    assert_eq!(catalog, catalog::Catalog::builtin());
+}
