@@ -90,7 +90,7 @@ struct Scaled {
 
 impl Scaled {
     fn whole(&self, text: &str, unit: &'static str) -> Result<u64, QuantityError> {
-        if self.numerator % self.denominator != 0 {
+        if !self.numerator.is_multiple_of(self.denominator) {
             return Err(QuantityError::Fractional(text.to_owned(), unit));
         }
         u64::try_from(self.numerator / self.denominator).map_err(|_| QuantityError::TooLarge(text.to_owned()))
@@ -185,7 +185,7 @@ impl fmt::Display for ByteSize {
         for (name, size) in UNITS {
             if self.bytes >= size {
                 let tenths = self.bytes * 10 / size;
-                return if tenths % 10 == 0 {
+                return if tenths.is_multiple_of(10) {
                     write!(f, "{} {name}", tenths / 10)
                 } else {
                     write!(f, "{}.{} {name}", tenths / 10, tenths % 10)

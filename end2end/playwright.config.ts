@@ -1,0 +1,50 @@
+import { defineConfig } from "@playwright/test";
+
+// The browser tests run against the real binary. scripts/test.sh builds the site and the server, then
+// Playwright starts `spawnpoint` itself on a free port with a throw-away data directory.
+const port = Number(process.env.SPAWNPOINT_E2E_PORT ?? 3210);
+const baseURL = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  reporter: [["list"]],
+  forbidOnly: !!process.env.CI,
+  use: {
+    baseURL,
+    trace: "retain-on-failure",
+    launchOptions: {
+      // Debian's Chromium, never a downloaded browser; flags keep it off the (closed) network.
+      executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+  webServer: {
+    command: process.env.SPAWNPOINT_BIN ?? "target/debug/spawnpoint",
+    // The binary finds the built site relative to the repository root.
+    cwd: "..",
+    url: `${baseURL}/ready`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      SPAWNPOINT_ADDR: `127.0.0.1:${port}`,
+      SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR ?? "target/e2e-data",
+      RUST_LOG: "warn",
+    },
+  },
+});

@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Set-up shared by scripts/run.sh and scripts/test.sh: installs what building and testing Spawnpoint needs on a
+# fresh Debian machine with Rust (rustup), reaching only the package registries. Every step checks first, so a
+# second run does nothing. Sourced, not executed.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CARGO_LEPTOS_VERSION="0.3.10" # 0.3.11 needs a newer rustc than this machine's.
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The wasm-bindgen version the build will link against, read from Cargo.lock.
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' "$REPO_ROOT/Cargo.lock"
+}
+
+# Where cargo puts binaries (honours CARGO_TARGET_DIR).
+target_dir() {
+  cargo metadata --format-version 1 --no-deps --manifest-path "$REPO_ROOT/Cargo.toml" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))'
+}
+
+# Everything `cargo leptos build` needs: the wasm target, cargo-leptos, wasm-bindgen-cli, and wasm-opt from npm.
+setup_build_tools() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    log "installing Node.js and npm"
+    apt_install nodejs npm
+  fi
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  if [ "$(cargo leptos --version 2>/dev/null || true)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+    log "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+  local wbg
+  wbg="$(wasm_bindgen_version)"
+  if [ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wbg" ]; then
+    log "installing wasm-bindgen-cli $wbg"
+    # Not --locked: its lockfile pins a crate version the registry no longer serves.
+    cargo install wasm-bindgen-cli --version "$wbg"
+  fi
+  if [ ! -x "$REPO_ROOT/node_modules/.bin/wasm-opt" ]; then
+    log "installing build tools from npm (wasm-opt)"
+    (cd "$REPO_ROOT" && npm ci --ignore-scripts --no-audit --no-fund)
+  fi
+  # Debian's own wasm-opt produces a release WASM that fails to hydrate; the npm one goes first on PATH.
+  export PATH="$REPO_ROOT/node_modules/.bin:$PATH"
+}
+
+# Debian's Chromium and Playwright (without a browser download of its own).
+setup_browser_tests() {
+  if [ ! -x /usr/bin/chromium ]; then
+    log "installing Chromium"
+    apt_install chromium
+  fi
+  if [ ! -d "$REPO_ROOT/end2end/node_modules/@playwright/test" ]; then
+    log "installing Playwright"
+    (cd "$REPO_ROOT/end2end" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund)
+  fi
+}
+
+# A PostgreSQL the database tests can create databases on, exported as SPAWNPOINT_TEST_POSTGRES. Uses the
+# machine's server when it takes password-less connections; else starts the machine's stopped cluster; else
+# runs a private throw-away server (installing PostgreSQL first if needed), stopped again when the shell exits.
+setup_postgres() {
+  local url="${SPAWNPOINT_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+  pg_answers() { command -v psql >/dev/null && psql "$1" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+
+  if pg_answers "$url"; then
+    export SPAWNPOINT_TEST_POSTGRES="$url"
+    return
+  fi
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    if [ -n "$version" ]; then
+      log "starting the machine's PostgreSQL $version"
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+      for _ in $(seq 20); do pg_answers "$url" && break; sleep 0.5; done
+      if pg_answers "$url"; then
+        export SPAWNPOINT_TEST_POSTGRES="$url"
+        return
+      fi
+    fi
+  fi
+
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    log "installing PostgreSQL"
+    apt_install postgresql
+  fi
+  local bin dir port=55432
+  bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  dir="$(mktemp -d /tmp/spawnpoint-pg.XXXXXX)"
+  chown postgres: "$dir"
+  log "starting a private PostgreSQL on port $port"
+  runuser -u postgres -- "$bin/initdb" -D "$dir/data" --auth=trust -U postgres >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+  # shellcheck disable=SC2064 # expand now: the trap must stop this very server
+  trap "runuser -u postgres -- '$bin/pg_ctl' -D '$dir/data' -m fast stop >/dev/null 2>&1; rm -rf '$dir'" EXIT
+  export SPAWNPOINT_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres"
+}
