@@ -36,7 +36,7 @@ log "unit and integration tests (SQLite and PostgreSQL)"
 cargo test --locked --workspace --exclude frontend 2>&1 | tee "$results/cargo.log"
 
 log "browser tests (Chromium)"
-RUSTFLAGS="" cargo leptos build
+env -u RUSTFLAGS cargo leptos build
 rm -rf target/e2e-data
 (cd end2end && SPAWNPOINT_BIN="$(target_dir)/debug/spawnpoint" PLAYWRIGHT_JSON_OUTPUT_NAME="$results/e2e.json" \
   npx playwright test --reporter=list,json)
