@@ -2,13 +2,16 @@
 //!
 //! Server-only code lives behind the `ssr` feature; the browser build (`hydrate`) never sees it.
 
+pub mod auth;
 pub mod catalog_page;
+pub mod error;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+use crate::auth::{AccountNav, AccountPage, AdminPage, Auth, SignInPage, SignUpPage};
 use crate::catalog_page::CatalogPage;
 
 /// The HTML document around the app, rendered on the server only.
@@ -33,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    Auth::provide();
     // Effects only run in the browser, so this flips once hydration is done; end-to-end tests wait for it
     // before they click, because a click before hydration does nothing.
     let hydrated = RwSignal::new(false);
@@ -49,12 +53,18 @@ pub fn App() -> impl IntoView {
                 <nav>
                     <A href="/">"Games"</A>
                 </nav>
+                <AccountNav />
             </header>
             <main data-hydrated=move || hydrated.get().to_string()>
                 <Routes fallback=NotFound>
                     // Async: the first load is complete HTML, readable before (or without) the WASM.
                     <Route path=path!("/") view=CatalogPage ssr=SsrMode::Async />
                     <Route path=path!("/games/:game") view=CatalogPage ssr=SsrMode::Async />
+                    <Route path=path!("/signin") view=SignInPage />
+                    <Route path=path!("/signup") view=SignUpPage />
+                    // Async so that a signed-out visitor gets a real redirect response, not a page.
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -2,8 +2,9 @@
 //!
 //! This crate does no I/O and has no features, so it compiles unchanged for `wasm32` (the hydrated app) and
 //! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
-//! [`quantity`] types used by plans, and the server [`state`] machine.
+//! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization.
 
+pub mod account;
 pub mod games;
 pub mod quantity;
 pub mod state;

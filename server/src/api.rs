@@ -6,7 +6,9 @@ use axum::{Json, Router};
 use catalog::{Game, Plan};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, Result};
+use app::error::AppError;
+
+use crate::error::Result;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -25,11 +27,7 @@ async fn health() -> Json<Value> {
 
 /// The process can do its work: the database answers.
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|error| ApiError::Unavailable { message: format!("database unreachable: {error}") })?;
+    state.db.ping().await.map_err(|error| AppError::Unavailable(format!("database unreachable: {error}")))?;
     Ok(Json(json!({ "status": "ready" })))
 }
 
@@ -46,5 +44,5 @@ async fn list_plans(State(state): State<AppState>, Path(game): Path<String>) -> 
 }
 
 fn find_game<'a>(state: &'a AppState, id: &str) -> Result<&'a Game> {
-    state.catalog.game(id).ok_or_else(|| ApiError::NotFound(format!("there is no game `{id}` in the catalog")))
+    state.catalog.game(id).ok_or_else(|| AppError::NotFound(format!("there is no game `{id}` in the catalog")).into())
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
@@ -21,6 +22,14 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// `SPAWNPOINT_CATALOG`: a catalog YAML file replacing the built-in one (on a cluster, the ConfigMap).
     pub catalog_path: Option<PathBuf>,
+    /// `SPAWNPOINT_PUBLIC_URL`: where browsers reach the app, e.g. `https://panel.example.com`. It is the
+    /// origin that state-changing browser requests must come from, and `https` makes the cookie `Secure`.
+    /// Unset: the origin is the request's own `Host` (right for the single box on loopback).
+    pub public_url: Option<String>,
+    /// `SPAWNPOINT_JWT_SECRET`: signs session tokens. Unset: generated once into `<data dir>/jwt-secret`.
+    pub jwt_secret: Option<SecretString>,
+    /// `SPAWNPOINT_SESSION_TTL`: how long a sign-in lasts, in seconds (default 7 days).
+    pub session_ttl: Duration,
 }
 
 /// A setting that could not be used, named by its environment variable.
@@ -73,7 +82,39 @@ impl Settings {
             }
             None => format!("sqlite://{}/spawnpoint.db", data_dir.display()),
         };
+        let public_url = lookup("SPAWNPOINT_PUBLIC_URL").map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "SPAWNPOINT_PUBLIC_URL",
+                reason: format!("`{url}` must start with http:// or https://"),
+            });
+        }
+        let jwt_secret = match lookup("SPAWNPOINT_JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    name: "SPAWNPOINT_JWT_SECRET",
+                    reason: "must be at least 32 characters".into(),
+                });
+            }
+            secret => secret.map(SecretString::from),
+        };
+        let session_ttl = match lookup("SPAWNPOINT_SESSION_TTL") {
+            Some(text) => {
+                text.parse::<u64>().ok().filter(|&secs| secs > 0).map(Duration::from_secs).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: "SPAWNPOINT_SESSION_TTL",
+                        reason: format!("`{text}` is not a positive number of seconds"),
+                    }
+                })?
+            }
+            None => Duration::from_secs(7 * 24 * 60 * 60),
+        };
         Ok(Self {
+            public_url,
+            jwt_secret,
+            session_ttl,
             addr,
             data_dir,
             database_url: SecretString::from(database_url),
@@ -116,6 +157,21 @@ mod tests {
         assert_eq!(settings.database_kind(), "sqlite");
         assert_eq!(settings.site_root, PathBuf::from("target/site"));
         assert_eq!(settings.load_catalog().expect("built in").games().len(), 6);
+        assert_eq!(settings.public_url, None);
+        assert!(settings.jwt_secret.is_none());
+        assert_eq!(settings.session_ttl, Duration::from_secs(604_800));
+    }
+
+    #[test]
+    fn account_settings_are_checked() {
+        let short = settings(&[("SPAWNPOINT_JWT_SECRET", "too-short")]).expect_err("short secret");
+        assert!(short.to_string().starts_with("SPAWNPOINT_JWT_SECRET") && !short.to_string().contains("too-short"));
+        assert!(settings(&[("SPAWNPOINT_PUBLIC_URL", "panel.example.com")]).is_err());
+        assert!(settings(&[("SPAWNPOINT_SESSION_TTL", "soon")]).is_err());
+        let ok = settings(&[("SPAWNPOINT_PUBLIC_URL", "https://panel.example.com/"), ("SPAWNPOINT_SESSION_TTL", "60")])
+            .expect("valid");
+        assert_eq!(ok.public_url.as_deref(), Some("https://panel.example.com"));
+        assert_eq!(ok.session_ttl, Duration::from_secs(60));
     }
 
     #[test]

@@ -1,61 +1,50 @@
-//! The error every HTTP handler returns, and the JSON body a client sees.
+//! How an [`AppError`] becomes an HTTP response for REST clients.
 //!
-//! Body: `{"error": {"code": "not_found", "message": "…", "field": "game"}}`. Internal causes are logged,
-//! never sent: a 500 says only that something went wrong.
+//! Body: `{"error": {"code": "not_found", "message": "…", "field": "email"}}`; a 429 also carries
+//! `Retry-After`. Internal causes are logged where they happen and never sent.
 
+use app::error::AppError;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde_json::json;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{message}")]
-    Unavailable { message: String },
-    #[error("internal error")]
-    Internal(#[source] anyhow::Error),
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
-}
-
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-}
-
-impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        }
-    }
-}
+/// An [`AppError`] on its way out of a REST handler.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = format!("{cause:#}"), "request failed");
+        let error = self.0;
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut detail = json!({ "code": error.code(), "message": error.to_string() });
+        if let Some(field) = error.field() {
+            detail["field"] = field.into();
         }
-        let body = Body { error: Detail { code, message: self.to_string(), field: None } };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(json!({ "error": detail }))).into_response();
+        if let AppError::RateLimited { retry_after } = error {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        ApiError(error)
+    }
+}
+
+/// Logs a database failure and turns it into the opaque error a client sees.
+pub fn internal(context: &str, error: impl std::fmt::Display) -> AppError {
+    tracing::error!(%error, "{context}");
+    AppError::Internal
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        ApiError::Internal(error.into())
+        ApiError(internal("database query failed", error))
     }
 }

@@ -1,6 +1,7 @@
 //! The Spawnpoint server: configuration, database, REST API and the server-rendered Leptos app in one router.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use app::auth::ssr::Accounts;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -17,6 +19,8 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::AuthService;
+use crate::auth::token::{Tokens, load_or_create_secret};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::state::AppState;
@@ -35,6 +39,10 @@ impl Application {
         let catalog = settings.load_catalog().context("while loading the game catalog")?;
         let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
         db.migrate().await.context("while migrating the database")?;
+        let secret = load_or_create_secret(settings.jwt_secret.as_ref(), &settings.data_dir)
+            .context("while loading the session signing secret")?;
+        let secure_cookies = settings.public_url.as_deref().is_some_and(|url| url.starts_with("https://"));
+        let auth = Arc::new(AuthService::new(db.clone(), Tokens::new(&secret), settings.session_ttl, secure_cookies));
 
         let listener =
             TcpListener::bind(settings.addr).await.with_context(|| format!("while binding {}", settings.addr))?;
@@ -46,7 +54,8 @@ impl Application {
             .site_addr(addr)
             .build();
 
-        let state = AppState { catalog: Arc::new(catalog), db, leptos_options };
+        let state =
+            AppState { catalog: Arc::new(catalog), db, auth, public_url: settings.public_url.clone(), leptos_options };
         let router = router(state.clone());
         Ok(Self { listener, router, state })
     }
@@ -61,21 +70,34 @@ impl Application {
 
     /// Serves until the process is asked to stop (Ctrl-C or SIGTERM).
     pub async fn serve(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await.context("while serving")
+        // Connect info gives the rate limiter each client's address.
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("while serving")
     }
 }
 
-/// The whole HTTP surface: REST routes, server functions, the app's pages and the built site's files.
+/// The whole HTTP surface: REST routes, server functions, the app's pages and the built site's files, behind
+/// the security middleware (outermost first: CSRF origin check, authentication, `/api/` sign-in requirement).
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
-    let catalog = state.catalog.clone();
+    let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
+    let app_context = move || {
+        provide_context(catalog.clone());
+        provide_context(accounts.clone());
+    };
     Router::new()
         .merge(api::routes())
-        .leptos_routes_with_context(&state, routes, move || provide_context(catalog.clone()), {
+        .merge(auth::routes::routes())
+        .leptos_routes_with_context(&state, routes, app_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(axum::middleware::from_fn(auth::middleware::require_user))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::check_origin))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

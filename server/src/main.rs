@@ -1,8 +1,13 @@
 //! `spawnpoint`: the one binary operators run.
 
+use std::io::{BufRead as _, IsTerminal as _};
+
 use anyhow::Context as _;
+use catalog::account::Role;
 use clap::{Parser, Subcommand};
 use server::Application;
+use server::auth::AuthService;
+use server::auth::token::{Tokens, load_or_create_secret};
 use server::config::Settings;
 use server::db::Db;
 use tracing_subscriber::EnvFilter;
@@ -24,6 +29,19 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage administrator accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an administrator. The password is asked for at a prompt, or read as one line from standard
+    /// input when that is not a terminal — never taken as an argument, where it would land in shell history.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[tokio::main]
@@ -42,10 +60,37 @@ async fn main() -> anyhow::Result<()> {
             app.serve().await
         }
         Command::Migrate => {
-            let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
-            db.migrate().await.context("while migrating the database")?;
+            open_database(&settings).await?;
             tracing::info!(database = settings.database_kind(), "migrations applied");
             Ok(())
         }
+        Command::Admin(AdminCommand::Create { email }) => {
+            let password = read_password()?;
+            let db = open_database(&settings).await?;
+            let secret = load_or_create_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?;
+            let accounts = AuthService::new(db, Tokens::new(&secret), settings.session_ttl, false);
+            let user =
+                accounts.create_user(&email, &password, Role::Admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created administrator {} ({})", user.email, user.id);
+            Ok(())
+        }
     }
+}
+
+async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
+    db.migrate().await.context("while migrating the database")?;
+    Ok(db)
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("Password: ").context("while reading the password")?;
+        let again = rpassword::prompt_password("Password again: ").context("while reading the password")?;
+        anyhow::ensure!(password == again, "the passwords differ");
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("while reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

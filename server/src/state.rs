@@ -6,12 +6,16 @@ use axum::extract::FromRef;
 use catalog::Catalog;
 use leptos::config::LeptosOptions;
 
+use crate::auth::AuthService;
 use crate::db::Db;
 
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub db: Db,
+    pub auth: Arc<AuthService>,
+    /// `SPAWNPOINT_PUBLIC_URL`, the origin browser requests must come from (see `auth::middleware`).
+    pub public_url: Option<String>,
     pub leptos_options: LeptosOptions,
 }
 

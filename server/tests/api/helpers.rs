@@ -50,7 +50,59 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.expect("request sent")
     }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
+    /// A client that behaves like the app's own pages in a browser: it keeps cookies and sends the app's
+    /// origin on every request.
+    pub fn browser(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, self.address.parse().expect("origin"));
+        reqwest::Client::builder().cookie_store(true).default_headers(headers).build().expect("client")
+    }
+
+    /// `POST path` with a JSON body from a plain API client (no cookies, no Origin).
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json("/auth/register", &serde_json::json!({ "email": email, "password": password })).await
+    }
+
+    /// Registers and signs in; returns the bearer token.
+    pub async fn signed_up(&self, email: &str) -> String {
+        assert_eq!(self.register(email, PASSWORD).await.status(), 201, "registering {email}");
+        self.login_token(email).await
+    }
+
+    pub async fn login_token(&self, email: &str) -> String {
+        let response =
+            self.post_json("/auth/login", &serde_json::json!({ "email": email, "password": PASSWORD })).await;
+        assert_eq!(response.status(), 200, "signing in {email}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        use sqlx::Row as _;
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+            .fetch_one(self.db.pool())
+            .await
+            .and_then(|row| row.try_get::<i64, _>("n"))
+            .expect("count")
+    }
 }
+
+/// A password that satisfies the rules.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A database that exists for one test.
 pub struct TestDatabase {

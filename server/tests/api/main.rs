@@ -2,8 +2,10 @@
 
 mod helpers;
 
+mod accounts;
 mod cli;
 mod games;
 mod health;
 mod pages;
 mod schema;
+mod security;

@@ -38,21 +38,13 @@ async fn insert_server(pool: &sqlx::AnyPool, id: &str, user_id: &str) -> Result<
     .map(drop)
 }
 
-async fn count(pool: &sqlx::AnyPool, table: &str) -> i64 {
-    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
-        .fetch_one(pool)
-        .await
-        .and_then(|row| row.try_get::<i64, _>("n"))
-        .expect("count")
-}
-
 async fn migrations_are_applied_once_and_rerunning_them_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let pool = app.db.pool();
     insert_user(pool, "u1", "a@example.com").await.expect("insert");
     MIGRATOR.run(pool).await.expect("re-running migrations is a no-op");
     app.db.migrate().await.expect("and so is migrating through the app");
-    assert_eq!(count(pool, "users").await, 1, "data survives");
+    assert_eq!(app.count("users").await, 1, "data survives");
     let applied = sqlx::query("SELECT version FROM _sqlx_migrations").fetch_all(pool).await.expect("migrations table");
     assert_eq!(applied.len(), MIGRATOR.iter().count());
 }
@@ -86,8 +78,8 @@ async fn users_servers_and_subscriptions_store_and_cascade(backend: Backend) {
     assert_eq!(row.try_get::<Option<String>, _>("status_message").expect("message"), None);
 
     sqlx::query("DELETE FROM users WHERE id = $1").bind("u1").execute(pool).await.expect("delete user");
-    assert_eq!(count(pool, "servers").await, 0, "a user's servers go with the user");
-    assert_eq!(count(pool, "subscriptions").await, 0, "and their subscriptions with them");
+    assert_eq!(app.count("servers").await, 0, "a user's servers go with the user");
+    assert_eq!(app.count("subscriptions").await, 0, "and their subscriptions with them");
 }
 
 async fn the_schema_refuses_what_must_not_be_stored(backend: Backend) {
@@ -102,5 +94,5 @@ async fn the_schema_refuses_what_must_not_be_stored(backend: Backend) {
     assert!(bogus.is_err(), "only the state machine's statuses can be stored");
     let admin = sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind("root").bind("u1").execute(pool).await;
     assert!(admin.is_err(), "only known roles can be stored");
-    assert_eq!(count(pool, "users").await, 1);
+    assert_eq!(app.count("users").await, 1);
 }

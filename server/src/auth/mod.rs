@@ -1,0 +1,228 @@
+//! Accounts and sessions: registration, sign-in, sign-out, and checking who a request comes from.
+//!
+//! The REST routes ([`routes`]), the middleware ([`middleware`]) and the app's server functions (through
+//! [`app::auth::ssr::Accounts`]) all go through one [`AuthService`].
+
+pub mod limit;
+pub mod middleware;
+pub mod password;
+pub mod routes;
+pub mod token;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use app::auth::ssr::{Accounts, BoxFuture, Credential, Session, SignedIn};
+use app::error::AppError;
+use axum::extract::ConnectInfo;
+use catalog::account::{Role, User, check_new_password, normalize_email};
+use http::request::Parts;
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use crate::db::{Db, now};
+use crate::error::internal;
+
+use self::limit::Limits;
+use self::token::{Claims, Tokens};
+
+/// Name of the browser session cookie.
+pub const COOKIE_NAME: &str = "spawnpoint_session";
+
+const BAD_CREDENTIALS: &str = "the email or password is incorrect";
+
+pub struct AuthService {
+    db: Db,
+    tokens: Tokens,
+    limits: Limits,
+    session_ttl: Duration,
+    /// Whether cookies get `Secure` (the app is served over HTTPS).
+    secure_cookies: bool,
+}
+
+impl AuthService {
+    pub fn new(db: Db, tokens: Tokens, session_ttl: Duration, secure_cookies: bool) -> Self {
+        Self { db, tokens, limits: Limits::default(), session_ttl, secure_cookies }
+    }
+
+    /// Creates an account with `role`. Only the CLI creates admins; sign-up goes through [`Self::register`].
+    pub async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AppError> {
+        let email = normalize_email(email)?;
+        check_new_password(password)?;
+        let hash = password::hash(password.to_owned()).await.map_err(|e| internal("hashing a new password", e))?;
+        let user = User { id: uuid::Uuid::new_v4().simple().to_string(), email, role, created_at: now() };
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&hash)
+        .bind(user.role.as_str())
+        .bind(user.created_at)
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| internal("inserting a user", e))?;
+        if inserted.rows_affected() == 0 {
+            return Err(AppError::Conflict { field: "email".into(), message: "is already registered".into() });
+        }
+        tracing::info!(user = %user.id, role = %user.role, "account created");
+        Ok(user)
+    }
+
+    /// Checks credentials and opens a session. Unknown email and wrong password look identical, in the answer
+    /// and in the time taken.
+    pub async fn sign_in(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn, AppError> {
+        let normalized = email.trim().to_lowercase();
+        self.limits.attempt(client, Some(&normalized))?;
+        let row = sqlx::query("SELECT id, email, role, created_at, password_hash FROM users WHERE email = $1")
+            .bind(&normalized)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| internal("looking up a user", e))?;
+        let stored = row.as_ref().and_then(|row| row.try_get::<String, _>("password_hash").ok());
+        if !password::verify(password.to_owned(), stored).await {
+            return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+        let user = row
+            .as_ref()
+            .map(user_from_row)
+            .transpose()?
+            .ok_or_else(|| AppError::Unauthorized(BAD_CREDENTIALS.into()))?;
+
+        let issued = now();
+        let expires = issued + i64::try_from(self.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let session_id = uuid::Uuid::new_v4().simple().to_string();
+        // Expired sessions are of no use to anyone; clearing them here keeps the table small without a job.
+        sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(issued)
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| internal("pruning sessions", e))?;
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&session_id)
+            .bind(&user.id)
+            .bind(issued)
+            .bind(expires)
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| internal("opening a session", e))?;
+
+        let claims =
+            Claims { sub: user.id.clone(), sid: session_id, role: user.role.to_string(), iat: issued, exp: expires };
+        let token = self.tokens.issue(&claims).map_err(|e| internal("signing a session token", e))?;
+        let cookie = self.cookie(&token, self.session_ttl.as_secs());
+        tracing::info!(user = %user.id, "signed in");
+        Ok(SignedIn { user, token, cookie })
+    }
+
+    /// The session a token stands for, if its signature, algorithm and expiry check out and its session is
+    /// still open for a user that still exists. One primary-key lookup: cheap enough for every request.
+    pub async fn authenticate(&self, token: &str, credential: Credential) -> Result<Session, AppError> {
+        let expired = || AppError::Unauthorized("the session has expired or was signed out; sign in again".into());
+        let claims = self.tokens.verify(token).map_err(|_| expired())?;
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3",
+        )
+        .bind(&claims.sid)
+        .bind(&claims.sub)
+        .bind(now())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|e| internal("checking a session", e))?
+        .ok_or_else(expired)?;
+        Ok(Session { id: claims.sid, user: user_from_row(&row)?, credential })
+    }
+
+    /// Revokes a session: its token is refused from now on, wherever it is presented.
+    pub async fn sign_out(&self, session: &Session) -> Result<(), AppError> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now())
+            .bind(&session.id)
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| internal("revoking a session", e))?;
+        tracing::info!(user = %session.user.id, "signed out");
+        Ok(())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, AppError> {
+        let rows = sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY created_at, email")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| internal("listing users", e))?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// A customer signing up from `client`: counted against the same per-address limit as sign-in, so the
+    /// endpoint cannot be used to hash passwords (or probe emails) at will.
+    pub async fn register(&self, client: IpAddr, email: &str, password: &str) -> Result<User, AppError> {
+        self.limits.attempt(client, None)?;
+        self.create_user(email, password, Role::Customer).await
+    }
+
+    /// The `Set-Cookie` value carrying `token` (an empty value with max age 0 clears it).
+    pub fn cookie(&self, token: &str, max_age: u64) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    }
+
+    pub fn clearing_cookie(&self) -> String {
+        self.cookie("", 0)
+    }
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, AppError> {
+    let read = || -> Result<User, sqlx::Error> {
+        let role: String = row.try_get("role")?;
+        Ok(User {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            role: role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            created_at: row.try_get("created_at")?,
+        })
+    };
+    read().map_err(|e| internal("reading a user row", e))
+}
+
+/// The address a request came from, as the listener saw it.
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// The app's server functions reach accounts through this.
+impl Accounts for AuthService {
+    fn register<'a>(
+        &'a self,
+        request: &'a Parts,
+        email: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<User, AppError>> {
+        Box::pin(AuthService::register(self, client_ip(request), email, password))
+    }
+
+    fn sign_in<'a>(
+        &'a self,
+        request: &'a Parts,
+        email: &'a str,
+        password: &'a str,
+    ) -> BoxFuture<'a, Result<SignedIn, AppError>> {
+        Box::pin(AuthService::sign_in(self, client_ip(request), email, password))
+    }
+
+    fn sign_out<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<String, AppError>> {
+        Box::pin(async move {
+            AuthService::sign_out(self, session).await?;
+            Ok(self.clearing_cookie())
+        })
+    }
+
+    fn list_users(&self) -> BoxFuture<'_, Result<Vec<User>, AppError>> {
+        Box::pin(AuthService::list_users(self))
+    }
+}
