@@ -20,37 +20,49 @@ pub async fn current_user() -> Result<Option<User>, AppError> {
 /// Creates an account and signs it in.
 #[server(prefix = "/rpc", endpoint = "sign_up")]
 pub async fn sign_up(email: String, password: String, next: Option<String>) -> Result<User, AppError> {
-    let (accounts, request) = (ssr::accounts()?, ssr::request()?);
-    accounts.register(&request, &email, &password).await?;
-    let signed_in = accounts.sign_in(&request, &email, &password).await?;
-    ssr::set_cookie(&signed_in.cookie);
-    leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
-    Ok(signed_in.user)
+    ssr::with_status(async move {
+        let (accounts, request) = (ssr::accounts()?, ssr::request()?);
+        accounts.register(&request, &email, &password).await?;
+        let signed_in = accounts.sign_in(&request, &email, &password).await?;
+        ssr::set_cookie(&signed_in.cookie);
+        leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
+        Ok(signed_in.user)
+    })
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<User, AppError> {
-    let signed_in = ssr::accounts()?.sign_in(&ssr::request()?, &email, &password).await?;
-    ssr::set_cookie(&signed_in.cookie);
-    leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
-    Ok(signed_in.user)
+    ssr::with_status(async move {
+        let signed_in = ssr::accounts()?.sign_in(&ssr::request()?, &email, &password).await?;
+        ssr::set_cookie(&signed_in.cookie);
+        leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
+        Ok(signed_in.user)
+    })
+    .await
 }
 
 #[server(prefix = "/rpc", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    let session = ssr::require_session()?;
-    let cookie = ssr::accounts()?.sign_out(&session).await?;
-    ssr::set_cookie(&cookie);
-    leptos_axum::redirect("/");
-    Ok(())
+    ssr::with_status(async move {
+        let session = ssr::require_session()?;
+        let cookie = ssr::accounts()?.sign_out(&session).await?;
+        ssr::set_cookie(&cookie);
+        leptos_axum::redirect("/");
+        Ok(())
+    })
+    .await
 }
 
 /// Every account, for administrators.
 #[server(prefix = "/rpc", endpoint = "list_users")]
 pub async fn list_users() -> Result<Vec<User>, AppError> {
-    let session = ssr::require_session()?;
-    ssr::authorize(&session.user, catalog::account::Resource::AdminArea, "the admin area")?;
-    ssr::accounts()?.list_users().await
+    ssr::with_status(async move {
+        let session = ssr::require_session()?;
+        ssr::authorize(&session.user, catalog::account::Resource::AdminArea, "the admin area")?;
+        ssr::accounts()?.list_users().await
+    })
+    .await
 }
 
 /// Where to go after signing in: `next` when it is a path on this site, else `fallback`. Anything else
@@ -371,6 +383,18 @@ pub mod ssr {
     /// The authorization rule, as every server function applies it.
     pub fn authorize(user: &User, resource: Resource<'_>, what: &str) -> Result<(), AppError> {
         decide(user, resource).map_err(|denied| AppError::denied(denied, what))
+    }
+
+    /// Runs a server function's body and, when it fails, answers with its error's HTTP status (401, 422, …)
+    /// instead of the generic 500, so clients and logs see what happened.
+    pub async fn with_status<T>(body: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+        let result = body.await;
+        if let (Err(error), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
+            response.set_status(
+                http::StatusCode::from_u16(error.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+        result
     }
 
     pub fn set_cookie(cookie: &str) {

@@ -2,14 +2,19 @@ import { test as base, expect, type Page } from "@playwright/test";
 
 /**
  * Every page collects what the browser console reports and what the page throws; a test fails if anything
- * went wrong in the browser, even when the page still looked right.
+ * went wrong in the browser, even when the page still looked right. A test that provokes a refusal on
+ * purpose (a wrong password answers 401) names the console line it expects in `expectedBrowserErrors`.
  */
-export const test = base.extend<{ browserErrors: string[] }>({
+export const test = base.extend<{ browserErrors: string[]; expectedBrowserErrors: RegExp[] }>({
+  expectedBrowserErrors: [[], { option: true }],
   browserErrors: [
-    async ({ page }, use) => {
+    async ({ page, expectedBrowserErrors }, use) => {
       const errors: string[] = [];
       page.on("console", (message) => {
-        if (message.type() === "error") errors.push(message.text());
+        const text = message.text();
+        if (message.type() === "error" && !expectedBrowserErrors.some((expected) => expected.test(text))) {
+          errors.push(text);
+        }
       });
       page.on("pageerror", (error) => errors.push(error.message));
       await use(errors);

@@ -19,26 +19,34 @@ pub const PER_MINUTE: NonZeroU32 = NonZeroU32::new(10).expect("non-zero");
 /// distinct addresses or emails cannot grow memory without bound.
 const PRUNE_ABOVE: usize = 10_000;
 
+/// Separate budgets, so signing up does not use up an address's sign-in attempts or the other way round.
 pub struct Limits {
-    by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_email: DefaultKeyedRateLimiter<String>,
+    sign_in_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    sign_in_by_email: DefaultKeyedRateLimiter<String>,
+    sign_up_by_ip: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         let quota = Quota::per_minute(PER_MINUTE);
-        Self { by_ip: DefaultKeyedRateLimiter::keyed(quota), by_email: DefaultKeyedRateLimiter::keyed(quota) }
+        Self {
+            sign_in_by_ip: DefaultKeyedRateLimiter::keyed(quota),
+            sign_in_by_email: DefaultKeyedRateLimiter::keyed(quota),
+            sign_up_by_ip: DefaultKeyedRateLimiter::keyed(quota),
+        }
     }
 }
 
 impl Limits {
-    /// Counts one attempt from `ip` (and for `email`, when given); refuses once either is over its quota.
-    pub fn attempt(&self, ip: IpAddr, email: Option<&str>) -> Result<(), AppError> {
-        check(&self.by_ip, &ip)?;
-        if let Some(email) = email {
-            check(&self.by_email, &email.to_owned())?;
-        }
-        Ok(())
+    /// Counts one sign-in attempt from `ip` for `email`; refuses once either is over its quota.
+    pub fn sign_in(&self, ip: IpAddr, email: &str) -> Result<(), AppError> {
+        check(&self.sign_in_by_ip, &ip)?;
+        check(&self.sign_in_by_email, &email.to_owned())
+    }
+
+    /// Counts one sign-up attempt from `ip`.
+    pub fn sign_up(&self, ip: IpAddr) -> Result<(), AppError> {
+        check(&self.sign_up_by_ip, &ip)
     }
 }
 
@@ -62,22 +70,23 @@ mod tests {
         let limits = Limits::default();
         let ip: IpAddr = [10, 0, 0, 1].into();
         for attempt in 1..=10 {
-            assert_eq!(limits.attempt(ip, None), Ok(()), "attempt {attempt}");
+            assert_eq!(limits.sign_in(ip, &format!("user{attempt}@example.com")), Ok(()), "attempt {attempt}");
         }
-        match limits.attempt(ip, None) {
+        match limits.sign_in(ip, "new@example.com") {
             Err(AppError::RateLimited { retry_after }) => assert!((1..=6).contains(&retry_after), "{retry_after}"),
             other => panic!("expected a refusal, got {other:?}"),
         }
-        assert_eq!(limits.attempt([10, 0, 0, 2].into(), None), Ok(()), "other addresses are unaffected");
+        assert_eq!(limits.sign_in([10, 0, 0, 2].into(), "new@example.com"), Ok(()), "other addresses are unaffected");
+        assert_eq!(limits.sign_up(ip), Ok(()), "signing up has its own budget");
     }
 
     #[test]
     fn one_email_is_limited_across_addresses() {
         let limits = Limits::default();
         for n in 0..10u8 {
-            assert_eq!(limits.attempt([10, 0, 1, n].into(), Some("victim@example.com")), Ok(()));
+            assert_eq!(limits.sign_in([10, 0, 1, n].into(), "victim@example.com"), Ok(()));
         }
-        assert!(limits.attempt([10, 0, 2, 0].into(), Some("victim@example.com")).is_err());
-        assert_eq!(limits.attempt([10, 0, 2, 1].into(), Some("other@example.com")), Ok(()));
+        assert!(limits.sign_in([10, 0, 2, 0].into(), "victim@example.com").is_err());
+        assert_eq!(limits.sign_in([10, 0, 2, 1].into(), "other@example.com"), Ok(()));
     }
 }

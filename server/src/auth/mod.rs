@@ -74,7 +74,7 @@ impl AuthService {
     /// and in the time taken.
     pub async fn sign_in(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn, AppError> {
         let normalized = email.trim().to_lowercase();
-        self.limits.attempt(client, Some(&normalized))?;
+        self.limits.sign_in(client, &normalized)?;
         let row = sqlx::query("SELECT id, email, role, created_at, password_hash FROM users WHERE email = $1")
             .bind(&normalized)
             .fetch_optional(self.db.pool())
@@ -155,10 +155,10 @@ impl AuthService {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// A customer signing up from `client`: counted against the same per-address limit as sign-in, so the
-    /// endpoint cannot be used to hash passwords (or probe emails) at will.
+    /// A customer signing up from `client`, rate-limited per address like sign-in, so the endpoint cannot be
+    /// used to make the server hash passwords (or probe emails) at will.
     pub async fn register(&self, client: IpAddr, email: &str, password: &str) -> Result<User, AppError> {
-        self.limits.attempt(client, None)?;
+        self.limits.sign_up(client)?;
         self.create_user(email, password, Role::Customer).await
     }
 

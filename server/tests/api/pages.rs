@@ -60,3 +60,19 @@ async fn the_server_function_serves_the_catalog_to_the_browser() {
     let catalog: catalog::Catalog = response.json().await.expect("a catalog");
     assert_eq!(catalog, catalog::Catalog::builtin());
 }
+
+#[tokio::test]
+async fn server_functions_answer_with_the_status_of_their_error() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let refused = app
+        .browser()
+        .post(app.url("/rpc/sign_in"))
+        .form(&[("email", "nobody@example.com"), ("password", "wrong password!"), ("next", "/account")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), 401, "a wrong password is a 401, not a server failure");
+    let admin_only = app.browser().post(app.url("/rpc/list_users")).send().await.expect("sent");
+    assert_eq!(admin_only.status(), 401, "signed out");
+}

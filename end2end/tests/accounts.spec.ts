@@ -1,0 +1,71 @@
+import { test, expect, hydrated } from "./fixtures";
+
+const password = "correct horse battery";
+
+test("sign up, sign out, sign in, and come back to the protected page", async ({ page }) => {
+  const email = `player-${Date.now()}@example.com`;
+
+  // Signed out, the account page sends the visitor to sign in, remembering where they were going.
+  await page.goto("/account");
+  await expect(page).toHaveURL(/\/signin\?next=%2Faccount$/);
+  await hydrated(page);
+  await page.locator("section.auth").getByRole("link", { name: "Sign up" }).click();
+  await expect(page).toHaveURL(/\/signup\?next=%2Faccount$/);
+
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.getByRole("heading", { name: "Your account" })).toBeVisible();
+  await expect(page.locator("dd.email")).toHaveText(email);
+  const nav = page.locator("header.topbar");
+  await expect(nav.getByRole("link", { name: email })).toBeVisible();
+
+  await nav.getByRole("button", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(nav.getByRole("link", { name: "Sign in" })).toBeVisible();
+  await expect(nav.getByRole("link", { name: email })).toHaveCount(0);
+
+  await page.goto("/account");
+  await expect(page).toHaveURL(/\/signin\?next=%2Faccount$/);
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email.toUpperCase());
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+  await expect(page.locator("dd.email")).toHaveText(email);
+  await expect(page.locator("dd", { hasText: "customer" })).toBeVisible();
+
+  // Reloading keeps the session: it lives in the cookie, checked by the server.
+  await page.reload();
+  await expect(page.getByRole("heading", { name: "Your account" })).toBeVisible();
+
+  // A customer is not an administrator.
+  await page.goto("/admin");
+  await expect(page.getByRole("heading", { name: "Administrators only" })).toBeVisible();
+});
+
+test.describe("refusals", () => {
+  // The refused sign-in answers 401, which Chromium reports on the console as a failed resource load.
+  test.use({ expectedBrowserErrors: [/status of 401 \(Unauthorized\)/] });
+
+  test("a wrong password is refused with a message and no session", async ({ page }) => {
+    const email = `guesser-${Date.now()}@example.com`;
+    await page.goto("/signup");
+    await hydrated(page);
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await expect(page).toHaveURL(/\/account$/);
+    await page.locator("header.topbar").getByRole("button", { name: "Sign out" }).click();
+    await expect(page).toHaveURL(/\/$/);
+
+    await page.goto("/signin");
+    await hydrated(page);
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert")).toHaveText("the email or password is incorrect");
+    await expect(page).toHaveURL(/\/signin$/);
+  });
+});
