@@ -24,7 +24,7 @@ cargo clippy --locked -p catalog -p app -p frontend --features app/hydrate --tar
 
 log "server-only crates stay out of the WASM"
 # `cargo tree -i` prints the path by which a crate is pulled in, and nothing when it is not.
-for crate in sqlx tokio axum leptos_axum secrecy; do
+for crate in sqlx tokio axum leptos_axum secrecy argon2 jsonwebtoken governor; do
   path="$(cargo tree --locked -p frontend -e normal --target wasm32-unknown-unknown -i "$crate" 2>/dev/null || true)"
   if [ -n "$path" ]; then
     printf 'error: %s reaches the browser build:\n%s\n' "$crate" "$path" >&2
