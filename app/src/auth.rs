@@ -220,6 +220,10 @@ pub fn RequireUser(#[prop(optional)] admin: bool, render: fn(User) -> AnyView) -
             {move || Suspend::new(async move {
                 match auth.user.await {
                     Ok(Some(user)) if admin && !user.is_admin() => {
+                        #[cfg(feature = "ssr")]
+                        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                            response.set_status(http::StatusCode::FORBIDDEN);
+                        }
                         view! {
                             <section class="empty">
                                 <h1>"Administrators only"</h1>

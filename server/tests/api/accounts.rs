@@ -130,6 +130,7 @@ async fn customers_cannot_reach_the_admin_area_or_raise_their_role(backend: Back
     let me: Value = app.get_as(&token, "/api/me").await.json().await.expect("json");
     assert_eq!(me["role"], "customer");
     let page = app.client.get(app.url("/admin")).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(page.status(), 403);
     assert!(page.text().await.expect("body").contains("Administrators only"));
 }
 
@@ -170,4 +171,16 @@ async fn the_cli_creates_an_admin_from_a_password_on_stdin(backend: Backend) {
         .output()
         .expect("runs");
     assert!(!again.status.success(), "an empty password from stdin is refused");
+}
+
+#[tokio::test]
+async fn behind_https_the_cookie_is_secure() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
+        settings.public_url = Some("https://panel.example.com".into());
+    })
+    .await;
+    app.register("frank@example.com", PASSWORD).await;
+    let response = app.post_json("/auth/login", &json!({ "email": "frank@example.com", "password": PASSWORD })).await;
+    let cookie = response.headers()["set-cookie"].to_str().expect("ascii").to_owned();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
 }

@@ -76,3 +76,15 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     let admin_only = app.browser().post(app.url("/rpc/list_users")).send().await.expect("sent");
     assert_eq!(admin_only.status(), 401, "signed out");
 }
+
+#[tokio::test]
+async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    for (page, next) in [("/account", "%2Faccount"), ("/admin", "%2Fadmin")] {
+        // As a browser navigates: leptos answers 302 to requests that accept HTML.
+        let response = no_redirects.get(app.url(page)).header("accept", "text/html").send().await.expect("sent");
+        assert_eq!(response.status(), 302, "{page}");
+        assert_eq!(response.headers()["location"], format!("/signin?next={next}").as_str(), "{page}");
+    }
+}
