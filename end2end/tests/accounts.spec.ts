@@ -39,15 +39,25 @@ test("sign up, sign out, sign in, and come back to the protected page", async ({
   // Reloading keeps the session: it lives in the cookie, checked by the server.
   await page.reload();
   await expect(page.getByRole("heading", { name: "Your account" })).toBeVisible();
-
-  // A customer is not an administrator.
-  await page.goto("/admin");
-  await expect(page.getByRole("heading", { name: "Administrators only" })).toBeVisible();
 });
 
 test.describe("refusals", () => {
-  // The refused sign-in answers 401, which Chromium reports on the console as a failed resource load.
-  test.use({ expectedBrowserErrors: [/status of 401 \(Unauthorized\)/] });
+  // A refused sign-in answers 401 and the admin page 403 to a customer; Chromium reports each on the
+  // console as a failed resource load.
+  test.use({ expectedBrowserErrors: [/status of 401 \(Unauthorized\)/, /status of 403 \(Forbidden\)/] });
+
+  test("a customer is shown the door of the admin area", async ({ page }) => {
+    await page.goto("/signup");
+    await hydrated(page);
+    await page.getByLabel("Email").fill(`customer-${Date.now()}@example.com`);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign up" }).click();
+    await expect(page).toHaveURL(/\/account$/);
+    await expect(page.locator("header.topbar").getByRole("link", { name: "Admin" })).toHaveCount(0);
+    await page.goto("/admin");
+    await expect(page.getByRole("heading", { name: "Administrators only" })).toBeVisible();
+    await expect(page.getByRole("table")).toHaveCount(0);
+  });
 
   test("a wrong password is refused with a message and no session", async ({ page }) => {
     const email = `guesser-${Date.now()}@example.com`;

@@ -54,7 +54,7 @@ async fn unknown_game_is_a_json_404(backend: Backend) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_catalog_file_replaces_the_built_in_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("games.yaml");

@@ -21,7 +21,7 @@ async fn ready_when_the_database_answers(backend: Backend) {
     assert_eq!(body["status"], "ready");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_ready_with_a_reason_when_the_database_is_gone() {
     let app = spawn_app(Backend::Postgres).await;
     assert_eq!(app.get("/ready").await.status(), 200);

@@ -21,11 +21,11 @@ pub enum Backend {
 macro_rules! both_databases {
     ($($test:ident),+ $(,)?) => {$(
         mod $test {
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
                 super::$test($crate::helpers::Backend::Sqlite).await
             }
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 super::$test($crate::helpers::Backend::Postgres).await
             }
@@ -60,7 +60,12 @@ impl TestApp {
     pub fn browser(&self) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::ORIGIN, self.address.parse().expect("origin"));
-        reqwest::Client::builder().cookie_store(true).default_headers(headers).build().expect("client")
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("client")
     }
 
     /// `POST path` with a JSON body from a plain API client (no cookies, no Origin).
@@ -100,6 +105,8 @@ impl TestApp {
             .expect("count")
     }
 }
+
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A password that satisfies the rules.
 pub const PASSWORD: &str = "correct horse battery";
@@ -190,5 +197,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let db = app.state().db.clone();
     tokio::spawn(app.serve());
-    TestApp { address, client: reqwest::Client::new(), db, database, _data_dir: data_dir }
+    // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
+    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+    TestApp { address, client, db, database, _data_dir: data_dir }
 }

@@ -41,7 +41,7 @@ async fn a_game_page_shows_plans_and_prices(backend: Backend) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_and_games_say_so() {
     let app = spawn_app(Backend::Sqlite).await;
     let response = app.get("/no/such/page").await;
@@ -52,7 +52,7 @@ async fn unknown_pages_and_games_say_so() {
     assert!(html.contains("There is no game called"), "{html}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_function_serves_the_catalog_to_the_browser() {
     let app = spawn_app(Backend::Sqlite).await;
     let response = app.client.post(app.url("/rpc/games")).send().await.expect("sent");
@@ -61,7 +61,7 @@ async fn the_server_function_serves_the_catalog_to_the_browser() {
     assert_eq!(catalog, catalog::Catalog::builtin());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_answer_with_the_status_of_their_error() {
     let app = spawn_app(Backend::Sqlite).await;
     let refused = app
@@ -77,7 +77,7 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     assert_eq!(admin_only.status(), 401, "signed out");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
     let app = spawn_app(Backend::Sqlite).await;
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
