@@ -1,0 +1,253 @@
+//! `spawnpoint-demo-game`: a small but real game server, so Spawnpoint can be run and tested end to end without
+//! downloading a real game.
+//!
+//! Players speak a line protocol over TCP:
+//!
+//! | client sends            | server answers                                                            |
+//! |-------------------------|---------------------------------------------------------------------------|
+//! | `GET_STATE`             | `STATE <open\|running\|stop>`                                             |
+//! | `GET_RUNNING_LENGTH`    | `RUNNING_LENGTH <seconds>` (the current or last match's length, 0 if none) |
+//! | `REQUEST_MATCH <secs>`  | starts a match of that length; the first request wins while one runs     |
+//!
+//! Every client is sent `STATE <state>` on each change and `RUNNING_LENGTH <seconds>` when a match starts;
+//! when the match length has passed the state becomes `stop` (a new match may then be requested).
+//!
+//! The operator's console is standard input: `say <text>` prints `[Server] <text>`, `list` prints the
+//! connected players, `stop` (or SIGTERM, or the console closing) saves and exits cleanly. A world file in the
+//! data directory counts the matches played, so persistence across restarts can be seen.
+
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, broadcast};
+
+use crate::world::World;
+
+/// The longest match a client may ask for (a day): anything longer is a typo.
+const MAX_MATCH_SECONDS: u64 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    Running,
+    Stop,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Open => "open",
+            Phase::Running => "running",
+            Phase::Stop => "stop",
+        }
+    }
+}
+
+struct Game {
+    phase: Phase,
+    match_length: u64,
+    /// Numbers each match, so a match's end timer cannot end a later match.
+    match_number: u64,
+    players: BTreeMap<u64, SocketAddr>,
+    world: World,
+}
+
+struct Server {
+    game: Mutex<Game>,
+    /// Lines sent to every connected player.
+    broadcast: broadcast::Sender<String>,
+}
+
+struct Args {
+    port: u16,
+    data_dir: PathBuf,
+}
+
+/// `--port N` / `PORT`, `--data-dir DIR` / `DATA_DIR` (default: the current directory).
+fn parse_args() -> anyhow::Result<Args> {
+    let mut port = std::env::var("PORT").ok();
+    let mut data_dir = std::env::var("DATA_DIR").ok();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--port" => port = Some(args.next().context("--port needs a value")?),
+            "--data-dir" => data_dir = Some(args.next().context("--data-dir needs a value")?),
+            "--help" | "-h" => {
+                println!("usage: spawnpoint-demo-game --port N [--data-dir DIR]   (or PORT, DATA_DIR)");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    let port = port.context("the port is required: --port N or PORT")?;
+    let port = port.parse().with_context(|| format!("port `{port}` is not a number between 0 and 65535"))?;
+    Ok(Args { port, data_dir: data_dir.map_or_else(|| PathBuf::from("."), PathBuf::from) })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let world = World::load(&args.data_dir)?;
+    let listener =
+        TcpListener::bind(("0.0.0.0", args.port)).await.with_context(|| format!("binding port {}", args.port))?;
+    let port = listener.local_addr()?.port();
+    say(&format!("World loaded: {} match(es) played so far", world.matches_played));
+    let server = Arc::new(Server {
+        game: Mutex::new(Game {
+            phase: Phase::Open,
+            match_length: 0,
+            match_number: 0,
+            players: BTreeMap::new(),
+            world,
+        }),
+        broadcast: broadcast::channel(64).0,
+    });
+    // Spawnpoint watches for this line to know the game is up.
+    say(&format!("Server ready on port {port}"));
+
+    tokio::select! {
+        result = accept_players(listener, server.clone()) => result?,
+        () = console(server.clone()) => {},
+        () = terminated() => say("Received SIGTERM"),
+    }
+    let game = server.game.lock().await;
+    game.world.save()?;
+    say("World saved, goodbye");
+    // Exit now rather than return: tokio's runtime would otherwise wait at shutdown for the blocking thread
+    // that is still reading standard input, which may never return.
+    std::process::exit(0)
+}
+
+/// A line on standard output, flushed at once: it is the console Spawnpoint streams to browsers.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+async fn accept_players(listener: TcpListener, server: Arc<Server>) -> anyhow::Result<()> {
+    let mut next_id = 0u64;
+    loop {
+        let (stream, addr) = listener.accept().await.context("accepting a player")?;
+        next_id += 1;
+        let (id, server) = (next_id, server.clone());
+        tokio::spawn(async move {
+            server.game.lock().await.players.insert(id, addr);
+            say(&format!("Player {addr} joined"));
+            if let Err(error) = play(stream, &server).await {
+                say(&format!("Player {addr}: {error}"));
+            }
+            server.game.lock().await.players.remove(&id);
+            say(&format!("Player {addr} left"));
+        });
+    }
+}
+
+/// One player's connection: answers their commands and relays what happens to everyone.
+async fn play(stream: TcpStream, server: &Arc<Server>) -> anyhow::Result<()> {
+    let mut events = server.broadcast.subscribe();
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader).lines();
+    loop {
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { return Ok(()) };
+                if let Some(reply) = handle(server, line.trim()).await {
+                    writer.write_all(format!("{reply}\n").as_bytes()).await?;
+                }
+            }
+            event = events.recv() => match event {
+                Ok(line) => writer.write_all(format!("{line}\n").as_bytes()).await?,
+                // A player too slow to read misses old news, not the connection.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+/// The reply to one protocol line, if it gets a direct one (match starts are announced to everyone instead).
+async fn handle(server: &Arc<Server>, line: &str) -> Option<String> {
+    let (command, argument) = line.split_once(' ').map_or((line, ""), |(c, a)| (c, a.trim()));
+    let mut game = server.game.lock().await;
+    match command {
+        "GET_STATE" => Some(format!("STATE {}", game.phase.as_str())),
+        "GET_RUNNING_LENGTH" => Some(format!("RUNNING_LENGTH {}", game.match_length)),
+        "REQUEST_MATCH" => {
+            if game.phase == Phase::Running {
+                return Some("ERROR a match is already running".into());
+            }
+            let seconds = match argument.parse::<u64>() {
+                Ok(seconds) if (1..=MAX_MATCH_SECONDS).contains(&seconds) => seconds,
+                _ => return Some(format!("ERROR REQUEST_MATCH needs a length of 1 to {MAX_MATCH_SECONDS} seconds")),
+            };
+            game.phase = Phase::Running;
+            game.match_length = seconds;
+            game.match_number += 1;
+            game.world.matches_played += 1;
+            if let Err(error) = game.world.save() {
+                say(&format!("Could not save the world: {error:#}"));
+            }
+            say(&format!("Match {} started for {seconds} s", game.world.matches_played));
+            let _ = server.broadcast.send("STATE running".into());
+            let _ = server.broadcast.send(format!("RUNNING_LENGTH {seconds}"));
+            tokio::spawn(end_match(server.clone(), game.match_number, seconds));
+            None
+        }
+        "" => None,
+        other => Some(format!("ERROR unknown command `{other}`")),
+    }
+}
+
+async fn end_match(server: Arc<Server>, number: u64, seconds: u64) {
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let mut game = server.game.lock().await;
+    if game.match_number == number && game.phase == Phase::Running {
+        game.phase = Phase::Stop;
+        say("Match over");
+        let _ = server.broadcast.send("STATE stop".into());
+    }
+}
+
+/// Operator commands on standard input. Returns when asked to stop or when the console closes (the process
+/// that started us is gone, so nobody could stop us any more).
+async fn console(server: Arc<Server>) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = line.trim();
+        let (command, argument) = line.split_once(' ').map_or((line, ""), |(c, a)| (c, a.trim()));
+        match command {
+            "say" => say(&format!("[Server] {argument}")),
+            "list" => {
+                let game = server.game.lock().await;
+                let names: Vec<String> = game.players.values().map(ToString::to_string).collect();
+                say(&format!("{} player(s) connected: {}", names.len(), names.join(", ")));
+            }
+            "stop" => {
+                say("Stopping");
+                return;
+            }
+            "" => {}
+            other => say(&format!("Unknown command `{other}`; try say <text>, list or stop")),
+        }
+    }
+    say("Console closed, stopping");
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        signal.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await;
+}
