@@ -4,6 +4,9 @@ import { defineConfig } from "@playwright/test";
 // Playwright starts `spawnpoint` itself on a free port with a throw-away data directory.
 const port = Number(process.env.SPAWNPOINT_E2E_PORT ?? 3210);
 const baseURL = `http://127.0.0.1:${port}`;
+// Shared with the tests (tests/fixtures.ts), which run the same binary's CLI against the same data.
+process.env.SPAWNPOINT_BIN ??= "target/debug/spawnpoint";
+process.env.SPAWNPOINT_E2E_DATA_DIR ??= "target/e2e-data";
 
 export default defineConfig({
   testDir: "./tests",
@@ -33,7 +36,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: process.env.SPAWNPOINT_BIN ?? "target/debug/spawnpoint",
+    command: process.env.SPAWNPOINT_BIN,
     // The binary finds the built site relative to the repository root.
     cwd: "..",
     url: `${baseURL}/ready`,
@@ -43,7 +46,7 @@ export default defineConfig({
     stderr: "pipe",
     env: {
       SPAWNPOINT_ADDR: `127.0.0.1:${port}`,
-      SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR ?? "target/e2e-data",
+      SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR,
       RUST_LOG: "warn",
     },
   },

@@ -1,4 +1,4 @@
-import { test, expect, hydrated } from "./fixtures";
+import { test, expect, hydrated, createAdmin } from "./fixtures";
 
 const password = "correct horse battery";
 
@@ -41,6 +41,20 @@ test("sign up, sign out, sign in, and come back to the protected page", async ({
   await expect(page.getByRole("heading", { name: "Your account" })).toBeVisible();
 });
 
+test("an administrator made on the command line sees every account", async ({ page }) => {
+  const admin = `admin-${Date.now()}@example.com`;
+  createAdmin(admin, password);
+  await page.goto("/signin?next=%2Fadmin");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(admin);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page).toHaveURL(/\/admin$/);
+  const accounts = page.getByRole("table", { name: "All accounts" });
+  await expect(accounts.getByRole("row", { name: new RegExp(`${admin} admin`) })).toBeVisible();
+  await expect(page.locator("header.topbar").getByRole("link", { name: "Admin", exact: true })).toBeVisible();
+});
+
 test.describe("refusals", () => {
   // A refused sign-in answers 401 and the admin page 403 to a customer; Chromium reports each on the
   // console as a failed resource load.
@@ -54,7 +68,7 @@ test.describe("refusals", () => {
     await page.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign up" }).click();
     await expect(page).toHaveURL(/\/account$/);
-    await expect(page.locator("header.topbar").getByRole("link", { name: "Admin" })).toHaveCount(0);
+    await expect(page.locator("header.topbar").getByRole("link", { name: "Admin", exact: true })).toHaveCount(0);
     await page.goto("/admin");
     await expect(page.getByRole("heading", { name: "Administrators only" })).toBeVisible();
     await expect(page.getByRole("table")).toHaveCount(0);

@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
 import { test as base, expect, type Page } from "@playwright/test";
 
 /**
@@ -29,4 +31,14 @@ export { expect };
 /** Waits until the WASM app has hydrated the server-rendered page; clicks before that do nothing. */
 export async function hydrated(page: Page) {
   await expect(page.locator("main[data-hydrated=true]")).toBeAttached();
+}
+
+/** Creates an administrator the way an operator does: `spawnpoint admin create`, password on stdin. */
+export function createAdmin(email: string, password: string) {
+  const root = resolve(__dirname, "../..");
+  execFileSync(resolve(root, process.env.SPAWNPOINT_BIN!), ["admin", "create", "--email", email], {
+    cwd: root,
+    input: `${password}\n`,
+    env: { PATH: process.env.PATH, SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR, RUST_LOG: "warn" },
+  });
 }
