@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod games;
+pub mod gameserver;
 pub mod quantity;
 pub mod state;
 

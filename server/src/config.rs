@@ -30,6 +30,8 @@ pub struct Settings {
     pub jwt_secret: Option<SecretString>,
     /// `SPAWNPOINT_SESSION_TTL`: how long a sign-in lasts, in seconds (default 7 days).
     pub session_ttl: Duration,
+    /// `SPAWNPOINT_MAX_SERVERS`: how many servers a customer may have (default 3; administrators unlimited).
+    pub max_servers_per_customer: u32,
 }
 
 /// A setting that could not be used, named by its environment variable.
@@ -111,7 +113,15 @@ impl Settings {
             }
             None => Duration::from_secs(7 * 24 * 60 * 60),
         };
+        let max_servers_per_customer = match lookup("SPAWNPOINT_MAX_SERVERS") {
+            Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
+                name: "SPAWNPOINT_MAX_SERVERS",
+                reason: format!("`{text}` is not a whole number"),
+            })?,
+            None => 3,
+        };
         Ok(Self {
+            max_servers_per_customer,
             public_url,
             jwt_secret,
             session_ttl,
@@ -160,6 +170,8 @@ mod tests {
         assert_eq!(settings.public_url, None);
         assert!(settings.jwt_secret.is_none());
         assert_eq!(settings.session_ttl, Duration::from_secs(604_800));
+        assert_eq!(settings.max_servers_per_customer, 3);
+        assert!(super::Settings::from_lookup(|n| (n == "SPAWNPOINT_MAX_SERVERS").then(|| "many".into())).is_err());
     }
 
     #[test]

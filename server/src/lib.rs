@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod servers;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
 use crate::config::Settings;
 use crate::db::Db;
+use crate::servers::ServerService;
 use crate::state::AppState;
 
 /// A bound, ready-to-serve Spawnpoint. Binding happens in [`Application::build`] so tests can ask for port 0
@@ -54,8 +56,9 @@ impl Application {
             .site_addr(addr)
             .build();
 
-        let state =
-            AppState { catalog: Arc::new(catalog), db, auth, public_url: settings.public_url.clone(), leptos_options };
+        let catalog = Arc::new(catalog);
+        let servers = Arc::new(ServerService::new(db.clone(), catalog.clone(), settings.max_servers_per_customer));
+        let state = AppState { catalog, db, auth, servers, public_url: settings.public_url.clone(), leptos_options };
         let router = router(state.clone());
         Ok(Self { listener, router, state })
     }
@@ -90,6 +93,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(auth::routes::routes())
+        .merge(servers::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

@@ -8,12 +8,14 @@ use leptos::config::LeptosOptions;
 
 use crate::auth::AuthService;
 use crate::db::Db;
+use crate::servers::ServerService;
 
 #[derive(Clone)]
 pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub db: Db,
     pub auth: Arc<AuthService>,
+    pub servers: Arc<ServerService>,
     /// `SPAWNPOINT_PUBLIC_URL`, the origin browser requests must come from (see `auth::middleware`).
     pub public_url: Option<String>,
     pub leptos_options: LeptosOptions,

@@ -37,7 +37,7 @@ struct Credentials {
 }
 
 /// A body that is not the expected JSON: 422 naming the field serde complained about.
-fn bad_body(rejection: JsonRejection) -> AppError {
+pub fn bad_body(rejection: JsonRejection) -> AppError {
     let text = rejection.body_text();
     let field = text.split('`').nth(1).filter(|_| text.contains("field")).unwrap_or("body");
     AppError::invalid(field, text.clone())

@@ -9,3 +9,4 @@ mod health;
 mod pages;
 mod schema;
 mod security;
+mod servers;

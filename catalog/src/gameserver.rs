@@ -1,0 +1,78 @@
+//! A customer's game server as the API and the browser see it, and the rules for creating one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::account::FieldError;
+use crate::state::ServerStatus;
+
+/// Longest server name, in characters.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A game server, as every route and page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameServer {
+    /// Short, DNS-safe and unique: it becomes a hostname and a Kubernetes object name.
+    pub id: String,
+    pub name: String,
+    pub game: String,
+    pub plan: String,
+    pub status: ServerStatus,
+    /// Why the server is in its state, when that needs saying (the last failure, say).
+    pub status_message: Option<String>,
+    /// What a player types to connect (`host:port`); `None` until the server runs.
+    pub address: Option<String>,
+    /// Owner's user id.
+    pub user_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Trims a server name and checks it: 1 to 64 printable characters.
+pub fn check_name(raw: &str) -> Result<String, FieldError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(FieldError::new("name", "is required"));
+    }
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(FieldError::new("name", format!("must be at most {MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(FieldError::new("name", "must be printable characters only"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A server id: `<8 of the user id>-<2 of the game>-<6 random>`, lower-case letters and digits only, at most
+/// 30 characters — short enough for a hostname label, and telling an operator at a glance whose and what it is.
+/// `random` supplies the last part (the caller owns randomness; this crate does no I/O).
+pub fn server_id(user_id: &str, game: &str, random: &str) -> String {
+    let part = |text: &str, len: usize| -> String {
+        text.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(len).collect()
+    };
+    format!("{}-{}-{}", part(user_id, 8), part(game, 2), part(random, 6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(check_name("  My world "), Ok("My world".into()));
+        assert_eq!(check_name(&"é".repeat(64)).map(|n| n.chars().count()), Ok(64));
+        for bad in ["", "   ", "tab\there", "line\nbreak"] {
+            assert_eq!(check_name(bad).map_err(|e| e.field), Err("name"), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn ids_are_short_dns_safe_and_say_whose_and_what() {
+        let id = server_id("3f2a9c81d4e54b6f", "minecraft-java", "k7x2p9");
+        assert_eq!(id, "3f2a9c81-mi-k7x2p9");
+        let id = server_id("ABCDEF123456", "ark", "Q1W2E3R4");
+        assert_eq!(id, "abcdef12-ar-q1w2e3");
+        assert!(id.len() <= 30);
+        assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+}

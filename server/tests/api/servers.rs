@@ -1,0 +1,180 @@
+//! Game servers through the REST routes: what is recorded, what is refused, and who may see what.
+//! (Running them is the reconciler's part; here the database side of every action.)
+
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::helpers::{Backend, TestApp, spawn_app};
+
+both_databases!(
+    a_created_server_is_pending_with_a_dns_safe_id,
+    bad_input_names_the_field_and_writes_nothing,
+    the_quota_stops_a_fourth_server,
+    actions_follow_the_state_machine_and_refusals_name_the_state,
+    another_users_server_does_not_exist_for_them,
+);
+
+async fn create(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.client.post(app.url("/api/servers")).bearer_auth(token).json(&body).send().await.expect("sent")
+}
+
+async fn action(app: &TestApp, token: &str, id: &str, action: &str) -> reqwest::Response {
+    let request = if action == "delete" {
+        app.client.delete(app.url(&format!("/api/servers/{id}")))
+    } else {
+        app.client.post(app.url(&format!("/api/servers/{id}/{action}")))
+    };
+    request.bearer_auth(token).send().await.expect("sent")
+}
+
+/// What the reconciler will do once a server is up: mark it running at an address.
+async fn mark_running(app: &TestApp, id: &str) {
+    sqlx::query("UPDATE servers SET status = 'running', node_ip = '127.0.0.1', port = 25000 WHERE id = $1")
+        .bind(id)
+        .execute(app.db.pool())
+        .await
+        .expect("update");
+}
+
+async fn a_created_server_is_pending_with_a_dns_safe_id(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("owner@example.com").await;
+    let response = create(&app, &token, json!({ "name": "  Friday night ", "game": "demo", "plan": "tiny" })).await;
+    assert_eq!(response.status(), 201);
+    let server: Value = response.json().await.expect("json");
+    assert_eq!(server["name"], "Friday night");
+    assert_eq!((server["game"].as_str(), server["plan"].as_str()), (Some("demo"), Some("tiny")));
+    assert_eq!(server["status"], "pending", "recorded at once, provisioned later");
+    assert_eq!(server["status_message"], Value::Null);
+    assert_eq!(server["address"], Value::Null, "no address until it runs");
+    let id = server["id"].as_str().expect("id");
+    assert!(id.len() <= 30 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{id}");
+    assert!(id.contains("-de-"), "{id}: the game shows in the id");
+
+    let mine: Vec<Value> = app.get_as(&token, "/api/servers").await.json().await.expect("json");
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["id"], id);
+    mark_running(&app, id).await;
+    let shown: Value = app.get_as(&token, &format!("/api/servers/{id}")).await.json().await.expect("json");
+    assert_eq!(shown["address"], "127.0.0.1:25000", "a running server shows where to connect");
+}
+
+async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("picky@example.com").await;
+    let long_name = "x".repeat(65);
+    let cases = [
+        (json!({ "name": "", "game": "demo", "plan": "tiny" }), "name"),
+        (json!({ "name": long_name, "game": "demo", "plan": "tiny" }), "name"),
+        (json!({ "name": "bad\u{7}bell", "game": "demo", "plan": "tiny" }), "name"),
+        (json!({ "name": "ok", "game": "tetris", "plan": "tiny" }), "game"),
+        (json!({ "name": "ok", "game": "valheim", "plan": "tiny" }), "plan"),
+        (json!({ "name": "ok", "game": "demo" }), "plan"),
+    ];
+    for (body, field) in cases {
+        let response = create(&app, &token, body.clone()).await;
+        assert_eq!(response.status(), 422, "{body}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+    }
+    assert_eq!(app.count("servers").await, 0);
+}
+
+async fn the_quota_stops_a_fourth_server(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("collector@example.com").await;
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let response =
+            create(&app, &token, json!({ "name": format!("world {n}"), "game": "demo", "plan": "tiny" })).await;
+        assert_eq!(response.status(), 201, "server {n}");
+        ids.push(response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned());
+    }
+    let response = create(&app, &token, json!({ "name": "one too many", "game": "demo", "plan": "tiny" })).await;
+    assert_eq!(response.status(), 403);
+    let error: Value = response.json().await.expect("json");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("3 servers")), "{error}");
+    assert_eq!(app.count("servers").await, 3, "nothing written");
+
+    // A server being deleted no longer counts.
+    assert_eq!(action(&app, &token, &ids[0], "delete").await.status(), 202);
+    assert_eq!(
+        create(&app, &token, json!({ "name": "replacement", "game": "demo", "plan": "tiny" })).await.status(),
+        201
+    );
+}
+
+async fn actions_follow_the_state_machine_and_refusals_name_the_state(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("player@example.com").await;
+    let server: Value =
+        create(&app, &token, json!({ "name": "w", "game": "demo", "plan": "tiny" })).await.json().await.expect("json");
+    let id = server["id"].as_str().expect("id");
+    let status_after = |response: reqwest::Response| async move {
+        let code = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        (code, body)
+    };
+
+    let (code, body) = status_after(action(&app, &token, id, "start").await).await;
+    assert_eq!(code, 409);
+    assert_eq!(body["error"]["message"], "status: cannot start a server that is pending");
+
+    mark_running(&app, id).await;
+    let (code, body) = status_after(action(&app, &token, id, "restart").await).await;
+    assert_eq!((code, body["status"].as_str()), (202, Some("pending")));
+    mark_running(&app, id).await;
+    let (code, body) = status_after(action(&app, &token, id, "stop").await).await;
+    assert_eq!((code, body["status"].as_str()), (202, Some("stopped")));
+    assert_eq!(body["address"], Value::Null, "a stopped server has no address");
+    let (code, _) = status_after(action(&app, &token, id, "stop").await).await;
+    assert_eq!(code, 409, "stopping twice");
+    let (code, body) = status_after(action(&app, &token, id, "start").await).await;
+    assert_eq!((code, body["status"].as_str()), (202, Some("pending")));
+    let (code, body) = status_after(action(&app, &token, id, "delete").await).await;
+    assert_eq!((code, body["status"].as_str()), (202, Some("deleted")));
+    let (code, body) = status_after(action(&app, &token, id, "delete").await).await;
+    assert_eq!(code, 409);
+    assert_eq!(body["error"]["message"], "status: cannot delete a server that is deleted");
+    let (code, _) = status_after(action(&app, &token, id, "explode").await).await;
+    assert_eq!(code, 404, "unknown actions do not exist");
+}
+
+async fn another_users_server_does_not_exist_for_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.signed_up("alice@example.com").await;
+    let bob = app.signed_up("bob@example.com").await;
+    let server: Value = create(&app, &alice, json!({ "name": "alice's", "game": "demo", "plan": "tiny" }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = server["id"].as_str().expect("id");
+
+    assert_eq!(app.get_as(&bob, &format!("/api/servers/{id}")).await.status(), 404);
+    for verb in ["start", "stop", "restart", "delete"] {
+        assert_eq!(action(&app, &bob, id, verb).await.status(), 404, "{verb}");
+    }
+    let missing = app.get_as(&bob, "/api/servers/nosuch-de-server").await;
+    let hidden = app.get_as(&bob, &format!("/api/servers/{id}")).await;
+    let (missing, hidden): (Value, Value) = (missing.json().await.expect("json"), hidden.json().await.expect("json"));
+    assert_eq!(missing["error"]["code"], hidden["error"]["code"], "someone else's looks like nothing at all");
+    let bobs: Vec<Value> = app.get_as(&bob, "/api/servers").await.json().await.expect("json");
+    assert!(bobs.is_empty());
+    assert_eq!(app.get_as(&bob, "/api/servers?all=true").await.status(), 403, "only administrators see all");
+    let still: Value = app.get_as(&alice, &format!("/api/servers/{id}")).await.json().await.expect("json");
+    assert_eq!(still["status"], "pending", "bob's attempts changed nothing");
+
+    // An administrator (as `spawnpoint admin create` makes them) sees and may act on everyone's servers.
+    let root = app.signed_up("root@example.com").await;
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+        .bind("root@example.com")
+        .execute(app.db.pool())
+        .await
+        .expect("promote");
+    let all: Vec<Value> = app.get_as(&root, "/api/servers?all=true").await.json().await.expect("json");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["user_id"], server["user_id"]);
+    assert_eq!(app.get_as(&root, &format!("/api/servers/{id}")).await.status(), 200);
+    assert_eq!(action(&app, &root, id, "stop").await.status(), 202);
+}
