@@ -1,6 +1,4 @@
-import { test, expect, hydrated, createAdmin } from "./fixtures";
-
-const password = "correct horse battery";
+import { test, expect, hydrated, createAdmin, password, signUp } from "./fixtures";
 
 test("sign up, sign out, sign in, and come back to the protected page", async ({ page }) => {
   const email = `player-${Date.now()}@example.com`;
@@ -62,12 +60,7 @@ test.describe("refusals", () => {
   test.use({ expectedBrowserErrors: [/status of (401 \(Unauthorized\)|403 \(Forbidden\))/] });
 
   test("a customer is shown the door of the admin area", async ({ page }) => {
-    await page.goto("/signup");
-    await hydrated(page);
-    await page.getByLabel("Email").fill(`customer-${Date.now()}@example.com`);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign up" }).click();
-    await expect(page).toHaveURL(/\/account$/);
+    await signUp(page, `customer-${Date.now()}@example.com`);
     await expect(page.locator("header.topbar").getByRole("link", { name: "Admin", exact: true })).toHaveCount(0);
     await page.goto("/admin");
     await expect(page.getByRole("heading", { name: "Administrators only" })).toBeVisible();
@@ -76,12 +69,7 @@ test.describe("refusals", () => {
 
   test("a wrong password is refused with a message and no session", async ({ page }) => {
     const email = `guesser-${Date.now()}@example.com`;
-    await page.goto("/signup");
-    await hydrated(page);
-    await page.getByLabel("Email").fill(email);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign up" }).click();
-    await expect(page).toHaveURL(/\/account$/);
+    await signUp(page, email);
     await page.locator("header.topbar").getByRole("button", { name: "Sign out" }).click();
     await expect(page).toHaveURL(/\/$/);
 

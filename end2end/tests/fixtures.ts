@@ -42,3 +42,15 @@ export function createAdmin(email: string, password: string) {
     env: { PATH: process.env.PATH, SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR, RUST_LOG: "warn" },
   });
 }
+
+export const password = "correct horse battery";
+
+/** Signs up through the form, as a visitor does, and waits to land on the account page. */
+export async function signUp(page: Page, email: string) {
+  await page.goto("/signup");
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+}
