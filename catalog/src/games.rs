@@ -87,6 +87,9 @@ pub struct LocalProcess {
     pub command: String,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// A piece of the output line the game prints once players can connect; without one, the game counts as
+    /// ready when its TCP port accepts connections.
+    pub ready_line: Option<String>,
 }
 
 /// What a customer buys: resources and a monthly price.
@@ -267,6 +270,7 @@ struct RawLocal {
     args: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    ready_line: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -476,7 +480,12 @@ impl RawGame {
             stop_command: self.stop_command,
             srv_service: self.srv_service,
             query,
-            local: self.local.map(|l| LocalProcess { command: l.command, args: l.args, env: l.env }),
+            local: self.local.map(|l| LocalProcess {
+                command: l.command,
+                args: l.args,
+                env: l.env,
+                ready_line: l.ready_line,
+            }),
             plans,
         })
     }

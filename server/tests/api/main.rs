@@ -6,6 +6,7 @@ mod accounts;
 mod cli;
 mod games;
 mod health;
+mod local_driver;
 mod pages;
 mod schema;
 mod security;

@@ -1,0 +1,328 @@
+//! The `local` orchestrator: each game server is a child process with its own data directory.
+//!
+//! Layout under `<data dir>/servers/<id>/`: `data/` (the game's working directory, kept across stop and start)
+//! and `console.log` (its output, rotated by size). Each game runs in a process group of its own, so stopping
+//! it also ends whatever it started. Stop: the game's stop command on its console, then SIGTERM to the group
+//! after a grace period, then SIGKILL.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::{Mutex, broadcast, watch};
+
+use super::{BoxFuture, DriverError, Observed, Orchestrator, Phase, ServerSpec};
+
+/// Output lines kept in memory per server (the console backlog).
+const BACKLOG_LINES: usize = 1000;
+/// `console.log` is moved to `console.log.1` past this size, so a chatty game cannot fill the disk.
+const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
+
+pub struct LocalDriver {
+    root: PathBuf,
+    /// The host part of addresses players are given.
+    host: String,
+    /// How long a game gets after each polite stop step before the next, firmer one.
+    stop_grace: Duration,
+    processes: Mutex<HashMap<String, Arc<Process>>>,
+    events: broadcast::Sender<Observed>,
+}
+
+struct Process {
+    id: String,
+    pid: i32,
+    stop_command: Option<String>,
+    stdin: Mutex<Option<ChildStdin>>,
+    phase: watch::Sender<Phase>,
+    backlog: SyncMutex<VecDeque<String>>,
+}
+
+impl LocalDriver {
+    pub fn new(data_dir: &Path, host: impl Into<String>, stop_grace: Duration) -> Self {
+        Self {
+            root: data_dir.join("servers"),
+            host: host.into(),
+            stop_grace,
+            processes: Mutex::new(HashMap::new()),
+            events: broadcast::channel(256).0,
+        }
+    }
+
+    fn server_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    async fn spawn(&self, spec: &ServerSpec) -> Result<Arc<Process>, DriverError> {
+        let game = &spec.game;
+        let local = game.local.as_ref().ok_or_else(|| {
+            DriverError::NotRunnable(format!("{} runs only on a cluster (it has no local command)", game.name))
+        })?;
+        let dir = self.server_dir(&spec.id);
+        let data = dir.join("data");
+        let io = |context: String| move |source| DriverError::Io { context, source };
+        tokio::fs::create_dir_all(&data).await.map_err(io(format!("creating {}", data.display())))?;
+
+        let fill = |text: &str| {
+            text.replace("{port}", &spec.port.to_string())
+                .replace("{data_dir}", &data.to_string_lossy())
+                .replace("{memory_mib}", &spec.plan.memory.mebibytes().to_string())
+        };
+        let mut child = Command::new(resolve_command(&local.command))
+            .args(local.args.iter().map(|arg| fill(arg)))
+            .envs(&game.env)
+            .envs(local.env.iter().map(|(k, v)| (k, fill(v))))
+            .env("PORT", spec.port.to_string())
+            .current_dir(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(io(format!("starting `{}` for server {}", local.command, spec.id)))?;
+        let pid = child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .ok_or_else(|| DriverError::NotRunning(spec.id.clone()))?;
+
+        let process = Arc::new(Process {
+            id: spec.id.clone(),
+            pid,
+            stop_command: game.stop_command.clone(),
+            stdin: Mutex::new(child.stdin.take()),
+            phase: watch::channel(Phase::Starting).0,
+            backlog: SyncMutex::new(VecDeque::new()),
+        });
+        let address = format!("{}:{}", self.host, spec.port);
+        let log = Arc::new(Mutex::new(LogFile::new(dir.join("console.log"))));
+        let ready_line = local.ready_line.clone();
+        for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
+            let (process, log, events) = (process.clone(), log.clone(), self.events.clone());
+            let (ready_line, address) = (ready_line.clone(), address.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(output).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().await.append(&line).await;
+                    if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
+                        process.set_phase(Phase::Ready { address: address.clone() }, &events);
+                    }
+                    process.remember(line);
+                }
+            });
+        }
+        if ready_line.is_none() {
+            tokio::spawn(probe_until_ready(process.clone(), spec.port, address, self.events.clone()));
+        }
+        let (waiter, events) = (process.clone(), self.events.clone());
+        tokio::spawn(async move {
+            let reason = match child.wait().await {
+                Ok(status) => format!("the game exited ({status})"),
+                Err(error) => format!("the game could not be waited for: {error}"),
+            };
+            waiter.set_phase(Phase::Exited { reason }, &events);
+        });
+        tracing::info!(server = %spec.id, pid, port = spec.port, "game process started");
+        Ok(process)
+    }
+
+    /// Ends a process: the stop command, then SIGTERM, then SIGKILL to its group, each after the grace period.
+    async fn end(&self, process: &Process) {
+        let mut phase = process.phase.subscribe();
+        let exited = |phase: &Phase| matches!(phase, Phase::Exited { .. });
+        if let Some(command) = &process.stop_command
+            && let Some(stdin) = process.stdin.lock().await.as_mut()
+        {
+            let _ = stdin.write_all(format!("{command}\n").as_bytes()).await;
+            let _ = stdin.flush().await;
+        }
+        for signal in [None, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
+            if let Some(signal) = signal {
+                // The group may be gone already; that is the goal, not an error.
+                let _ = killpg(Pid::from_raw(process.pid), signal);
+            }
+            if tokio::time::timeout(self.stop_grace, phase.wait_for(exited)).await.is_ok() {
+                break;
+            }
+        }
+        // The game may have left children in its group; none may outlive it.
+        let _ = killpg(Pid::from_raw(process.pid), Signal::SIGKILL);
+        tracing::info!(server = %process.id, "game process stopped");
+    }
+}
+
+impl Process {
+    fn set_phase(&self, phase: Phase, events: &broadcast::Sender<Observed>) {
+        // Once exited, a late "ready" line must not bring it back to life.
+        let changed = self.phase.send_if_modified(|current| {
+            let allowed = !matches!(current, Phase::Exited { .. }) && *current != phase;
+            if allowed {
+                *current = phase.clone();
+            }
+            allowed
+        });
+        if changed {
+            let _ = events.send(Observed { id: self.id.clone(), phase });
+        }
+    }
+
+    fn remember(&self, line: String) {
+        if let Ok(mut backlog) = self.backlog.lock() {
+            if backlog.len() == BACKLOG_LINES {
+                backlog.pop_front();
+            }
+            backlog.push_back(line);
+        }
+    }
+}
+
+impl Orchestrator for LocalDriver {
+    fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let mut processes = self.processes.lock().await;
+            if let Some(process) = processes.get(&spec.id)
+                && !matches!(*process.phase.borrow(), Phase::Exited { .. })
+            {
+                return Ok(());
+            }
+            let process = self.spawn(spec).await?;
+            processes.insert(spec.id.clone(), process);
+            Ok(())
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let process = self.processes.lock().await.remove(id);
+            if let Some(process) = process {
+                self.end(&process).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.stop(id).await?;
+            let dir = self.server_dir(id);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    Err(DriverError::Io { context: format!("deleting {}", dir.display()), source: error })
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn observe(&self) -> BoxFuture<'_, Vec<Observed>> {
+        Box::pin(async move {
+            let processes = self.processes.lock().await;
+            processes.values().map(|p| Observed { id: p.id.clone(), phase: p.phase.borrow().clone() }).collect()
+        })
+    }
+
+    fn events(&self) -> broadcast::Receiver<Observed> {
+        self.events.subscribe()
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
+        Box::pin(async move {
+            if let Some(process) = self.processes.lock().await.get(id)
+                && let Ok(backlog) = process.backlog.lock()
+            {
+                return Ok(backlog.iter().skip(backlog.len().saturating_sub(tail)).cloned().collect());
+            }
+            // Not running: what the log file kept.
+            let path = self.server_dir(id).join("console.log");
+            match tokio::fs::read_to_string(&path).await {
+                Ok(text) => {
+                    let lines: Vec<&str> = text.lines().collect();
+                    Ok(lines[lines.len().saturating_sub(tail)..].iter().map(|l| (*l).to_owned()).collect())
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(error) => Err(DriverError::Io { context: format!("reading {}", path.display()), source: error }),
+            }
+        })
+    }
+
+    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            let process =
+                self.processes.lock().await.get(id).cloned().ok_or_else(|| DriverError::NotRunning(id.into()))?;
+            let mut stdin = process.stdin.lock().await;
+            let stdin = stdin.as_mut().ok_or_else(|| DriverError::NotRunning(id.into()))?;
+            let written = async {
+                stdin.write_all(format!("{line}\n").as_bytes()).await?;
+                stdin.flush().await
+            };
+            written
+                .await
+                .map_err(|source| DriverError::Io { context: format!("typing on server {id}'s console"), source })
+        })
+    }
+}
+
+fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
+    Box::new(output)
+}
+
+/// A game without a ready line is ready once its port takes a TCP connection.
+async fn probe_until_ready(process: Arc<Process>, port: u16, address: String, events: broadcast::Sender<Observed>) {
+    loop {
+        if matches!(*process.phase.borrow(), Phase::Exited { .. }) {
+            return;
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            process.set_phase(Phase::Ready { address }, &events);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A bare command name is looked for beside the `spawnpoint` binary first (where a build puts
+/// `spawnpoint-demo-game`), then on `PATH`.
+fn resolve_command(command: &str) -> PathBuf {
+    if command.contains('/') {
+        return PathBuf::from(command);
+    }
+    let beside_us = std::env::current_exe().ok().and_then(|exe| {
+        // Test binaries live one level deeper (`target/debug/deps`) than the binaries they test.
+        exe.ancestors().skip(1).take(2).map(|dir| dir.join(command)).find(|candidate| candidate.is_file())
+    });
+    beside_us.unwrap_or_else(|| PathBuf::from(command))
+}
+
+/// `console.log`, appended to and rotated by size. The file stays open between lines.
+struct LogFile {
+    path: PathBuf,
+    open: Option<(tokio::fs::File, u64)>,
+}
+
+impl LogFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, open: None }
+    }
+
+    async fn append(&mut self, line: &str) {
+        if self.open.as_ref().is_some_and(|(_, written)| *written > LOG_ROTATE_BYTES) {
+            self.open = None;
+            let _ = tokio::fs::rename(&self.path, self.path.with_extension("log.1")).await;
+        }
+        if self.open.is_none() {
+            let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.path).await;
+            let Ok(file) = file else { return };
+            let written = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            self.open = Some((file, written));
+        }
+        if let Some((file, written)) = self.open.as_mut()
+            && file.write_all(format!("{line}\n").as_bytes()).await.is_ok()
+        {
+            *written += line.len() as u64 + 1;
+        }
+    }
+}

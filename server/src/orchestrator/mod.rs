@@ -1,0 +1,76 @@
+//! Orchestrators run game servers: `local` as child processes on this machine, later `agones` on Kubernetes.
+//!
+//! The trait speaks of game servers only (create, stop, destroy, observe, logs, input), never of processes or
+//! pods, so the reconciler drives either the same way.
+
+pub mod local;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use catalog::{Game, Plan};
+use tokio::sync::broadcast;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything needed to run one game server.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub id: String,
+    pub game: Game,
+    pub plan: Plan,
+    /// The game port, allocated by the caller and kept in the server's row.
+    pub port: u16,
+}
+
+/// Where a game server is, as the orchestrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    /// Players can connect, at `address`.
+    Ready {
+        address: String,
+    },
+    /// It is gone by itself (crashed or quit); `reason` says how.
+    Exited {
+        reason: String,
+    },
+}
+
+/// One game server's phase; also what the event stream carries on every change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub id: String,
+    pub phase: Phase,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    NotRunnable(String),
+    #[error("server `{0}` is not running")]
+    NotRunning(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub trait Orchestrator: Send + Sync + 'static {
+    /// Makes sure the game server runs (or is starting). Idempotent: a running server is left alone.
+    fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Stops the game server; its data is kept. Stopping a server that is not running is success.
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Stops the game server and deletes its data. Destroying what is already gone is success.
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Every game server this orchestrator runs or saw exit.
+    fn observe(&self) -> BoxFuture<'_, Vec<Observed>>;
+    /// Phase changes as they happen, so the reconciler reacts at once instead of at the next resync.
+    fn events(&self) -> broadcast::Receiver<Observed>;
+    /// The last `tail` lines of the game's output.
+    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>>;
+    /// Types a line on the game's console.
+    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+}

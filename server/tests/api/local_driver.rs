@@ -1,0 +1,177 @@
+//! The `local` orchestrator with real processes: the demo game, and small shell games that crash or refuse
+//! to stop. (Needs `spawnpoint-demo-game` built beside the test binary; `cargo test --workspace` builds it.)
+
+use std::time::Duration;
+
+use catalog::Catalog;
+use server::orchestrator::local::LocalDriver;
+use server::orchestrator::{DriverError, Observed, Orchestrator, Phase, ServerSpec};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
+    let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
+    ServerSpec { id: id.into(), game: game.clone(), plan: plan.clone(), port: free_port() }
+}
+
+/// A one-game catalog whose game is a shell script.
+fn shell_game(script: &str) -> Catalog {
+    Catalog::from_yaml(&format!(
+        "games:\n  - id: shell\n    name: Shell\n    image: none\n    port: {{ port: 1, protocol: TCP }}\n    stop_command: stop\n    local: {{ command: sh, args: [\"-c\", {script:?}], ready_line: ready now }}\n    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]\n"
+    ))
+    .expect("valid test catalog")
+}
+
+async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &str) -> Phase {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(observed) if observed.id == id => return observed.phase,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait).await.expect("a phase change in time")
+}
+
+/// The next `Ready`, skipping the `Exited` that a stopped process reports on its way out.
+async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &str) -> Phase {
+    loop {
+        match next_phase(events, id).await {
+            Phase::Exited { .. } => continue,
+            phase => return phase,
+        }
+    }
+}
+
+/// Whether `pid` is a live process. A killed orphan can linger as a zombie until something reaps it; it runs
+/// nothing, so it counts as gone.
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+async fn logs_contain(driver: &LocalDriver, id: &str, needle: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if driver.logs(id, 100).await.expect("logs").iter().any(|line| line.contains(needle)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+async fn ask(stream: &mut BufReader<TcpStream>, line: &str) -> String {
+    stream.get_mut().write_all(format!("{line}\n").as_bytes()).await.expect("sent");
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, stream.read_line(&mut answer)).await.expect("answer in time").expect("read");
+    answer.trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_server_runs_keeps_its_world_across_stop_and_start_and_is_destroyed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(5));
+    let catalog = Catalog::builtin();
+    let spec = spec(&catalog, "demo", "tiny", "u1-de-abc123");
+    let mut events = driver.events();
+
+    driver.ensure_running(&spec).await.expect("starts");
+    assert_eq!(next_phase(&mut events, &spec.id).await, Phase::Ready { address: format!("127.0.0.1:{}", spec.port) });
+    let mut player = BufReader::new(TcpStream::connect(("127.0.0.1", spec.port)).await.expect("the game listens"));
+    assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
+    assert_eq!(ask(&mut player, "REQUEST_MATCH 1").await, "STATE running");
+
+    driver.ensure_running(&spec).await.expect("idempotent");
+    assert_eq!(driver.observe().await.len(), 1, "no second process");
+
+    driver.send_input(&spec.id, "say hello").await.expect("typed");
+    assert!(logs_contain(&driver, &spec.id, "[Server] hello").await, "console input reaches the game");
+
+    driver.stop(&spec.id).await.expect("stops");
+    assert!(TcpStream::connect(("127.0.0.1", spec.port)).await.is_err(), "the port is closed");
+    assert!(driver.observe().await.is_empty());
+    let world = dir.path().join("servers/u1-de-abc123/data/world.txt");
+    assert_eq!(std::fs::read_to_string(&world).expect("world kept"), "matches_played=1\n");
+    assert!(logs_contain(&driver, &spec.id, "[Server] hello").await, "a stopped server's log is still readable");
+
+    driver.ensure_running(&spec).await.expect("starts again");
+    assert!(matches!(next_ready(&mut events, &spec.id).await, Phase::Ready { .. }));
+    assert!(logs_contain(&driver, &spec.id, "1 match(es) played so far").await, "the same world");
+
+    driver.destroy(&spec.id).await.expect("destroyed");
+    assert!(!dir.path().join("servers/u1-de-abc123").exists(), "data and logs are gone");
+    assert!(TcpStream::connect(("127.0.0.1", spec.port)).await.is_err());
+    driver.destroy(&spec.id).await.expect("destroying twice is fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_is_reported_with_its_reason_and_the_server_can_run_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(5));
+    let catalog = shell_game("echo ready now; sleep 0.3; exit 3");
+    let spec = spec(&catalog, "shell", "p", "u1-sh-crash1");
+    let mut events = driver.events();
+
+    driver.ensure_running(&spec).await.expect("starts");
+    assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
+    match next_phase(&mut events, &spec.id).await {
+        Phase::Exited { reason } => assert!(reason.contains("exit status: 3"), "{reason}"),
+        other => panic!("expected an exit, got {other:?}"),
+    }
+    assert!(matches!(driver.observe().await[0].phase, Phase::Exited { .. }), "the reconciler can see it died");
+    driver.ensure_running(&spec).await.expect("runs again");
+    assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_deaf_to_stop_and_sigterm_is_killed_with_everything_it_started() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_millis(300));
+    // Ignores its console and SIGTERM, and starts a child of its own.
+    let catalog = shell_game(
+        "trap '' TERM; sleep 600 & echo $! > child.pid; echo $$ > game.pid; echo ready now; while true; do sleep 0.1; done",
+    );
+    let spec = spec(&catalog, "shell", "p", "u1-sh-deaf01");
+    let mut events = driver.events();
+    driver.ensure_running(&spec).await.expect("starts");
+    assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
+
+    driver.stop(&spec.id).await.expect("stops");
+    let data = dir.path().join("servers/u1-sh-deaf01/data");
+    for file in ["game.pid", "child.pid"] {
+        let pid = std::fs::read_to_string(data.join(file)).expect("pid written").trim().to_owned();
+        // Give the kernel a moment; a process still running after that is a stray.
+        let mut gone = false;
+        for _ in 0..50 {
+            if !alive(&pid) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "{file}: process {pid} survived the stop");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_without_a_local_command_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(1));
+    let spec = spec(&Catalog::builtin(), "minecraft-java", "starter", "u1-mi-nolocl");
+    match driver.ensure_running(&spec).await {
+        Err(DriverError::NotRunnable(message)) => assert!(message.contains("only on a cluster"), "{message}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(driver.observe().await.is_empty());
+}
