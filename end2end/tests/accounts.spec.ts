@@ -1,4 +1,4 @@
-import { test, expect, hydrated, createAdmin, password, signUp } from "./fixtures";
+import { test, expect, hydrated, createAdmin, password, signUp, submitSignIn } from "./fixtures";
 
 test("sign up, sign out, sign in, and come back to the protected page", async ({ page }) => {
   const email = `player-${Date.now()}@example.com`;
@@ -26,10 +26,7 @@ test("sign up, sign out, sign in, and come back to the protected page", async ({
 
   await page.goto("/account");
   await expect(page).toHaveURL(/\/signin\?next=%2Faccount$/);
-  await hydrated(page);
-  await page.getByLabel("Email").fill(email.toUpperCase());
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await submitSignIn(page, email.toUpperCase(), password);
   await expect(page).toHaveURL(/\/account$/);
   await expect(page.locator("dd.email")).toHaveText(email);
   await expect(page.locator("dd", { hasText: "customer" })).toBeVisible();
@@ -43,10 +40,7 @@ test("an administrator made on the command line sees every account", async ({ pa
   const admin = `admin-${Date.now()}@example.com`;
   createAdmin(admin, password);
   await page.goto("/signin?next=%2Fadmin");
-  await hydrated(page);
-  await page.getByLabel("Email").fill(admin);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await submitSignIn(page, admin, password);
   await expect(page).toHaveURL(/\/admin$/);
   const accounts = page.getByRole("table", { name: "All accounts" });
   await expect(accounts.getByRole("row", { name: new RegExp(`${admin} admin`) })).toBeVisible();
@@ -74,10 +68,7 @@ test.describe("refusals", () => {
     await expect(page).toHaveURL(/\/$/);
 
     await page.goto("/signin");
-    await hydrated(page);
-    await page.getByLabel("Email").fill(email);
-    await page.getByLabel("Password").fill("not the password");
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await submitSignIn(page, email, "not the password");
     await expect(page.getByRole("alert")).toHaveText("the email or password is incorrect");
     await expect(page).toHaveURL(/\/signin$/);
   });

@@ -54,3 +54,11 @@ export async function signUp(page: Page, email: string) {
   await page.getByRole("button", { name: "Sign up" }).click();
   await expect(page).toHaveURL(/\/account$/);
 }
+
+/** Fills and submits the sign-in form on the current page, once it has hydrated. */
+export async function submitSignIn(page: Page, email: string, secret: string) {
+  await hydrated(page);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(secret);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}

@@ -126,13 +126,8 @@ impl ServerService {
         .map_err(|e| internal("updating a server", e))?;
         let current = self.get(user, id).await?;
         if updated.rows_affected() == 0 {
-            return Err(conflict(
-                current
-                    .status
-                    .apply(action)
-                    .err()
-                    .unwrap_or(catalog::TransitionError { action, status: current.status }),
-            ));
+            // Someone changed the status between our read and write: report the state it is in now.
+            return Err(conflict(catalog::TransitionError { action, status: current.status }));
         }
         tracing::info!(server = %id, user = %user.id, %action, from = %server.status, to = %next, "server action");
         Ok(current)
