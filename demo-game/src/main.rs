@@ -110,13 +110,15 @@ async fn main() -> anyhow::Result<()> {
         }),
         broadcast: broadcast::channel(64).0,
     });
+    // Installed before the ready line: a SIGTERM right after it must still save the world, not kill us outright.
+    let terminated = terminated()?;
     // Spawnpoint watches for this line to know the game is up.
     say(&format!("Server ready on port {port}"));
 
     tokio::select! {
         result = accept_players(listener, server.clone()) => result?,
         () = console(server.clone()) => {},
-        () = terminated() => say("Received SIGTERM"),
+        () = terminated => say("Received SIGTERM"),
     }
     let game = server.game.lock().await;
     game.world.save()?;
@@ -243,11 +245,11 @@ async fn console(server: Arc<Server>) {
     say("Console closed, stopping");
 }
 
-async fn terminated() {
-    #[cfg(unix)]
-    if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Resolves on SIGTERM. The handler is installed when this is called, not when the future is first polled.
+fn terminated() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    Ok(async move {
         signal.recv().await;
-        return;
-    }
-    std::future::pending::<()>().await;
+    })
 }
