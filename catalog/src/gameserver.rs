@@ -27,6 +27,38 @@ pub struct GameServer {
     pub created_at: i64,
 }
 
+/// What a player types to connect: `host:port`, with an IPv6 host in brackets.
+pub fn address(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// A change to someone's servers, pushed to open dashboards (`GET /api/servers/events`, one JSON object per
+/// server-sent event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerEvent {
+    /// The server as it is now: new, or changed in any way.
+    Changed { server: GameServer },
+    /// The server is gone for good (its deletion finished).
+    Removed { id: String, user_id: String },
+}
+
+impl ServerEvent {
+    pub fn user_id(&self) -> &str {
+        match self {
+            ServerEvent::Changed { server } => &server.user_id,
+            ServerEvent::Removed { user_id, .. } => user_id,
+        }
+    }
+
+    pub fn server_id(&self) -> &str {
+        match self {
+            ServerEvent::Changed { server } => &server.id,
+            ServerEvent::Removed { id, .. } => id,
+        }
+    }
+}
+
 /// Trims a server name and checks it: 1 to 64 printable characters.
 pub fn check_name(raw: &str) -> Result<String, FieldError> {
     let name = raw.trim();
@@ -64,6 +96,21 @@ mod tests {
             assert_eq!(check_name(bad).map_err(|e| e.field), Err("name"), "{bad:?}");
         }
         assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn addresses_bracket_ipv6_hosts() {
+        assert_eq!(address("203.0.113.7", 25000), "203.0.113.7:25000");
+        assert_eq!(address("play.example.com", 25565), "play.example.com:25565");
+        assert_eq!(address("2001:db8::1", 25000), "[2001:db8::1]:25000");
+    }
+
+    #[test]
+    fn events_are_tagged_json() {
+        let removed = ServerEvent::Removed { id: "a-de-b".into(), user_id: "u".into() };
+        let json = serde_json::to_string(&removed).expect("serialize");
+        assert_eq!(json, r#"{"type":"removed","id":"a-de-b","user_id":"u"}"#);
+        assert_eq!(serde_json::from_str::<ServerEvent>(&json).expect("parse"), removed);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! single-box mode (127.0.0.1:3000, SQLite in `./data`, the built-in catalog).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,6 +33,19 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `SPAWNPOINT_MAX_SERVERS`: how many servers a customer may have (default 3; administrators unlimited).
     pub max_servers_per_customer: u32,
+    /// `SPAWNPOINT_GAME_HOST`: the host players connect to on the single box. Default: the host of
+    /// `SPAWNPOINT_PUBLIC_URL`, else 127.0.0.1.
+    pub game_host: String,
+    /// `SPAWNPOINT_GAME_PORTS`: the range game ports are chosen from on the single box (default 25000-29999).
+    pub game_ports: RangeInclusive<u16>,
+    /// `SPAWNPOINT_RESYNC_INTERVAL`: seconds between the reconciler's full passes (default 30). Driver events
+    /// and user actions are handled at once; the pass is the safety net.
+    pub resync_interval: Duration,
+    /// `SPAWNPOINT_STOP_GRACE`: seconds a game gets after its stop command, and again after SIGTERM (default 10).
+    pub stop_grace: Duration,
+    /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each
+    /// failure. Not read from the environment (tests shorten it).
+    pub restart_backoff: Duration,
 }
 
 /// A setting that could not be used, named by its environment variable.
@@ -102,17 +116,25 @@ impl Settings {
             }
             secret => secret.map(SecretString::from),
         };
-        let session_ttl = match lookup("SPAWNPOINT_SESSION_TTL") {
-            Some(text) => {
-                text.parse::<u64>().ok().filter(|&secs| secs > 0).map(Duration::from_secs).ok_or_else(|| {
-                    ConfigError::Invalid {
-                        name: "SPAWNPOINT_SESSION_TTL",
-                        reason: format!("`{text}` is not a positive number of seconds"),
-                    }
-                })?
-            }
-            None => Duration::from_secs(7 * 24 * 60 * 60),
+        let seconds = |name: &'static str, default: u64| match lookup(name) {
+            Some(text) => text.parse::<u64>().ok().filter(|&secs| secs > 0).map(Duration::from_secs).ok_or_else(|| {
+                ConfigError::Invalid { name, reason: format!("`{text}` is not a positive number of seconds") }
+            }),
+            None => Ok(Duration::from_secs(default)),
         };
+        let session_ttl = seconds("SPAWNPOINT_SESSION_TTL", 7 * 24 * 60 * 60)?;
+        let resync_interval = seconds("SPAWNPOINT_RESYNC_INTERVAL", 30)?;
+        let stop_grace = seconds("SPAWNPOINT_STOP_GRACE", 10)?;
+        let game_ports = match lookup("SPAWNPOINT_GAME_PORTS") {
+            Some(text) => parse_port_range(&text).ok_or_else(|| ConfigError::Invalid {
+                name: "SPAWNPOINT_GAME_PORTS",
+                reason: format!("`{text}` is not a port range like 25000-29999"),
+            })?,
+            None => 25000..=29999,
+        };
+        let game_host = lookup("SPAWNPOINT_GAME_HOST")
+            .or_else(|| public_url.as_deref().and_then(url_host))
+            .unwrap_or_else(|| "127.0.0.1".into());
         let max_servers_per_customer = match lookup("SPAWNPOINT_MAX_SERVERS") {
             Some(text) => text.parse().map_err(|_| ConfigError::Invalid {
                 name: "SPAWNPOINT_MAX_SERVERS",
@@ -122,6 +144,11 @@ impl Settings {
         };
         Ok(Self {
             max_servers_per_customer,
+            game_host,
+            game_ports,
+            resync_interval,
+            stop_grace,
+            restart_backoff: Duration::from_secs(2),
             public_url,
             jwt_secret,
             session_ttl,
@@ -149,6 +176,24 @@ impl Settings {
     }
 }
 
+/// `first-last`, both ports, first ≤ last.
+fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
+    let (first, last) = text.split_once('-')?;
+    let (first, last) = (first.trim().parse::<u16>().ok()?, last.trim().parse::<u16>().ok()?);
+    (first > 0 && first <= last).then_some(first..=last)
+}
+
+/// The host of an `http(s)://host[:port][/…]` URL.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']')?.0,
+        None => authority.split(':').next()?,
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +217,33 @@ mod tests {
         assert_eq!(settings.session_ttl, Duration::from_secs(604_800));
         assert_eq!(settings.max_servers_per_customer, 3);
         assert!(super::Settings::from_lookup(|n| (n == "SPAWNPOINT_MAX_SERVERS").then(|| "many".into())).is_err());
+        assert_eq!(settings.game_host, "127.0.0.1");
+        assert_eq!(settings.game_ports, 25000..=29999);
+        assert_eq!(settings.resync_interval, Duration::from_secs(30));
+        assert_eq!(settings.stop_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn game_server_settings_are_checked() {
+        let ok = settings(&[
+            ("SPAWNPOINT_GAME_PORTS", "30000 - 30010"),
+            ("SPAWNPOINT_RESYNC_INTERVAL", "5"),
+            ("SPAWNPOINT_PUBLIC_URL", "https://panel.example.com:8443/app"),
+        ])
+        .expect("valid");
+        assert_eq!(ok.game_ports, 30000..=30010);
+        assert_eq!(ok.resync_interval, Duration::from_secs(5));
+        assert_eq!(ok.game_host, "panel.example.com", "players reach the box where browsers do");
+        let explicit =
+            settings(&[("SPAWNPOINT_GAME_HOST", "203.0.113.7"), ("SPAWNPOINT_PUBLIC_URL", "http://[::1]:3000")]);
+        assert_eq!(explicit.expect("valid").game_host, "203.0.113.7");
+        assert_eq!(settings(&[("SPAWNPOINT_PUBLIC_URL", "http://[::1]:3000")]).expect("valid").game_host, "::1");
+        for bad in ["30010-30000", "0-10", "25000", "a-b", "25000-70000"] {
+            let error = settings(&[("SPAWNPOINT_GAME_PORTS", bad)]).expect_err(bad);
+            assert!(error.to_string().starts_with("SPAWNPOINT_GAME_PORTS"), "{error}");
+        }
+        let error = settings(&[("SPAWNPOINT_STOP_GRACE", "0")]).expect_err("zero");
+        assert!(error.to_string().starts_with("SPAWNPOINT_STOP_GRACE"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod orchestrator;
+pub mod reconciler;
 pub mod servers;
 pub mod state;
 
@@ -25,6 +26,9 @@ use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
 use crate::config::Settings;
 use crate::db::Db;
+use crate::orchestrator::Orchestrator;
+use crate::orchestrator::local::{LocalConfig, LocalDriver};
+use crate::reconciler::{Reconciler, ReconcilerConfig};
 use crate::servers::ServerService;
 use crate::state::AppState;
 
@@ -34,6 +38,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    reconciler: Arc<Reconciler>,
+    driver: Arc<dyn Orchestrator>,
 }
 
 impl Application {
@@ -57,11 +63,36 @@ impl Application {
             .site_addr(addr)
             .build();
 
+        let local = LocalDriver::new(LocalConfig {
+            data_dir: settings.data_dir.clone(),
+            host: settings.game_host.clone(),
+            ports: settings.game_ports.clone(),
+            stop_grace: settings.stop_grace,
+        });
+        // Before anything is started: what a previous run left behind would otherwise run twice.
+        local.end_leftovers().await;
+        let driver: Arc<dyn Orchestrator> = Arc::new(local);
+
         let catalog = Arc::new(catalog);
-        let servers = Arc::new(ServerService::new(db.clone(), catalog.clone(), settings.max_servers_per_customer));
+        let servers = Arc::new(ServerService::new(
+            db.clone(),
+            catalog.clone(),
+            driver.clone(),
+            settings.max_servers_per_customer,
+        ));
+        let reconciler = Reconciler::new(
+            servers.clone(),
+            catalog.clone(),
+            driver.clone(),
+            ReconcilerConfig {
+                resync_interval: settings.resync_interval,
+                backoff: settings.restart_backoff,
+                host: settings.game_host.clone(),
+            },
+        );
         let state = AppState { catalog, db, auth, servers, public_url: settings.public_url.clone(), leptos_options };
         let router = router(state.clone());
-        Ok(Self { listener, router, state })
+        Ok(Self { listener, router, state, reconciler, driver })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -72,13 +103,23 @@ impl Application {
         &self.state
     }
 
-    /// Serves until the process is asked to stop (Ctrl-C or SIGTERM).
+    /// Serves and reconciles until the process is asked to stop (Ctrl-C or SIGTERM).
     pub async fn serve(self) -> anyhow::Result<()> {
+        self.serve_until(shutdown_signal()).await
+    }
+
+    /// Serves and reconciles until `signal` completes, then stops the reconciler and the game servers that
+    /// do not outlive Spawnpoint (the local ones, which start again with it).
+    pub async fn serve_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        self.reconciler.start();
         // Connect info gives the rate limiter each client's address.
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
+        let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal)
             .await
-            .context("while serving")
+            .context("while serving");
+        self.reconciler.stop().await;
+        self.driver.shutdown().await;
+        served
     }
 }
 

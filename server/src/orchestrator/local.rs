@@ -1,16 +1,22 @@
 //! The `local` orchestrator: each game server is a child process with its own data directory.
 //!
-//! Layout under `<data dir>/servers/<id>/`: `data/` (the game's working directory, kept across stop and start)
-//! and `console.log` (its output, rotated by size). Each game runs in a process group of its own, so stopping
-//! it also ends whatever it started. Stop: the game's stop command on its console, then SIGTERM to the group
-//! after a grace period, then SIGKILL.
+//! Layout under `<data dir>/servers/<id>/`: `data/` (the game's working directory, kept across stop and start),
+//! `console.log` (its output, rotated by size) and, while it runs, `pid`. Each game runs in a process group of
+//! its own, so stopping it also ends whatever it started. Stop: the game's stop command on its console, then
+//! SIGTERM to the group after a grace period, then SIGKILL.
+//!
+//! Game processes are not tied to Spawnpoint's life (that would need `unsafe` pre-exec code), so a Spawnpoint
+//! that was killed leaves them behind. The `pid` files are how the next start finds and ends them
+//! ([`LocalDriver::end_leftovers`]) before the reconciler starts fresh ones: never two of one server.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
+use catalog::Game;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
@@ -24,11 +30,23 @@ const BACKLOG_LINES: usize = 1000;
 /// `console.log` is moved to `console.log.1` past this size, so a chatty game cannot fill the disk.
 const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 
+/// How the local driver is set up.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// Spawnpoint's data directory; game servers live under `servers/` in it.
+    pub data_dir: PathBuf,
+    /// The host part of addresses players are given.
+    pub host: String,
+    /// Game ports are chosen from here.
+    pub ports: RangeInclusive<u16>,
+    /// How long a game gets after each polite stop step before the next, firmer one.
+    pub stop_grace: Duration,
+}
+
 pub struct LocalDriver {
     root: PathBuf,
-    /// The host part of addresses players are given.
     host: String,
-    /// How long a game gets after each polite stop step before the next, firmer one.
+    ports: RangeInclusive<u16>,
     stop_grace: Duration,
     processes: Mutex<HashMap<String, Arc<Process>>>,
     events: broadcast::Sender<Observed>,
@@ -36,6 +54,7 @@ pub struct LocalDriver {
 
 struct Process {
     id: String,
+    generation: i64,
     pid: i32,
     stop_command: Option<String>,
     stdin: Mutex<Option<ChildStdin>>,
@@ -44,13 +63,43 @@ struct Process {
 }
 
 impl LocalDriver {
-    pub fn new(data_dir: &Path, host: impl Into<String>, stop_grace: Duration) -> Self {
+    pub fn new(config: LocalConfig) -> Self {
         Self {
-            root: data_dir.join("servers"),
-            host: host.into(),
-            stop_grace,
+            root: config.data_dir.join("servers"),
+            host: config.host,
+            ports: config.ports,
+            stop_grace: config.stop_grace,
             processes: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
+        }
+    }
+
+    /// Ends every game process a previous Spawnpoint left running (found by its `pid` file, and only if
+    /// that pid still belongs to the process that was started, not to one that reused the number).
+    pub async fn end_leftovers(&self) {
+        let Ok(mut dirs) = tokio::fs::read_dir(&self.root).await else { return };
+        while let Ok(Some(dir)) = dirs.next_entry().await {
+            let pid_file = dir.path().join("pid");
+            let Ok(text) = tokio::fs::read_to_string(&pid_file).await else { continue };
+            if let Some((pid, started)) = text.trim().split_once(' ')
+                && let Ok(pid) = pid.parse::<i32>()
+                && process_start_time(pid).is_some_and(|now| now == started)
+            {
+                tracing::warn!(server = %dir.file_name().to_string_lossy(), pid, "ending a game process left from before");
+                let gone = || async move {
+                    while process_start_time(pid).is_some() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+                    let _ = killpg(Pid::from_raw(pid), signal);
+                    if tokio::time::timeout(self.stop_grace, gone()).await.is_ok() {
+                        break;
+                    }
+                }
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = tokio::fs::remove_file(&pid_file).await;
         }
     }
 
@@ -63,13 +112,14 @@ impl LocalDriver {
         let local = game.local.as_ref().ok_or_else(|| {
             DriverError::NotRunnable(format!("{} runs only on a cluster (it has no local command)", game.name))
         })?;
+        let port = spec.port.ok_or_else(|| DriverError::NotRunnable(format!("server {} has no port", spec.id)))?;
         let dir = self.server_dir(&spec.id);
         let data = dir.join("data");
         let io = |context: String| move |source| DriverError::Io { context, source };
         tokio::fs::create_dir_all(&data).await.map_err(io(format!("creating {}", data.display())))?;
 
         let fill = |text: &str| {
-            text.replace("{port}", &spec.port.to_string())
+            text.replace("{port}", &port.to_string())
                 .replace("{data_dir}", &data.to_string_lossy())
                 .replace("{memory_mib}", &spec.plan.memory.mebibytes().to_string())
         };
@@ -77,46 +127,54 @@ impl LocalDriver {
             .args(local.args.iter().map(|arg| fill(arg)))
             .envs(&game.env)
             .envs(local.env.iter().map(|(k, v)| (k, fill(v))))
-            .env("PORT", spec.port.to_string())
+            .env("PORT", port.to_string())
             .current_dir(&data)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
+            // Only if the driver itself is torn down without stopping its games (tests, panics).
+            .kill_on_drop(true)
             .spawn()
             .map_err(io(format!("starting `{}` for server {}", local.command, spec.id)))?;
         let pid = child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
             .ok_or_else(|| DriverError::NotRunning(spec.id.clone()))?;
+        let pid_file = dir.join("pid");
+        if let Some(started) = process_start_time(pid) {
+            let written = tokio::fs::write(&pid_file, format!("{pid} {started}\n")).await;
+            written.map_err(io(format!("writing {}", pid_file.display())))?;
+        }
 
         let process = Arc::new(Process {
             id: spec.id.clone(),
+            generation: spec.generation,
             pid,
             stop_command: game.stop_command.clone(),
             stdin: Mutex::new(child.stdin.take()),
             phase: watch::channel(Phase::Starting).0,
             backlog: SyncMutex::new(VecDeque::new()),
         });
-        let address = format!("{}:{}", self.host, spec.port);
+        let ready = Phase::Ready { host: self.host.clone(), port };
         let log = Arc::new(Mutex::new(LogFile::new(dir.join("console.log"))));
         let ready_line = local.ready_line.clone();
         for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
             let (process, log, events) = (process.clone(), log.clone(), self.events.clone());
-            let (ready_line, address) = (ready_line.clone(), address.clone());
+            let (ready_line, ready) = (ready_line.clone(), ready.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(output).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     log.lock().await.append(&line).await;
                     if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
-                        process.set_phase(Phase::Ready { address: address.clone() }, &events);
+                        process.set_phase(ready.clone(), &events);
                     }
                     process.remember(line);
                 }
             });
         }
         if ready_line.is_none() {
-            tokio::spawn(probe_until_ready(process.clone(), spec.port, address, self.events.clone()));
+            tokio::spawn(probe_until_ready(process.clone(), port, ready, self.events.clone()));
         }
         let (waiter, events) = (process.clone(), self.events.clone());
         tokio::spawn(async move {
@@ -124,35 +182,36 @@ impl LocalDriver {
                 Ok(status) => format!("the game exited ({status})"),
                 Err(error) => format!("the game could not be waited for: {error}"),
             };
+            let _ = tokio::fs::remove_file(&pid_file).await;
             waiter.set_phase(Phase::Exited { reason }, &events);
         });
-        tracing::info!(server = %spec.id, pid, port = spec.port, "game process started");
+        tracing::info!(server = %spec.id, pid, port, "game process started");
         Ok(process)
     }
+}
 
-    /// Ends a process: the stop command, then SIGTERM, then SIGKILL to its group, each after the grace period.
-    async fn end(&self, process: &Process) {
-        let mut phase = process.phase.subscribe();
-        let exited = |phase: &Phase| matches!(phase, Phase::Exited { .. });
-        if let Some(command) = &process.stop_command
-            && let Some(stdin) = process.stdin.lock().await.as_mut()
-        {
-            let _ = stdin.write_all(format!("{command}\n").as_bytes()).await;
-            let _ = stdin.flush().await;
-        }
-        for signal in [None, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
-            if let Some(signal) = signal {
-                // The group may be gone already; that is the goal, not an error.
-                let _ = killpg(Pid::from_raw(process.pid), signal);
-            }
-            if tokio::time::timeout(self.stop_grace, phase.wait_for(exited)).await.is_ok() {
-                break;
-            }
-        }
-        // The game may have left children in its group; none may outlive it.
-        let _ = killpg(Pid::from_raw(process.pid), Signal::SIGKILL);
-        tracing::info!(server = %process.id, "game process stopped");
+/// Ends a process: the stop command, then SIGTERM, then SIGKILL to its group, each after the grace period.
+async fn end(process: &Process, grace: Duration) {
+    let mut phase = process.phase.subscribe();
+    let exited = |phase: &Phase| matches!(phase, Phase::Exited { .. });
+    if let Some(command) = &process.stop_command
+        && let Some(stdin) = process.stdin.lock().await.as_mut()
+    {
+        let _ = stdin.write_all(format!("{command}\n").as_bytes()).await;
+        let _ = stdin.flush().await;
     }
+    for signal in [None, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
+        if let Some(signal) = signal {
+            // The group may be gone already; that is the goal, not an error.
+            let _ = killpg(Pid::from_raw(process.pid), signal);
+        }
+        if tokio::time::timeout(grace, phase.wait_for(exited)).await.is_ok() {
+            break;
+        }
+    }
+    // The game may have left children in its group; none may outlive it.
+    let _ = killpg(Pid::from_raw(process.pid), Signal::SIGKILL);
+    tracing::info!(server = %process.id, "game process stopped");
 }
 
 impl Process {
@@ -166,8 +225,16 @@ impl Process {
             allowed
         });
         if changed {
-            let _ = events.send(Observed { id: self.id.clone(), phase });
+            let _ = events.send(Observed { id: self.id.clone(), generation: self.generation, phase });
         }
+    }
+
+    fn observed(&self) -> Observed {
+        Observed { id: self.id.clone(), generation: self.generation, phase: self.phase.borrow().clone() }
+    }
+
+    fn has_exited(&self) -> bool {
+        matches!(*self.phase.borrow(), Phase::Exited { .. })
     }
 
     fn remember(&self, line: String) {
@@ -181,16 +248,30 @@ impl Process {
 }
 
 impl Orchestrator for LocalDriver {
+    fn check_runnable(&self, game: &Game) -> Result<(), String> {
+        match game.local {
+            Some(_) => Ok(()),
+            None => {
+                Err(format!("{} runs only on a cluster; this host runs games that have a local command", game.name))
+            }
+        }
+    }
+
+    fn port_range(&self) -> Option<RangeInclusive<u16>> {
+        Some(self.ports.clone())
+    }
+
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            let mut processes = self.processes.lock().await;
-            if let Some(process) = processes.get(&spec.id)
-                && !matches!(*process.phase.borrow(), Phase::Exited { .. })
-            {
-                return Ok(());
+            let current = self.processes.lock().await.get(&spec.id).cloned();
+            match current {
+                Some(process) if !process.has_exited() && process.generation == spec.generation => return Ok(()),
+                // Started for an older generation: the user asked for a restart since.
+                Some(process) if !process.has_exited() => self.stop(&process.id).await?,
+                _ => {}
             }
             let process = self.spawn(spec).await?;
-            processes.insert(spec.id.clone(), process);
+            self.processes.lock().await.insert(spec.id.clone(), process);
             Ok(())
         })
     }
@@ -199,7 +280,7 @@ impl Orchestrator for LocalDriver {
         Box::pin(async move {
             let process = self.processes.lock().await.remove(id);
             if let Some(process) = process {
-                self.end(&process).await;
+                end(&process, self.stop_grace).await;
             }
             Ok(())
         })
@@ -219,10 +300,11 @@ impl Orchestrator for LocalDriver {
     }
 
     fn observe(&self) -> BoxFuture<'_, Vec<Observed>> {
-        Box::pin(async move {
-            let processes = self.processes.lock().await;
-            processes.values().map(|p| Observed { id: p.id.clone(), phase: p.phase.borrow().clone() }).collect()
-        })
+        Box::pin(async move { self.processes.lock().await.values().map(|process| process.observed()).collect() })
+    }
+
+    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>> {
+        Box::pin(async move { self.processes.lock().await.get(id).map(|process| process.observed()) })
     }
 
     fn events(&self) -> broadcast::Receiver<Observed> {
@@ -264,6 +346,18 @@ impl Orchestrator for LocalDriver {
                 .map_err(|source| DriverError::Io { context: format!("typing on server {id}'s console"), source })
         })
     }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let processes: Vec<_> = self.processes.lock().await.drain().map(|(_, process)| process).collect();
+            let mut ending = tokio::task::JoinSet::new();
+            for process in processes {
+                let grace = self.stop_grace;
+                ending.spawn(async move { end(&process, grace).await });
+            }
+            ending.join_all().await;
+        })
+    }
 }
 
 fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
@@ -271,17 +365,32 @@ fn boxed(output: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead +
 }
 
 /// A game without a ready line is ready once its port takes a TCP connection.
-async fn probe_until_ready(process: Arc<Process>, port: u16, address: String, events: broadcast::Sender<Observed>) {
+async fn probe_until_ready(process: Arc<Process>, port: u16, ready: Phase, events: broadcast::Sender<Observed>) {
     loop {
-        if matches!(*process.phase.borrow(), Phase::Exited { .. }) {
+        if process.has_exited() {
             return;
         }
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            process.set_phase(Phase::Ready { address }, &events);
+            process.set_phase(ready, &events);
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks since boot): with the pid,
+/// it names one process for good, where a pid alone may be reused. `None` when no such process runs (a zombie
+/// runs nothing, so it counts as gone).
+fn process_start_time(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may itself hold spaces or parentheses.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    // `rest` starts at field 3 (state); field 22 is 19 further on.
+    fields.nth(18).map(str::to_owned)
 }
 
 /// A bare command name is looked for beside the `spawnpoint` binary first (where a build puts

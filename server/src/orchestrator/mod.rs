@@ -6,6 +6,7 @@
 pub mod local;
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use catalog::{Game, Plan};
@@ -19,17 +20,21 @@ pub struct ServerSpec {
     pub id: String,
     pub game: Game,
     pub plan: Plan,
-    /// The game port, allocated by the caller and kept in the server's row.
-    pub port: u16,
+    /// The game port, when the orchestrator wants Spawnpoint to choose it (see [`Orchestrator::port_range`]);
+    /// allocated by the reconciler and kept in the server's row.
+    pub port: Option<u16>,
+    /// Bumped by every user restart: a game server running an older generation is replaced.
+    pub generation: i64,
 }
 
 /// Where a game server is, as the orchestrator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     Starting,
-    /// Players can connect, at `address`.
+    /// Players can connect, at `host:port`.
     Ready {
-        address: String,
+        host: String,
+        port: u16,
     },
     /// It is gone by itself (crashed or quit); `reason` says how.
     Exited {
@@ -41,6 +46,8 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub id: String,
+    /// The generation of the spec it was started from.
+    pub generation: i64,
     pub phase: Phase,
 }
 
@@ -59,6 +66,10 @@ pub enum DriverError {
 }
 
 pub trait Orchestrator: Send + Sync + 'static {
+    /// Whether this orchestrator can run `game` at all; the reason when not (told to the customer at create).
+    fn check_runnable(&self, game: &Game) -> Result<(), String>;
+    /// The ports Spawnpoint must choose game ports from, when the orchestrator does not assign them itself.
+    fn port_range(&self) -> Option<RangeInclusive<u16>>;
     /// Makes sure the game server runs (or is starting). Idempotent: a running server is left alone.
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops the game server; its data is kept. Stopping a server that is not running is success.
@@ -67,10 +78,15 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Every game server this orchestrator runs or saw exit.
     fn observe(&self) -> BoxFuture<'_, Vec<Observed>>;
+    /// One game server, if this orchestrator runs it or saw it exit.
+    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>>;
     /// Phase changes as they happen, so the reconciler reacts at once instead of at the next resync.
     fn events(&self) -> broadcast::Receiver<Observed>;
     /// The last `tail` lines of the game's output.
     fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>>;
     /// Types a line on the game's console.
     fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// Spawnpoint is stopping. Local processes are stopped politely (their rows still say running, so they
+    /// start again with Spawnpoint); an orchestrator whose game servers outlive Spawnpoint does nothing.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
 }

@@ -1,35 +1,62 @@
-//! Customers' game servers in the database: creating them, and recording what a user asks of them.
+//! Customers' game servers in the database: creating them, recording what a user asks of them, and recording
+//! what the reconciler finds.
 //!
 //! Database first: every action writes the desired state in one statement and returns at once; it never
-//! waits for a game server. Making the world match the rows is the reconciler's job.
+//! waits for a game server. Making the world match the rows is the reconciler's job. Every write that changes
+//! a row is published as a [`ServerEvent`]: open dashboards show it, and the reconciler acts on it.
 
 pub mod routes;
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use app::auth::ssr::authorize;
 use app::error::AppError;
 use catalog::account::{Resource, User};
-use catalog::gameserver::{GameServer, check_name, server_id};
+use catalog::gameserver::{GameServer, ServerEvent, address, check_name, server_id};
 use catalog::{Action, Catalog, ServerStatus};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use tokio::sync::broadcast;
 
 use crate::db::{Db, now};
 use crate::error::internal;
+use crate::orchestrator::Orchestrator;
 
-const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, node_ip, port, created_at";
+const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, node_ip, port, generation, created_at";
+
+/// Most log lines one request may ask for (what the local driver keeps in memory).
+pub const MAX_LOG_TAIL: usize = 1000;
 
 pub struct ServerService {
     db: Db,
     catalog: Arc<Catalog>,
+    driver: Arc<dyn Orchestrator>,
     /// How many servers (not counting deleted ones) a customer may have; administrators are not limited.
     max_per_customer: u32,
+    events: broadcast::Sender<ServerEvent>,
+}
+
+/// A server's row as the reconciler reads it: what should be, and what was last recorded.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub id: String,
+    pub game: String,
+    pub plan: String,
+    pub status: ServerStatus,
+    pub status_message: Option<String>,
+    pub port: Option<u16>,
+    pub generation: i64,
 }
 
 impl ServerService {
-    pub fn new(db: Db, catalog: Arc<Catalog>, max_per_customer: u32) -> Self {
-        Self { db, catalog, max_per_customer }
+    pub fn new(db: Db, catalog: Arc<Catalog>, driver: Arc<dyn Orchestrator>, max_per_customer: u32) -> Self {
+        Self { db, catalog, driver, max_per_customer, events: broadcast::channel(1024).0 }
+    }
+
+    /// Every change to any server from now on. A receiver that falls behind gets `Lagged` and should reload.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.events.subscribe()
     }
 
     /// The user's servers, or with `all` (administrators only) everyone's.
@@ -55,6 +82,7 @@ impl ServerService {
             self.catalog.game(game).ok_or_else(|| AppError::invalid("game", format!("there is no game `{game}`")))?;
         let plan =
             game.plan(plan).ok_or_else(|| AppError::invalid("plan", format!("{} has no plan `{plan}`", game.name)))?;
+        self.driver.check_runnable(game).map_err(|reason| AppError::invalid("game", reason))?;
         // Administrators are not held to the quota; the condition is in the INSERT itself so that checking and
         // writing are one statement.
         let limit = if user.is_admin() { i64::MAX } else { i64::from(self.max_per_customer) };
@@ -80,6 +108,7 @@ impl ServerService {
             .map_err(|e| internal("inserting a server", e))?;
             if inserted.rows_affected() == 1 {
                 tracing::info!(server = %id, user = %user.id, game = %game.id, plan = %plan.id, "server created");
+                self.publish(&id).await;
                 return self.get(user, &id).await;
             }
             if self.count_active(&user.id).await? >= limit {
@@ -111,16 +140,20 @@ impl ServerService {
         let server = self.get(user, id).await?;
         let next = server.status.apply(action).map_err(conflict)?;
         let at = now();
-        // Only if nobody changed the status meanwhile: a concurrent change is reported, not overwritten.
+        // Only if nobody changed the status meanwhile: a concurrent change is reported, not overwritten. Start
+        // and restart begin a new generation: the orchestrator replaces a game running an older one, and the
+        // reconciler forgets the old one's crashes and backoff.
         let updated = sqlx::query(
             "UPDATE servers SET status = $1, status_message = NULL, updated_at = $2, \
-             stopped_at = CASE WHEN $1 = 'stopped' THEN $2 ELSE stopped_at END \
+             stopped_at = CASE WHEN $1 = 'stopped' THEN $2 ELSE stopped_at END, \
+             generation = generation + $5 \
              WHERE id = $3 AND status = $4",
         )
         .bind(next.as_str())
         .bind(at)
         .bind(id.to_owned())
         .bind(server.status.as_str())
+        .bind(i64::from(matches!(action, Action::Start | Action::Restart)))
         .execute(self.db.pool())
         .await
         .map_err(|e| internal("updating a server", e))?;
@@ -130,7 +163,176 @@ impl ServerService {
             return Err(conflict(catalog::TransitionError { action, status: current.status }));
         }
         tracing::info!(server = %id, user = %user.id, %action, from = %server.status, to = %next, "server action");
+        self.publish(id).await;
         Ok(current)
+    }
+
+    /// The last `tail` lines of the server's output, for its owner or an administrator.
+    pub async fn logs(&self, user: &User, id: &str, tail: usize) -> Result<Vec<String>, AppError> {
+        if !(1..=MAX_LOG_TAIL).contains(&tail) {
+            return Err(AppError::invalid("tail", format!("must be between 1 and {MAX_LOG_TAIL}")));
+        }
+        self.get(user, id).await?;
+        self.driver.logs(id, tail).await.map_err(|e| internal("reading a server's log", e))
+    }
+
+    /// The reconciler's view of one server; `None` when it has no row.
+    pub async fn desired(&self, id: &str) -> Result<Option<Desired>, AppError> {
+        let row =
+            sqlx::query("SELECT id, game, plan, status, status_message, port, generation FROM servers WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(|e| internal("reading a server", e))?;
+        let read = |row: &AnyRow| -> Result<Desired, sqlx::Error> {
+            let port: Option<i64> = row.try_get("port")?;
+            Ok(Desired {
+                id: row.try_get("id")?,
+                game: row.try_get("game")?,
+                plan: row.try_get("plan")?,
+                status: parse_status(row)?,
+                status_message: row.try_get("status_message")?,
+                port: port.and_then(|port| u16::try_from(port).ok()),
+                generation: row.try_get("generation")?,
+            })
+        };
+        row.as_ref().map(read).transpose().map_err(|e| internal("reading a server row", e))
+    }
+
+    /// Ids of every server with a row, for the reconciler's full pass.
+    pub async fn all_ids(&self) -> Result<Vec<String>, AppError> {
+        let rows = sqlx::query("SELECT id FROM servers").fetch_all(self.db.pool()).await;
+        let rows = rows.map_err(|e| internal("listing servers", e))?;
+        rows.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>().map_err(|e| internal("reading ids", e))
+    }
+
+    /// Moves a server from `from` to `to` with `message`, unless something changed it meanwhile. Writes (and
+    /// publishes) nothing when the row already says exactly that. Returns whether it wrote.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: ServerStatus,
+        to: ServerStatus,
+        message: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let updated = sqlx::query(
+            "UPDATE servers SET status = $1, status_message = $2, updated_at = $3 \
+             WHERE id = $4 AND status = $5 AND (status <> $1 OR status_message IS DISTINCT FROM $2)",
+        )
+        .bind(to.as_str())
+        .bind(message.map(str::to_owned))
+        .bind(now())
+        .bind(id.to_owned())
+        .bind(from.as_str())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| internal("updating a server's status", e))?;
+        self.published_if(id, updated.rows_affected()).await
+    }
+
+    /// Records that the game server of `generation` is up at `host:port`: a pending or failed server becomes
+    /// running, and a running one follows its game server to a new address. Nothing happens if a user changed
+    /// the server meanwhile (another status or a newer generation).
+    pub async fn record_running(&self, id: &str, generation: i64, host: &str, port: u16) -> Result<bool, AppError> {
+        let updated = sqlx::query(
+            "UPDATE servers SET status = 'running', status_message = NULL, node_ip = $1, port = $2, updated_at = $3 \
+             WHERE id = $4 AND generation = $5 AND status IN ('pending', 'failed', 'running') \
+             AND (status <> 'running' OR node_ip IS DISTINCT FROM $1 OR port IS DISTINCT FROM $2)",
+        )
+        .bind(host.to_owned())
+        .bind(i64::from(port))
+        .bind(now())
+        .bind(id.to_owned())
+        .bind(generation)
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| internal("recording a running server", e))?;
+        self.published_if(id, updated.rows_affected()).await
+    }
+
+    /// Gives the server a game port of its own from `range` on `host`, unless it has one; returns its port.
+    /// `is_free` is asked before a port is taken, so one that something else on the machine holds is skipped.
+    pub async fn allocate_port(
+        &self,
+        id: &str,
+        host: &str,
+        range: RangeInclusive<u16>,
+        is_free: impl Fn(u16) -> bool,
+    ) -> Result<Option<u16>, AppError> {
+        let rows = sqlx::query("SELECT id, port FROM servers WHERE port IS NOT NULL")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| internal("reading allocated ports", e))?;
+        let mut taken = std::collections::HashSet::new();
+        for row in &rows {
+            let owner: String = row.try_get("id").map_err(|e| internal("reading a port", e))?;
+            let port: i64 = row.try_get("port").map_err(|e| internal("reading a port", e))?;
+            if owner == id {
+                return Ok(u16::try_from(port).ok());
+            }
+            taken.insert(port);
+        }
+        for port in range.filter(|port| !taken.contains(&i64::from(*port))) {
+            if !is_free(port) {
+                continue;
+            }
+            // The unique (node_ip, port) index settles a race with another allocation: the loser tries the next.
+            let claimed = sqlx::query(
+                "UPDATE servers SET node_ip = $1, port = $2, updated_at = $3 WHERE id = $4 AND port IS NULL",
+            )
+            .bind(host.to_owned())
+            .bind(i64::from(port))
+            .bind(now())
+            .bind(id.to_owned())
+            .execute(self.db.pool())
+            .await;
+            match claimed {
+                Ok(done) if done.rows_affected() == 1 => return Ok(Some(port)),
+                // It has a port after all (or no row any more): whatever the row says now.
+                Ok(_) => return Ok(self.desired(id).await?.and_then(|server| server.port)),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(internal("allocating a port", e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the row of a server whose clean-up is done.
+    pub async fn forget(&self, id: &str) -> Result<(), AppError> {
+        let user_id: Option<String> =
+            sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'deleted' RETURNING user_id")
+                .bind(id.to_owned())
+                .fetch_optional(self.db.pool())
+                .await
+                .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())
+                .map_err(|e| internal("deleting a server row", e))?;
+        if let Some(user_id) = user_id {
+            tracing::info!(server = %id, "server deleted");
+            let _ = self.events.send(ServerEvent::Removed { id: id.to_owned(), user_id });
+        }
+        Ok(())
+    }
+
+    async fn published_if(&self, id: &str, rows_affected: u64) -> Result<bool, AppError> {
+        if rows_affected == 0 {
+            return Ok(false);
+        }
+        self.publish(id).await;
+        Ok(true)
+    }
+
+    /// Tells subscribers how the server is now.
+    async fn publish(&self, id: &str) {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM servers WHERE id = $1")))
+            .bind(id.to_owned())
+            .fetch_optional(self.db.pool())
+            .await;
+        match row.map_err(|e| internal("reading a server", e)).and_then(|row| row.as_ref().map(from_row).transpose()) {
+            Ok(Some(server)) => {
+                let _ = self.events.send(ServerEvent::Changed { server });
+            }
+            Ok(None) | Err(_) => {}
+        }
     }
 
     async fn count_active(&self, user_id: &str) -> Result<i64, AppError> {
@@ -150,13 +352,14 @@ fn conflict(error: catalog::TransitionError) -> AppError {
 
 fn from_row(row: &AnyRow) -> Result<GameServer, AppError> {
     let read = || -> Result<GameServer, sqlx::Error> {
-        let status: String = row.try_get("status")?;
-        let status: ServerStatus = status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let status = parse_status(row)?;
         let node_ip: Option<String> = row.try_get("node_ip")?;
         let port: Option<i64> = row.try_get("port")?;
         // An address only means something while the game is up.
         let address = match (status, node_ip, port) {
-            (ServerStatus::Running, Some(host), Some(port)) => Some(format!("{host}:{port}")),
+            (ServerStatus::Running, Some(host), Some(port)) => {
+                u16::try_from(port).ok().map(|port| address(&host, port))
+            }
             _ => None,
         };
         Ok(GameServer {
@@ -172,4 +375,9 @@ fn from_row(row: &AnyRow) -> Result<GameServer, AppError> {
         })
     };
     read().map_err(|e| internal("reading a server row", e))
+}
+
+fn parse_status(row: &AnyRow) -> Result<ServerStatus, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }

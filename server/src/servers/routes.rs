@@ -1,14 +1,19 @@
 //! REST routes for game servers. All need a signed-in user; someone else's server answers 404.
 
+use std::convert::Infallible;
+
 use app::error::AppError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use catalog::Action;
-use catalog::gameserver::GameServer;
-use serde::Deserialize;
+use catalog::gameserver::{GameServer, ServerEvent};
+use futures_util::{Stream, StreamExt as _, stream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::middleware::CurrentUser;
 use crate::auth::routes::bad_body;
@@ -18,7 +23,9 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/servers", get(list).post(create))
+        .route("/api/servers/events", get(events))
         .route("/api/servers/{id}", get(show).delete(delete))
+        .route("/api/servers/{id}/logs", get(logs))
         .route("/api/servers/{id}/{action}", post(act))
 }
 
@@ -34,6 +41,61 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<GameServer>>> {
     Ok(Json(state.servers.list(&session.user, query.all).await?))
+}
+
+/// `GET /api/servers/events` (`?all=true` for an administrator's view of everyone's): server-sent events,
+/// each a [`ServerEvent`] as JSON. It opens with every server as it is now, so a page that (re)connects
+/// cannot miss what changed while it was away.
+async fn events(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
+    // Subscribed before reading the snapshot: a change in between then arrives twice, never not at all.
+    let changes = state.servers.subscribe();
+    let snapshot = state.servers.list(&session.user, query.all).await?;
+    let user = session.user;
+    let visible = move |event: &ServerEvent| query.all || event.user_id() == user.id;
+    let first = stream::iter(snapshot.into_iter().map(|server| ServerEvent::Changed { server }));
+    let then = stream::unfold((changes, visible), |(mut changes, visible)| async move {
+        loop {
+            match changes.recv().await {
+                Ok(event) if visible(&event) => return Some((Some(event), (changes, visible))),
+                Ok(_) => {}
+                // Too slow to keep up: end the stream; the browser reconnects and gets a fresh snapshot.
+                Err(RecvError::Lagged(_)) => return Some((None, (changes, visible))),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .take_while(|event| std::future::ready(event.is_some()))
+    .filter_map(std::future::ready);
+    let events = first.chain(then).map(|event| Ok(Event::default().json_data(&event).unwrap_or_default()));
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    tail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LogLines {
+    lines: Vec<String>,
+}
+
+/// `GET /api/servers/{id}/logs?tail=N`: the last N lines of the game's output (default 100).
+async fn logs(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<LogLines>> {
+    let tail = match query.tail {
+        None => 100,
+        Some(text) => text.parse().map_err(|_| AppError::invalid("tail", format!("`{text}` is not a number")))?,
+    };
+    Ok(Json(LogLines { lines: state.servers.logs(&session.user, &id, tail).await? }))
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,8 @@
 //! PostgreSQL: each test gets its own database on the server named by `SPAWNPOINT_TEST_POSTGRES`
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the test ends.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use server::Application;
 use server::config::Settings;
@@ -38,8 +40,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Db,
-    pub database: TestDatabase,
-    _data_dir: tempfile::TempDir,
+    pub database: Arc<TestDatabase>,
+    data_dir: Arc<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -52,7 +54,7 @@ impl TestApp {
     }
 
     pub fn data_dir(&self) -> &std::path::Path {
-        self._data_dir.path()
+        self.data_dir.path()
     }
 
     /// A client that behaves like the app's own pages in a browser: it keeps cookies and sends the app's
@@ -96,6 +98,71 @@ impl TestApp {
         self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
     }
 
+    /// `POST /api/servers` as the holder of `token`.
+    pub async fn create_server(&self, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url("/api/servers")).bearer_auth(token).json(&body).send().await.expect("sent")
+    }
+
+    /// Creates a server that must be accepted; returns its id.
+    pub async fn created(&self, token: &str, game: &str, plan: &str) -> String {
+        let response = self.create_server(token, serde_json::json!({ "name": "test", "game": game, "plan": plan }));
+        let response = response.await;
+        assert_eq!(response.status(), 201, "creating a {game} server");
+        let server: serde_json::Value = response.json().await.expect("json");
+        server["id"].as_str().expect("id").to_owned()
+    }
+
+    /// A user action: `start`, `stop`, `restart` or `delete`.
+    pub async fn act(&self, token: &str, id: &str, action: &str) -> reqwest::Response {
+        let request = if action == "delete" {
+            self.client.delete(self.url(&format!("/api/servers/{id}")))
+        } else {
+            self.client.post(self.url(&format!("/api/servers/{id}/{action}")))
+        };
+        request.bearer_auth(token).send().await.expect("sent")
+    }
+
+    /// Polls `GET /api/servers/{id}` until `until` holds for it; panics with the last answer after a while.
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        id: &str,
+        what: &str,
+        until: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..300 {
+            let response = self.get_as(token, &format!("/api/servers/{id}")).await;
+            last =
+                if response.status() == 404 { serde_json::Value::Null } else { response.json().await.expect("json") };
+            if until(&last) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server {id} never became {what}; last seen: {last}");
+    }
+
+    /// Waits until the server runs; returns it.
+    pub async fn running(&self, token: &str, id: &str) -> serde_json::Value {
+        self.wait_for(token, id, "running", |server| server["status"] == "running").await
+    }
+
+    /// `GET /api/servers/events` as the holder of `token`, read event by event.
+    pub async fn events(&self, token: &str, query: &str) -> EventStream {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/servers/events{query}")))
+            .bearer_auth(token)
+            .timeout(std::time::Duration::from_secs(600))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventStream { response, buffer: String::new() }
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         use sqlx::Row as _;
         sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
@@ -104,6 +171,76 @@ impl TestApp {
             .and_then(|row| row.try_get::<i64, _>("n"))
             .expect("count")
     }
+}
+
+/// Server-sent events as they arrive: each `data:` payload parsed as JSON.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event, or `None` if none comes within `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<serde_json::Value> {
+        tokio::time::timeout(wait, async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let event: String = self.buffer.drain(..end + 2).collect();
+                    let data: String =
+                        event.lines().filter_map(|line| line.strip_prefix("data:")).map(str::trim_start).collect();
+                    if data.is_empty() {
+                        continue; // a keep-alive comment
+                    }
+                    return serde_json::from_str(&data).expect("event data is JSON");
+                }
+                let chunk = self.response.chunk().await.expect("stream readable").expect("stream still open");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .ok()
+    }
+
+    /// Reads events until one about server `id` satisfies `until`; returns every event about `id` seen.
+    pub async fn until(&mut self, id: &str, until: impl Fn(&serde_json::Value) -> bool) -> Vec<serde_json::Value> {
+        let mut seen = Vec::new();
+        loop {
+            let event = self.next(std::time::Duration::from_secs(20)).await;
+            let event = event.unwrap_or_else(|| panic!("no awaited event about {id}; saw {seen:#?}"));
+            let about = event["server"]["id"] == id || event["id"] == id;
+            if about {
+                let done = until(&event);
+                seen.push(event);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+/// Each app under test gets game ports of its own, so apps running side by side never race for one.
+pub fn port_block() -> std::ops::RangeInclusive<u16> {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let first = 25_000 + (block % 240) * 20;
+    first..=first + 19
+}
+
+/// A catalog file with the demo game and shell-script games, for tests that need games that misbehave.
+/// Each entry of `shell_games` is `(id, script)`; the script says `ready now` when players may join.
+pub fn catalog_with(dir: &std::path::Path, shell_games: &[(&str, &str)]) -> std::path::PathBuf {
+    let builtin = include_str!("../../../catalog/games.yaml");
+    let demo = &builtin[builtin.find("  - id: demo").expect("the demo game is in the catalog")..];
+    let mut yaml = format!("games:\n{demo}");
+    for (id, script) in shell_games {
+        yaml.push_str(&format!(
+            "  - id: {id}\n    name: {id}\n    image: none\n    port: {{ port: 1, protocol: TCP }}\n    stop_command: stop\n    local: {{ command: sh, args: [\"-c\", {script:?}], ready_line: ready now }}\n    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]\n"
+        ));
+    }
+    let path = dir.join("games.yaml");
+    std::fs::write(&path, yaml).expect("catalog written");
+    path
 }
 
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -191,6 +328,8 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     settings.addr = "127.0.0.1:0".parse().expect("address");
     settings.data_dir = data_dir.path().to_owned();
     settings.database_url = SecretString::from(database.url.clone());
+    settings.game_ports = port_block();
+    settings.stop_grace = std::time::Duration::from_secs(3);
     adjust(&mut settings);
 
     let app = Application::build(&settings).await.expect("the app starts");
@@ -199,5 +338,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     tokio::spawn(app.serve());
     // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
-    TestApp { address, client, db, database, _data_dir: data_dir }
+    TestApp { address, client, db, database: Arc::new(database), data_dir: Arc::new(data_dir) }
+}
+
+impl TestApp {
+    /// A `TestApp` for a Spawnpoint running elsewhere (the binary, started by the test) on `database`.
+    pub async fn attach(address: &str, database: Arc<TestDatabase>, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+        let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("the test database");
+        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+        TestApp { address: address.to_owned(), client, db, database, data_dir }
+    }
 }

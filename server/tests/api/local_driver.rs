@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use catalog::Catalog;
-use server::orchestrator::local::LocalDriver;
+use server::orchestrator::local::{LocalConfig, LocalDriver};
 use server::orchestrator::{DriverError, Observed, Orchestrator, Phase, ServerSpec};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
@@ -18,7 +18,20 @@ fn free_port() -> u16 {
 
 fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
     let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
-    ServerSpec { id: id.into(), game: game.clone(), plan: plan.clone(), port: free_port() }
+    ServerSpec { id: id.into(), game: game.clone(), plan: plan.clone(), port: Some(free_port()), generation: 0 }
+}
+
+fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
+    LocalDriver::new(LocalConfig {
+        data_dir: dir.path().to_owned(),
+        host: "127.0.0.1".into(),
+        ports: 1..=1,
+        stop_grace,
+    })
+}
+
+fn port(spec: &ServerSpec) -> u16 {
+    spec.port.expect("a port")
 }
 
 /// A one-game catalog whose game is a shell script.
@@ -81,14 +94,14 @@ async fn ask(stream: &mut BufReader<TcpStream>, line: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demo_server_runs_keeps_its_world_across_stop_and_start_and_is_destroyed() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(5));
+    let driver = driver(&dir, Duration::from_secs(5));
     let catalog = Catalog::builtin();
     let spec = spec(&catalog, "demo", "tiny", "u1-de-abc123");
     let mut events = driver.events();
 
     driver.ensure_running(&spec).await.expect("starts");
-    assert_eq!(next_phase(&mut events, &spec.id).await, Phase::Ready { address: format!("127.0.0.1:{}", spec.port) });
-    let mut player = BufReader::new(TcpStream::connect(("127.0.0.1", spec.port)).await.expect("the game listens"));
+    assert_eq!(next_phase(&mut events, &spec.id).await, Phase::Ready { host: "127.0.0.1".into(), port: port(&spec) });
+    let mut player = BufReader::new(TcpStream::connect(("127.0.0.1", port(&spec))).await.expect("the game listens"));
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
     assert_eq!(ask(&mut player, "REQUEST_MATCH 1").await, "STATE running");
 
@@ -99,7 +112,7 @@ async fn a_demo_server_runs_keeps_its_world_across_stop_and_start_and_is_destroy
     assert!(logs_contain(&driver, &spec.id, "[Server] hello").await, "console input reaches the game");
 
     driver.stop(&spec.id).await.expect("stops");
-    assert!(TcpStream::connect(("127.0.0.1", spec.port)).await.is_err(), "the port is closed");
+    assert!(TcpStream::connect(("127.0.0.1", port(&spec))).await.is_err(), "the port is closed");
     assert!(driver.observe().await.is_empty());
     let world = dir.path().join("servers/u1-de-abc123/data/world.txt");
     assert_eq!(std::fs::read_to_string(&world).expect("world kept"), "matches_played=1\n");
@@ -111,14 +124,14 @@ async fn a_demo_server_runs_keeps_its_world_across_stop_and_start_and_is_destroy
 
     driver.destroy(&spec.id).await.expect("destroyed");
     assert!(!dir.path().join("servers/u1-de-abc123").exists(), "data and logs are gone");
-    assert!(TcpStream::connect(("127.0.0.1", spec.port)).await.is_err());
+    assert!(TcpStream::connect(("127.0.0.1", port(&spec))).await.is_err());
     driver.destroy(&spec.id).await.expect("destroying twice is fine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_is_reported_with_its_reason_and_the_server_can_run_again() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(5));
+    let driver = driver(&dir, Duration::from_secs(5));
     let catalog = shell_game("echo ready now; sleep 0.3; exit 3");
     let spec = spec(&catalog, "shell", "p", "u1-sh-crash1");
     let mut events = driver.events();
@@ -135,9 +148,38 @@ async fn a_crash_is_reported_with_its_reason_and_the_server_can_run_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_generation_replaces_the_running_game_and_the_pid_file_names_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = driver(&dir, Duration::from_secs(5));
+    let catalog = shell_game("echo ready now; while read line; do :; done");
+    let mut spec = spec(&catalog, "shell", "p", "u1-sh-gener1");
+    let pid_file = dir.path().join("servers/u1-sh-gener1/pid");
+    let pid = || std::fs::read_to_string(&pid_file).expect("pid file").split(' ').next().expect("pid").to_owned();
+    let mut events = driver.events();
+
+    driver.ensure_running(&spec).await.expect("starts");
+    assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
+    let first = pid();
+    assert!(alive(&first));
+    driver.ensure_running(&spec).await.expect("same generation: left alone");
+    assert_eq!(pid(), first);
+
+    spec.generation = 1;
+    driver.ensure_running(&spec).await.expect("replaced");
+    assert!(matches!(next_ready(&mut events, &spec.id).await, Phase::Ready { .. }));
+    assert_ne!(pid(), first, "a new process");
+    assert!(!alive(&first), "the old one is gone");
+    let observed = driver.observe().await;
+    assert_eq!((observed.len(), observed[0].generation), (1, 1));
+
+    driver.stop(&spec.id).await.expect("stops");
+    assert!(!pid_file.exists(), "no pid file once it has stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_game_deaf_to_stop_and_sigterm_is_killed_with_everything_it_started() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_millis(300));
+    let driver = driver(&dir, Duration::from_millis(300));
     // Ignores its console and SIGTERM, and starts a child of its own.
     let catalog = shell_game(
         "trap '' TERM; sleep 600 & echo $! > child.pid; echo $$ > game.pid; echo ready now; while true; do sleep 0.1; done",
@@ -167,7 +209,7 @@ async fn a_game_deaf_to_stop_and_sigterm_is_killed_with_everything_it_started() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_game_without_a_local_command_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let driver = LocalDriver::new(dir.path(), "127.0.0.1", Duration::from_secs(1));
+    let driver = driver(&dir, Duration::from_secs(1));
     let spec = spec(&Catalog::builtin(), "minecraft-java", "starter", "u1-mi-nolocl");
     match driver.ensure_running(&spec).await {
         Err(DriverError::NotRunnable(message)) => assert!(message.contains("only on a cluster"), "{message}"),

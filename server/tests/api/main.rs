@@ -6,6 +6,7 @@ mod accounts;
 mod cli;
 mod games;
 mod health;
+mod lifecycle;
 mod local_driver;
 mod pages;
 mod schema;

@@ -1,5 +1,5 @@
 //! Game servers through the REST routes: what is recorded, what is refused, and who may see what.
-//! (Running them is the reconciler's part; here the database side of every action.)
+//! (What running them looks like from outside is in `lifecycle`.)
 
 use serde_json::{Value, json};
 
@@ -15,25 +15,11 @@ both_databases!(
 );
 
 async fn create(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.client.post(app.url("/api/servers")).bearer_auth(token).json(&body).send().await.expect("sent")
+    app.create_server(token, body).await
 }
 
 async fn action(app: &TestApp, token: &str, id: &str, action: &str) -> reqwest::Response {
-    let request = if action == "delete" {
-        app.client.delete(app.url(&format!("/api/servers/{id}")))
-    } else {
-        app.client.post(app.url(&format!("/api/servers/{id}/{action}")))
-    };
-    request.bearer_auth(token).send().await.expect("sent")
-}
-
-/// What the reconciler will do once a server is up: mark it running at an address.
-async fn mark_running(app: &TestApp, id: &str) {
-    sqlx::query("UPDATE servers SET status = 'running', node_ip = '127.0.0.1', port = 25000 WHERE id = $1")
-        .bind(id)
-        .execute(app.db.pool())
-        .await
-        .expect("update");
+    app.act(token, id, action).await
 }
 
 async fn a_created_server_is_pending_with_a_dns_safe_id(backend: Backend) {
@@ -54,9 +40,9 @@ async fn a_created_server_is_pending_with_a_dns_safe_id(backend: Backend) {
     let mine: Vec<Value> = app.get_as(&token, "/api/servers").await.json().await.expect("json");
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["id"], id);
-    mark_running(&app, id).await;
-    let shown: Value = app.get_as(&token, &format!("/api/servers/{id}")).await.json().await.expect("json");
-    assert_eq!(shown["address"], "127.0.0.1:25000", "a running server shows where to connect");
+    let shown = app.running(&token, id).await;
+    let address = shown["address"].as_str().expect("a running server shows where to connect");
+    assert!(address.starts_with("127.0.0.1:25"), "{address}: a port from the game port range");
 }
 
 async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
@@ -70,6 +56,7 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
         (json!({ "name": "ok", "game": "tetris", "plan": "tiny" }), "game"),
         (json!({ "name": "ok", "game": "valheim", "plan": "tiny" }), "plan"),
         (json!({ "name": "ok", "game": "demo" }), "plan"),
+        (json!({ "name": "ok", "game": "valheim", "plan": "starter" }), "game"),
     ];
     for (body, field) in cases {
         let response = create(&app, &token, body.clone()).await;
@@ -77,6 +64,12 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
         let error: Value = response.json().await.expect("json");
         assert_eq!(error["error"]["field"], field, "{body}: {error}");
     }
+    let error: Value = create(&app, &token, json!({ "name": "ok", "game": "valheim", "plan": "starter" }))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("only on a cluster")), "{error}");
     assert_eq!(app.count("servers").await, 0);
 }
 
@@ -120,10 +113,10 @@ async fn actions_follow_the_state_machine_and_refusals_name_the_state(backend: B
     assert_eq!(code, 409);
     assert_eq!(body["error"]["message"], "status: cannot start a server that is pending");
 
-    mark_running(&app, id).await;
+    app.running(&token, id).await;
     let (code, body) = status_after(action(&app, &token, id, "restart").await).await;
     assert_eq!((code, body["status"].as_str()), (202, Some("pending")));
-    mark_running(&app, id).await;
+    app.running(&token, id).await;
     let (code, body) = status_after(action(&app, &token, id, "stop").await).await;
     assert_eq!((code, body["status"].as_str()), (202, Some("stopped")));
     assert_eq!(body["address"], Value::Null, "a stopped server has no address");
@@ -155,6 +148,8 @@ async fn another_users_server_does_not_exist_for_them(backend: Backend) {
     for verb in ["start", "stop", "restart", "delete"] {
         assert_eq!(action(&app, &bob, id, verb).await.status(), 404, "{verb}");
     }
+    assert_eq!(app.get_as(&bob, &format!("/api/servers/{id}/logs")).await.status(), 404);
+    assert_eq!(app.get_as(&alice, &format!("/api/servers/{id}/logs")).await.status(), 200);
     let missing = app.get_as(&bob, "/api/servers/nosuch-de-server").await;
     let hidden = app.get_as(&bob, &format!("/api/servers/{id}")).await;
     let (missing, hidden): (Value, Value) = (missing.json().await.expect("json"), hidden.json().await.expect("json"));
@@ -163,7 +158,8 @@ async fn another_users_server_does_not_exist_for_them(backend: Backend) {
     assert!(bobs.is_empty());
     assert_eq!(app.get_as(&bob, "/api/servers?all=true").await.status(), 403, "only administrators see all");
     let still: Value = app.get_as(&alice, &format!("/api/servers/{id}")).await.json().await.expect("json");
-    assert_eq!(still["status"], "pending", "bob's attempts changed nothing");
+    assert_ne!(still["status"], "deleted", "bob's attempts changed nothing");
+    assert_ne!(still["status"], "stopped", "bob's attempts changed nothing");
 
     // An administrator (as `spawnpoint admin create` makes them) sees and may act on everyone's servers.
     let root = app.signed_up("root@example.com").await;
