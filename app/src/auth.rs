@@ -115,6 +115,7 @@ pub fn AccountNav() -> impl IntoView {
                         let admin = user.is_admin();
                         view! {
                             <div class="account-nav">
+                                <A href="/servers">"My servers"</A>
                                 {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                                 <A href="/account" attr:class="who">{user.email}</A>
                                 <ActionForm action=auth.sign_out attr:class="inline">
@@ -265,7 +266,11 @@ pub fn AccountPage() -> impl IntoView {
 #[component]
 pub fn AdminPage() -> impl IntoView {
     fn render(_admin: User) -> AnyView {
-        view! { <UserTable /> }.into_any()
+        view! {
+            <crate::servers::AllServers />
+            <UserTable />
+        }
+        .into_any()
     }
     view! { <RequireUser admin=true render /> }
 }

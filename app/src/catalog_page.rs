@@ -123,7 +123,10 @@ fn PlanTable(game: Game, chosen: Choice) -> impl IntoView {
         Some(view! {
             <p class="summary" role="status">
                 "You picked " <strong>{plan.name.clone()}</strong> " for " {game.name.clone()} ": "
-                <strong class="price">{plan.price_label()}</strong>
+                <strong class="price">{plan.price_label()}</strong> " "
+                <A href=format!("/servers?game={}&plan={}", game.id, plan.id) attr:class="button">
+                    "Create this server"
+                </A>
             </p>
         })
     };

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod catalog_page;
 pub mod error;
+pub mod servers;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -13,6 +14,7 @@ use leptos_router::{SsrMode, path};
 
 use crate::auth::{AccountNav, AccountPage, AdminPage, Auth, SignInPage, SignUpPage};
 use crate::catalog_page::CatalogPage;
+use crate::servers::{ServerPage, ServersPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +67,8 @@ pub fn App() -> impl IntoView {
                     // Async so that a signed-out visitor gets a real redirect response, not a page.
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/servers") view=ServersPage ssr=SsrMode::Async />
+                    <Route path=path!("/servers/:id") view=ServerPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

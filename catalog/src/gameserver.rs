@@ -9,7 +9,7 @@ use crate::state::ServerStatus;
 pub const MAX_NAME_LEN: usize = 64;
 
 /// A game server, as every route and page shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GameServer {
     /// Short, DNS-safe and unique: it becomes a hostname and a Kubernetes object name.
     pub id: String,

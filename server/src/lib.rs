@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use app::auth::ssr::Accounts;
+use app::servers::ssr::Servers;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -128,9 +129,11 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
+    let servers = state.servers.clone() as Arc<dyn Servers>;
     let app_context = move || {
         provide_context(catalog.clone());
         provide_context(accounts.clone());
+        provide_context(servers.clone());
     };
     Router::new()
         .merge(api::routes())

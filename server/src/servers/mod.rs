@@ -10,11 +10,12 @@ pub mod routes;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use app::auth::ssr::authorize;
+use app::auth::ssr::{BoxFuture, authorize};
 use app::error::AppError;
+use app::servers::ssr::Servers;
 use catalog::account::{Resource, User};
 use catalog::gameserver::{GameServer, ServerEvent, address, check_name, server_id};
-use catalog::{Action, Catalog, ServerStatus};
+use catalog::{Action, Catalog, Game, ServerStatus};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use tokio::sync::broadcast;
@@ -342,6 +343,38 @@ impl ServerService {
             .await
             .and_then(|row| row.try_get("n"))
             .map_err(|e| internal("counting servers", e))
+    }
+}
+
+impl Servers for ServerService {
+    fn list<'a>(&'a self, user: &'a User, all: bool) -> BoxFuture<'a, Result<Vec<GameServer>, AppError>> {
+        Box::pin(ServerService::list(self, user, all))
+    }
+
+    fn runnable_games(&self) -> Vec<Game> {
+        self.catalog.games().iter().filter(|game| self.driver.check_runnable(game).is_ok()).cloned().collect()
+    }
+
+    fn create<'a>(
+        &'a self,
+        user: &'a User,
+        name: &'a str,
+        game: &'a str,
+        plan: &'a str,
+    ) -> BoxFuture<'a, Result<GameServer, AppError>> {
+        Box::pin(ServerService::create(self, user, name, game, plan))
+    }
+
+    fn get<'a>(&'a self, user: &'a User, id: &'a str) -> BoxFuture<'a, Result<GameServer, AppError>> {
+        Box::pin(ServerService::get(self, user, id))
+    }
+
+    fn act<'a>(&'a self, user: &'a User, id: &'a str, action: Action) -> BoxFuture<'a, Result<GameServer, AppError>> {
+        Box::pin(ServerService::act(self, user, id, action))
+    }
+
+    fn logs<'a>(&'a self, user: &'a User, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, AppError>> {
+        Box::pin(ServerService::logs(self, user, id, tail))
     }
 }
 

@@ -15,6 +15,7 @@ both_databases!(
     a_demo_server_lives_through_stop_start_restart_and_delete,
     a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason,
     status_changes_are_pushed_to_the_owner_only,
+    resync_passes_change_nothing_when_all_is_well_and_remove_orphans,
     a_restarted_spawnpoint_brings_servers_back_without_strays,
 );
 
@@ -197,6 +198,26 @@ async fn status_changes_are_pushed_to_the_owner_only(backend: Backend) {
     assert!(seen.iter().any(|e| e["server"]["status"] == "deleted"), "{seen:#?}");
 
     assert_eq!(bobs.next(Duration::from_millis(300)).await, None, "bob hears nothing of alice's server");
+}
+
+async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.resync_interval = Duration::from_millis(100)).await;
+    let token = app.signed_up("calm@example.com").await;
+    let id = app.created(&token, "demo", "tiny").await;
+    let server = app.running(&token, &id).await;
+    let pid = game_pid(app.data_dir(), &id).expect("pid");
+
+    let mut events = app.events(&token, "").await;
+    let snapshot = events.next(Duration::from_secs(5)).await.expect("the snapshot");
+    assert_eq!(snapshot["server"], server);
+    // About ten full passes.
+    assert_eq!(events.next(Duration::from_secs(1)).await, None, "a pass over a running server writes nothing");
+    assert_eq!(game_pid(app.data_dir(), &id), Some(pid.clone()), "and leaves its process alone");
+
+    // The row vanishes behind Spawnpoint's back: the game it no longer asks for is removed.
+    sqlx::query("DELETE FROM servers WHERE id = $1").bind(id.clone()).execute(app.db.pool()).await.expect("deleted");
+    eventually("the orphaned game process is removed", || !alive(&pid)).await;
+    assert!(!app.data_dir().join("servers").join(&id).exists());
 }
 
 /// Runs the real binary, so it can be killed as an operator's machine might kill it.

@@ -1,0 +1,498 @@
+//! The dashboard: "My servers" with live status, the create form, each server's page, and the administrators'
+//! view of everyone's servers.
+//!
+//! Pages render complete on the server; once hydrated they follow `GET /api/servers/events` (server-sent
+//! events), so a status change shows without reloading. Power buttons are enabled exactly when the shared state
+//! machine ([`ServerStatus::allows`]) allows the action, the same rule the server enforces.
+
+use catalog::gameserver::{GameServer, ServerEvent};
+use catalog::{Action, Game, ServerStatus, format_price};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::auth::RequireUser;
+use crate::error::AppError;
+
+/// The signed-in user's servers, or with `all` (administrators only) everyone's.
+#[server(prefix = "/rpc", endpoint = "list_servers")]
+pub async fn list_servers(all: bool) -> Result<Vec<GameServer>, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.list(&user, all).await }).await
+}
+
+/// The games this Spawnpoint can run, for the create form.
+#[server(prefix = "/rpc", endpoint = "new_server_choices")]
+pub async fn new_server_choices() -> Result<Vec<Game>, AppError> {
+    ssr::with_servers(|servers, _| async move { Ok(servers.runnable_games()) }).await
+}
+
+/// Creates a server and goes to its page.
+#[server(prefix = "/rpc", endpoint = "create_server")]
+pub async fn create_server(name: String, game: String, plan: String) -> Result<GameServer, AppError> {
+    ssr::with_servers(move |servers, user| async move {
+        let server = servers.create(&user, &name, &game, &plan).await?;
+        leptos_axum::redirect(&format!("/servers/{}", server.id));
+        Ok(server)
+    })
+    .await
+}
+
+#[server(prefix = "/rpc", endpoint = "get_server")]
+pub async fn get_server(id: String) -> Result<GameServer, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.get(&user, &id).await }).await
+}
+
+/// A power action (start, stop, restart) or delete.
+#[server(prefix = "/rpc", endpoint = "power")]
+pub async fn power(id: String, action: Action) -> Result<GameServer, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.act(&user, &id, action).await }).await
+}
+
+/// The last lines of the server's output.
+#[server(prefix = "/rpc", endpoint = "server_logs")]
+pub async fn server_logs(id: String) -> Result<Vec<String>, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.logs(&user, &id, LOG_LINES).await }).await
+}
+
+/// Log lines the server page shows.
+const LOG_LINES: usize = 100;
+
+#[component]
+pub fn ServersPage() -> impl IntoView {
+    fn render(_: catalog::account::User) -> AnyView {
+        view! {
+            <section class="servers">
+                <h1>"My servers"</h1>
+                <ServerList all=false />
+                <NewServerForm />
+            </section>
+        }
+        .into_any()
+    }
+    view! { <RequireUser render /> }
+}
+
+/// Everyone's servers, for the admin page.
+#[component]
+pub fn AllServers() -> impl IntoView {
+    view! {
+        <section class="servers">
+            <h1>"All servers"</h1>
+            <ServerList all=true />
+        </section>
+    }
+}
+
+#[component]
+fn ServerList(all: bool) -> impl IntoView {
+    let initial = Resource::new(|| (), move |_| list_servers(all));
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match initial.await {
+                    Ok(list) => view! { <LiveTable list all /> }.into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LiveTable(list: Vec<GameServer>, all: bool) -> impl IntoView {
+    let servers = RwSignal::new(list);
+    follow(all, move |event| apply(servers, event));
+    view! {
+        <Show
+            when=move || !servers.read().is_empty()
+            fallback=|| view! { <p class="hint empty-list">"No servers yet."</p> }
+        >
+            <table class="server-list">
+                <thead>
+                    <tr>
+                        <th scope="col">"Name"</th>
+                        <th scope="col">"Game"</th>
+                        <th scope="col">"Status"</th>
+                        <th scope="col">"Address"</th>
+                        {all.then(|| view! { <th scope="col">"Owner"</th> })}
+                    </tr>
+                </thead>
+                <tbody>
+                    <For each=move || servers.get() key=|server| server.clone() let:server>
+                        <tr data-server=server.id.clone()>
+                            <td>
+                                <A href=format!("/servers/{}", server.id)>{server.name.clone()}</A>
+                            </td>
+                            <td>{server.game.clone()} " · " {server.plan.clone()}</td>
+                            <td>
+                                <StatusBadge status=server.status />
+                            </td>
+                            <td class="address">{server.address.clone().unwrap_or_default()}</td>
+                            {all.then(|| view! { <td class="owner">{server.user_id.clone()}</td> })}
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </Show>
+    }
+}
+
+#[component]
+fn StatusBadge(status: ServerStatus) -> impl IntoView {
+    view! { <span class=format!("status status-{status}")>{status.to_string()}</span> }
+}
+
+/// Game → plan (with its price) → name.
+#[component]
+fn NewServerForm() -> impl IntoView {
+    let create = ServerAction::<CreateServer>::new();
+    let choices = OnceResource::new(new_server_choices());
+    let query = use_query_map();
+    let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    view! {
+        <section class="new-server">
+            <h2>"New server"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let games = match choices.await {
+                        Ok(games) if !games.is_empty() => games,
+                        Ok(_) => return view! { <p class="hint">"No game can run here yet."</p> }.into_any(),
+                        Err(error) => return view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                    };
+                    let wanted = query.read_untracked().get("game");
+                    let unavailable = wanted.clone().filter(|id| !games.iter().any(|g| &g.id == id)).map(|id| {
+                        view! { <p class="hint">{format!("“{id}” cannot run on this host; choose one of these games.")}</p> }
+                    });
+                    let first = wanted.filter(|id| games.iter().any(|g| &g.id == id)).unwrap_or_else(|| games[0].id.clone());
+                    let game = RwSignal::new(first);
+                    let wanted_plan = query.read_untracked().get("plan");
+                    let plans = {
+                        let games = games.clone();
+                        move || games.iter().find(|g| g.id == game.get()).map(|g| g.plans.clone()).unwrap_or_default()
+                    };
+                    view! {
+                        {unavailable}
+                        <ActionForm action=create>
+                            <label>
+                                "Game"
+                                <select name="game" on:change:target=move |ev| game.set(ev.target().value())>
+                                    {games
+                                        .iter()
+                                        .map(|g| {
+                                            let selected = g.id == game.get_untracked();
+                                            view! { <option value=g.id.clone() selected=selected>{g.name.clone()}</option> }
+                                        })
+                                        .collect_view()}
+                                </select>
+                            </label>
+                            <label>
+                                "Plan"
+                                <select name="plan">
+                                    {move || {
+                                        plans()
+                                            .into_iter()
+                                            .map(|plan| {
+                                                let selected = wanted_plan.as_deref() == Some(plan.id.as_str());
+                                                let label = format!(
+                                                    "{} · {} players · {}",
+                                                    plan.name,
+                                                    plan.players,
+                                                    format_price(plan.price_cents),
+                                                );
+                                                view! { <option value=plan.id selected=selected>{label}</option> }
+                                            })
+                                            .collect_view()
+                                    }}
+                                </select>
+                            </label>
+                            <label>
+                                "Name"
+                                <input
+                                    type="text"
+                                    name="name"
+                                    required
+                                    maxlength=catalog::gameserver::MAX_NAME_LEN.to_string()
+                                    placeholder="Friday night"
+                                />
+                            </label>
+                            {move || error.get().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
+                            <button type="submit" class="primary">"Create server"</button>
+                        </ActionForm>
+                    }
+                        .into_any()
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn ServerPage() -> impl IntoView {
+    fn render(_: catalog::account::User) -> AnyView {
+        view! { <ServerDetails /> }.into_any()
+    }
+    view! { <RequireUser render /> }
+}
+
+#[component]
+fn ServerDetails() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let initial = Resource::new(id, get_server);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match initial.await {
+                    Ok(server) => view! { <LiveServer server /> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <section class="empty">
+                                <h1>"No such server"</h1>
+                                <p class="error">{error.to_string()}</p>
+                                <A href="/servers">"Back to my servers"</A>
+                            </section>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn LiveServer(server: GameServer) -> impl IntoView {
+    let id = server.id.clone();
+    // `None` once it is deleted for good.
+    let current = RwSignal::new(Some(server));
+    {
+        let id = id.clone();
+        follow(false, move |event| {
+            if event.server_id() != id {
+                return;
+            }
+            current.set(match event {
+                ServerEvent::Changed { server } => Some(server),
+                ServerEvent::Removed { .. } => None,
+            });
+        });
+    }
+    let power = ServerAction::<Power>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(server)) = power.value().get() {
+            current.set(Some(server));
+        }
+    });
+    let error = Signal::derive(move || power.value().get().and_then(Result::err));
+    let status = Memo::new(move |_| current.read().as_ref().map(|server| server.status));
+    let logs = Resource::new(move || (status.get(), power.version().get()), {
+        let id = id.clone();
+        move |_| server_logs(id.clone())
+    });
+    let refresh = RwSignal::new(0);
+    Effect::new(move |previous: Option<()>| {
+        refresh.track();
+        if previous.is_some() {
+            logs.refetch();
+        }
+    });
+    let confirming = RwSignal::new(false);
+    let id = StoredValue::new(id);
+    // Copy, so every button can have it.
+    let act = move |action: Action| {
+        power.dispatch(Power { id: id.get_value(), action });
+    };
+    let button = move |action: Action, label: &'static str| {
+        view! {
+            <button
+                type="button"
+                disabled=move || !status.get().is_some_and(|status| status.allows(action))
+                on:click=move |_| act(action)
+            >
+                {label}
+            </button>
+        }
+    };
+    // The page then shows the server as deleted, and "Server deleted" once its clean-up is done.
+    let delete = move |_| {
+        act(Action::Delete);
+        confirming.set(false);
+    };
+
+    view! {
+        {move || match current.get() {
+            None => {
+                view! {
+                    <section class="empty">
+                        <h1>"Server deleted"</h1>
+                        <p>"This server and its files are gone."</p>
+                        <A href="/servers">"Back to my servers"</A>
+                    </section>
+                }
+                    .into_any()
+            }
+            Some(server) => {
+                view! {
+                    <section class="server">
+                        <p class="crumbs">
+                            <A href="/servers">"My servers"</A>
+                        </p>
+                        <h1>{server.name.clone()}</h1>
+                        <dl class="facts">
+                            <dt>"Status"</dt>
+                            <dd>
+                                <StatusBadge status=server.status />
+                                {server.status_message.clone().map(|m| view! { <span class="status-message">{m}</span> })}
+                            </dd>
+                            <dt>"Address"</dt>
+                            <dd class="address">
+                                {server.address.clone().unwrap_or_else(|| "— (not running)".into())}
+                            </dd>
+                            <dt>"Game"</dt>
+                            <dd>{server.game.clone()} " · " {server.plan.clone()}</dd>
+                            <dt>"Id"</dt>
+                            <dd><code>{server.id.clone()}</code></dd>
+                        </dl>
+                    </section>
+                }
+                    .into_any()
+            }
+        }}
+        <Show when=move || current.read().is_some()>
+            <div class="power" role="group" aria-label="Power">
+                {button(Action::Start, "Start")}
+                {button(Action::Stop, "Stop")}
+                {button(Action::Restart, "Restart")}
+                <button
+                    type="button"
+                    class="danger"
+                    disabled=move || !status.get().is_some_and(|status| status.allows(Action::Delete))
+                    on:click=move |_| confirming.set(true)
+                >
+                    "Delete"
+                </button>
+            </div>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
+            <Show when=move || confirming.get()>
+                <div class="confirm" role="alertdialog" aria-label="Confirm deletion">
+                    <p>"Delete this server? Its files and backups are deleted too, and this cannot be undone."</p>
+                    <button type="button" class="danger" on:click=delete>
+                        "Delete for good"
+                    </button>
+                    <button type="button" on:click=move |_| confirming.set(false)>
+                        "Keep it"
+                    </button>
+                </div>
+            </Show>
+            <section class="logs">
+                <h2>
+                    "Recent output "
+                    <button type="button" class="small" on:click=move |_| refresh.update(|n| *n += 1)>
+                        "Refresh"
+                    </button>
+                </h2>
+                <Transition fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match logs.await {
+                            Ok(lines) if lines.is_empty() => view! { <p class="hint">"No output yet."</p> }.into_any(),
+                            Ok(lines) => view! { <pre class="log">{lines.join("\n")}</pre> }.into_any(),
+                            Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </section>
+        </Show>
+    }
+}
+
+/// Applies one pushed event to a list of servers.
+fn apply(servers: RwSignal<Vec<GameServer>>, event: ServerEvent) {
+    servers.update(|list| match event {
+        ServerEvent::Changed { server } => match list.iter_mut().find(|s| s.id == server.id) {
+            Some(slot) => *slot = server,
+            None => list.push(server),
+        },
+        ServerEvent::Removed { id, .. } => list.retain(|s| s.id != id),
+    });
+}
+
+/// Calls `on_event` for each server event pushed to this page, from hydration until the page is left. The
+/// browser's `EventSource` reconnects by itself after a drop, and the stream then opens with a fresh snapshot.
+fn follow(all: bool, on_event: impl Fn(ServerEvent) + 'static) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast as _;
+        use wasm_bindgen::closure::Closure;
+
+        let url = if all { "/api/servers/events?all=true" } else { "/api/servers/events" };
+        let Ok(source) = web_sys::EventSource::new(url) else { return };
+        let on_message = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
+            let event = message.data().as_string().and_then(|text| serde_json::from_str::<ServerEvent>(&text).ok());
+            if let Some(event) = event {
+                on_event(event);
+            }
+        });
+        source.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let open = StoredValue::new_local(Some((source, on_message)));
+        on_cleanup(move || {
+            if let Some((source, _)) = open.try_update_value(Option::take).flatten() {
+                source.close();
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (all, on_event);
+}
+
+/// Server-side plumbing: the server service the server provides.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use catalog::account::User;
+    use catalog::gameserver::GameServer;
+    use catalog::{Action, Game};
+    use leptos::prelude::*;
+
+    use crate::auth::ssr::{BoxFuture, require_session};
+    use crate::error::AppError;
+
+    /// What the dashboard's server functions need from the server's game-server service (the same one the
+    /// REST routes use), provided as `Arc<dyn Servers>` in context. Every method checks what `user` may touch.
+    pub trait Servers: Send + Sync + 'static {
+        fn list<'a>(&'a self, user: &'a User, all: bool) -> BoxFuture<'a, Result<Vec<GameServer>, AppError>>;
+        /// Games in the catalog that this Spawnpoint's orchestrator can run.
+        fn runnable_games(&self) -> Vec<Game>;
+        fn create<'a>(
+            &'a self,
+            user: &'a User,
+            name: &'a str,
+            game: &'a str,
+            plan: &'a str,
+        ) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn get<'a>(&'a self, user: &'a User, id: &'a str) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn act<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a str,
+            action: Action,
+        ) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn logs<'a>(&'a self, user: &'a User, id: &'a str, tail: usize)
+        -> BoxFuture<'a, Result<Vec<String>, AppError>>;
+    }
+
+    /// Runs a server function body with the service and the signed-in user, answering with the error's status.
+    pub async fn with_servers<T, F, Fut>(body: F) -> Result<T, AppError>
+    where
+        F: FnOnce(Arc<dyn Servers>, User) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        crate::auth::ssr::with_status(async move {
+            let user = require_session()?.user;
+            let servers = use_context::<Arc<dyn Servers>>().ok_or(AppError::Internal)?;
+            body(servers, user).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,100 @@
+import { connect } from "node:net";
+import { test, expect, hydrated, signUp } from "./fixtures";
+
+/** Asks a demo game server for its state over its own TCP protocol, as a player's client would. */
+function gameState(address: string): Promise<string> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port }, () => socket.write("GET_STATE\n"));
+    socket.setEncoding("utf8");
+    socket.once("data", (data) => {
+      socket.destroy();
+      resolve(String(data).trim());
+    });
+    socket.once("error", reject);
+  });
+}
+
+test("create a demo server, watch it come up without reloading, stop it and delete it", async ({ page }) => {
+  await signUp(page, `owner-${Date.now()}@example.com`);
+  await page.locator("header.topbar").getByRole("link", { name: "My servers" }).click();
+  await expect(page).toHaveURL(/\/servers$/);
+  await hydrated(page);
+  await expect(page.getByText("No servers yet.")).toBeVisible();
+
+  // Only games this host can run are offered; the demo game's plans show their prices.
+  const game = page.getByLabel("Game");
+  await expect(game.locator("option")).toHaveText(["Spawnpoint Demo"]);
+  await expect(page.getByLabel("Plan").locator("option")).toHaveText([/^Tiny · 1–4 players · \$1\.00\/mo$/, /^Small/]);
+  await page.getByLabel("Plan").selectOption("small");
+  await page.getByLabel("Name").fill("Friday night");
+  await page.getByRole("button", { name: "Create server" }).click();
+  await expect(page).toHaveURL(/\/servers\/[a-z0-9]+-de-[a-z0-9]+$/);
+  await expect(page.getByRole("heading", { name: "Friday night" })).toBeVisible();
+
+  // From here on the page must change by itself: any new document load would be a reload.
+  let loads = 0;
+  page.on("load", () => loads++);
+  const status = page.locator(".facts .status");
+  await expect(status).toHaveText("running", { timeout: 20_000 });
+  const address = page.locator("dd.address");
+  await expect(address).toHaveText(/^127\.0\.0\.1:\d+$/);
+  expect(await gameState((await address.textContent())!)).toBe("STATE open");
+
+  const button = (name: string) => page.getByRole("group", { name: "Power" }).getByRole("button", { name, exact: true });
+  await expect(button("Start")).toBeDisabled();
+  await expect(button("Stop")).toBeEnabled();
+  await expect(button("Restart")).toBeEnabled();
+  await expect(page.locator("pre.log")).toContainText("Server ready on port");
+
+  await button("Stop").click();
+  await expect(status).toHaveText("stopped");
+  await expect(address).toHaveText(/not running/);
+  await expect(button("Start")).toBeEnabled();
+  await expect(button("Stop")).toBeDisabled();
+  await expect(button("Restart")).toBeDisabled();
+
+  // Deleting asks first; keeping it changes nothing.
+  await button("Delete").click();
+  const confirm = page.getByRole("alertdialog", { name: "Confirm deletion" });
+  await expect(confirm).toContainText("cannot be undone");
+  await confirm.getByRole("button", { name: "Keep it" }).click();
+  await expect(confirm).toHaveCount(0);
+  await expect(status).toHaveText("stopped");
+  await button("Delete").click();
+  await confirm.getByRole("button", { name: "Delete for good" }).click();
+  await expect(page.getByRole("heading", { name: "Server deleted" })).toBeVisible({ timeout: 20_000 });
+  expect(loads, "the page was never reloaded").toBe(0);
+
+  await page.getByRole("link", { name: "Back to my servers" }).click();
+  await expect(page.getByText("No servers yet.")).toBeVisible();
+});
+
+test("the server list follows a server's status live", async ({ page }) => {
+  await signUp(page, `lister-${Date.now()}@example.com`);
+  await page.goto("/servers");
+  await hydrated(page);
+  // Created from the API with the browser's own session, while the list page stays open.
+  const created = await page.evaluate(async () => {
+    const response = await fetch("/api/servers", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "From the API", game: "demo", plan: "tiny" }),
+    });
+    return (await response.json()) as { id: string };
+  });
+  const row = page.locator(`tr[data-server="${created.id}"]`);
+  await expect(row).toContainText("From the API");
+  await expect(row.locator(".status")).toHaveText("running", { timeout: 20_000 });
+  await expect(row.locator(".address")).toHaveText(/^127\.0\.0\.1:\d+$/);
+});
+
+test("a plan chosen in the catalog carries over to the create form", async ({ page }) => {
+  await signUp(page, `shopper-${Date.now()}@example.com`);
+  await page.goto("/games/demo");
+  await hydrated(page);
+  await page.getByRole("button", { name: "Choose Small" }).click();
+  await page.getByRole("status").getByRole("link", { name: "Create this server" }).click();
+  await expect(page).toHaveURL(/\/servers\?game=demo&plan=small$/);
+  await expect(page.getByLabel("Plan")).toHaveValue("small");
+});
