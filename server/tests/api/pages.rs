@@ -1,7 +1,7 @@
 //! The app's pages as a browser without JavaScript gets them: complete HTML from the server.
 
 use crate::both_databases;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, PASSWORD, spawn_app};
 
 both_databases!(the_catalog_page_lists_every_game_without_javascript, a_game_page_shows_plans_and_prices);
 
@@ -81,10 +81,56 @@ async fn server_functions_answer_with_the_status_of_their_error() {
 async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
     let app = spawn_app(Backend::Sqlite).await;
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    for (page, next) in [("/account", "%2Faccount"), ("/admin", "%2Fadmin")] {
+    for (page, next) in [
+        ("/account", "%2Faccount"),
+        ("/admin", "%2Fadmin"),
+        ("/servers", "%2Fservers"),
+        ("/servers/x", "%2Fservers%2Fx"),
+    ] {
         // As a browser navigates: leptos answers 302 to requests that accept HTML.
         let response = no_redirects.get(app.url(page)).header("accept", "text/html").send().await.expect("sent");
         assert_eq!(response.status(), 302, "{page}");
         assert_eq!(response.headers()["location"], format!("/signin?next={next}").as_str(), "{page}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_renders_my_servers_and_only_mine() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let alice = app.browser();
+    let form = [("email", "alice@example.com"), ("password", PASSWORD), ("next", "/servers")];
+    assert!(alice.post(app.url("/rpc/sign_up")).form(&form).send().await.expect("sent").status().is_success());
+    let html = alice.get(app.url("/servers")).send().await.expect("sent").text().await.expect("body");
+    assert!(html.contains("My servers") && html.contains("No servers yet."), "{html}");
+    assert!(html.contains(r#"<option value="demo""#), "the demo game is offered: {html}");
+    assert!(!html.contains(r#"<option value="valheim""#), "a cluster-only game is not: {html}");
+
+    let created = alice
+        .post(app.url("/rpc/create_server"))
+        .form(&[("name", "Alice's world"), ("game", "demo"), ("plan", "tiny")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert!(created.status().is_success(), "{}", created.status());
+    let server: serde_json::Value = created.json().await.expect("json");
+    let id = server["id"].as_str().expect("id");
+    let list = alice.get(app.url("/servers")).send().await.expect("sent").text().await.expect("body");
+    assert!(list.contains("Alice&#x27;s world") || list.contains("Alice's world"), "{list}");
+    let page = alice.get(app.url(&format!("/servers/{id}"))).send().await.expect("sent").text().await.expect("body");
+    assert!(page.contains(id) && page.contains("Recent output"), "{page}");
+
+    let bob = app.browser();
+    let form = [("email", "bob@example.com"), ("password", PASSWORD), ("next", "/servers")];
+    assert!(bob.post(app.url("/rpc/sign_up")).form(&form).send().await.expect("sent").status().is_success());
+    let theirs = bob.get(app.url(&format!("/servers/{id}"))).send().await.expect("sent").text().await.expect("body");
+    assert!(theirs.contains("No such server") && !theirs.contains("Alice"), "{theirs}");
+    let acted = bob
+        .post(app.url("/rpc/power"))
+        .form(&[("id", id), ("action", "stop")])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(acted.status(), 404, "bob cannot touch alice's server");
 }
