@@ -157,7 +157,7 @@ impl LocalDriver {
             backlog: SyncMutex::new(VecDeque::new()),
         });
         let ready = Phase::Ready { host: self.host.clone(), port };
-        let log = Arc::new(Mutex::new(LogFile::new(dir.join("console.log"))));
+        let log = Arc::new(Mutex::new(LogFile::new(dir.join("console.log"), LOG_ROTATE_BYTES)));
         let ready_line = local.ready_line.clone();
         for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
             let (process, log, events) = (process.clone(), log.clone(), self.events.clone());
@@ -409,16 +409,18 @@ fn resolve_command(command: &str) -> PathBuf {
 /// `console.log`, appended to and rotated by size. The file stays open between lines.
 struct LogFile {
     path: PathBuf,
+    /// Rotate past this many bytes.
+    limit: u64,
     open: Option<(tokio::fs::File, u64)>,
 }
 
 impl LogFile {
-    fn new(path: PathBuf) -> Self {
-        Self { path, open: None }
+    fn new(path: PathBuf, limit: u64) -> Self {
+        Self { path, limit, open: None }
     }
 
     async fn append(&mut self, line: &str) {
-        if self.open.as_ref().is_some_and(|(_, written)| *written > LOG_ROTATE_BYTES) {
+        if self.open.as_ref().is_some_and(|(_, written)| *written > self.limit) {
             self.open = None;
             let _ = tokio::fs::rename(&self.path, self.path.with_extension("log.1")).await;
         }
@@ -432,6 +434,35 @@ impl LogFile {
             && file.write_all(format!("{line}\n").as_bytes()).await.is_ok()
         {
             *written += line.len() as u64 + 1;
+            // tokio hands writes to a background thread; flushing makes the line readable in the file now.
+            let _ = file.flush().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_log_rotates_by_size_keeping_one_old_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("console.log");
+        let mut log = LogFile::new(path.clone(), 1000);
+        let line = "x".repeat(99); // 100 bytes with its newline
+        for _ in 0..25 {
+            log.append(&line).await;
+        }
+        let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        // Rotated after lines 11 and 22: the oldest batch is dropped, the one before the current file is kept.
+        let old = path.with_extension("log.1");
+        assert_eq!(size(&old), 1100, "console.log.1 holds the previous batch");
+        assert_eq!(size(&path), 300, "console.log holds what came since");
+
+        // A fresh writer (a restarted game) continues the existing file and its count.
+        let before = size(&path);
+        let mut again = LogFile::new(path.clone(), 1000);
+        again.append("after a restart").await;
+        assert_eq!(size(&path), before + 16);
     }
 }
