@@ -51,11 +51,10 @@ pub async fn power(id: String, action: Action) -> Result<GameServer, AppError> {
 /// The last lines of the server's output.
 #[server(prefix = "/rpc", endpoint = "server_logs")]
 pub async fn server_logs(id: String) -> Result<Vec<String>, AppError> {
+    /// Log lines the server page shows.
+    const LOG_LINES: usize = 100;
     ssr::with_servers(move |servers, user| async move { servers.logs(&user, &id, LOG_LINES).await }).await
 }
-
-/// Log lines the server page shows.
-const LOG_LINES: usize = 100;
 
 #[component]
 pub fn ServersPage() -> impl IntoView {

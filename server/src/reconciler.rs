@@ -192,11 +192,11 @@ impl Reconciler {
             }
             ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment => {
                 self.forget(id);
-                if observed.is_some() {
-                    if let Err(error) = self.driver.stop(id).await {
-                        self.servers.transition(id, row.status, row.status, Some(&error.to_string())).await?;
-                        self.schedule_after(id, self.config.backoff);
-                    }
+                if observed.is_some()
+                    && let Err(error) = self.driver.stop(id).await
+                {
+                    self.servers.transition(id, row.status, row.status, Some(&error.to_string())).await?;
+                    self.schedule_after(id, self.config.backoff);
                 }
                 Ok(())
             }
@@ -233,10 +233,11 @@ impl Reconciler {
                 return Ok(());
             }
             Some(Phase::Starting) => return Ok(()),
-            Some(Phase::Exited { reason }) if row.status != ServerStatus::Failed => {
-                if !self.remember(id, |memory| memory.restart_due) {
-                    return self.crashed(&row, &reason).await;
-                }
+            // Exited by itself, and not yet counted: a crash.
+            Some(Phase::Exited { reason })
+                if row.status != ServerStatus::Failed && !self.remember(id, |memory| memory.restart_due) =>
+            {
+                return self.crashed(&row, &reason).await;
             }
             None if row.status == ServerStatus::Running => {
                 // Running by the row, but nothing runs (Spawnpoint restarted, or someone removed it).
@@ -245,10 +246,10 @@ impl Reconciler {
             }
             _ => {}
         }
-        if let Some(wait) = self.remember(id, |memory| memory.not_before.map(|at| at - Instant::now().min(at))) {
-            if !wait.is_zero() {
-                return Ok(()); // A timer set with the backoff brings the next attempt.
-            }
+        if let Some(wait) = self.remember(id, |memory| memory.not_before.map(|at| at - Instant::now().min(at)))
+            && !wait.is_zero()
+        {
+            return Ok(()); // A timer set with the backoff brings the next attempt.
         }
         match self.run_game(&row).await {
             Ok(()) => {

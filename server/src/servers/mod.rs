@@ -328,11 +328,11 @@ impl ServerService {
             .bind(id.to_owned())
             .fetch_optional(self.db.pool())
             .await;
-        match row.map_err(|e| internal("reading a server", e)).and_then(|row| row.as_ref().map(from_row).transpose()) {
-            Ok(Some(server)) => {
-                let _ = self.events.send(ServerEvent::Changed { server });
-            }
-            Ok(None) | Err(_) => {}
+        // A row that is gone or unreadable has nothing to tell (a read error is logged by `internal`).
+        if let Ok(Some(server)) =
+            row.map_err(|e| internal("reading a server", e)).and_then(|row| row.as_ref().map(from_row).transpose())
+        {
+            let _ = self.events.send(ServerEvent::Changed { server });
         }
     }
 
