@@ -276,17 +276,23 @@ fn LiveServer(server: GameServer) -> impl IntoView {
             });
         });
     }
+    // An action's answer is not applied here: the same change arrives as an event, in order with the ones
+    // after it, where a late answer could overwrite a newer state.
     let power = ServerAction::<Power>::new();
-    Effect::new(move |_| {
-        if let Some(Ok(server)) = power.value().get() {
-            current.set(Some(server));
-        }
-    });
     let error = Signal::derive(move || power.value().get().and_then(Result::err));
     let status = Memo::new(move |_| current.read().as_ref().map(|server| server.status));
     let logs = Resource::new(move || (status.get(), power.version().get()), {
         let id = id.clone();
-        move |_| server_logs(id.clone())
+        move |(status, _)| {
+            let id = id.clone();
+            async move {
+                match status {
+                    // Being deleted or gone: its row may vanish any moment, and its output with it.
+                    Some(ServerStatus::Deleted) | None => Ok(Vec::new()),
+                    Some(_) => server_logs(id).await,
+                }
+            }
+        }
     });
     let refresh = RwSignal::new(0);
     Effect::new(move |previous: Option<()>| {
