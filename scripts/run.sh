@@ -7,5 +7,7 @@ cd "$REPO_ROOT"
 setup_build_tools
 log "building Spawnpoint (release)"
 cargo leptos build --release
+# The single box runs the demo game as a local process; spawnpoint looks for it beside itself.
+cargo build --release --locked -p demo-game
 log "starting Spawnpoint"
 exec "$(target_dir)/release/spawnpoint" "$@"
