@@ -138,34 +138,37 @@ impl ServerService {
 
     /// Applies a user action if the shared state machine allows it from the server's current state.
     pub async fn act(&self, user: &User, id: &str, action: Action) -> Result<GameServer, AppError> {
-        let server = self.get(user, id).await?;
-        let next = server.status.apply(action).map_err(conflict)?;
-        let at = now();
-        // Only if nobody changed the status meanwhile: a concurrent change is reported, not overwritten. Start
-        // and restart begin a new generation: the orchestrator replaces a game running an older one, and the
-        // reconciler forgets the old one's crashes and backoff.
-        let updated = sqlx::query(
-            "UPDATE servers SET status = $1, status_message = NULL, updated_at = $2, \
-             stopped_at = CASE WHEN $1 = 'stopped' THEN $2 ELSE stopped_at END, \
-             generation = generation + $5 \
-             WHERE id = $3 AND status = $4",
-        )
-        .bind(next.as_str())
-        .bind(at)
-        .bind(id.to_owned())
-        .bind(server.status.as_str())
-        .bind(i64::from(matches!(action, Action::Start | Action::Restart)))
-        .execute(self.db.pool())
-        .await
-        .map_err(|e| internal("updating a server", e))?;
-        let current = self.get(user, id).await?;
-        if updated.rows_affected() == 0 {
-            // Someone changed the status between our read and write: report the state it is in now.
-            return Err(conflict(catalog::TransitionError { action, status: current.status }));
+        // The reconciler may change the status between our read and our write (pending → running, say). The
+        // write is conditional on the status read, so it never applies a transition computed from a stale
+        // state; after a lost race the action is judged again against the state as it is now.
+        for _ in 0..5 {
+            let server = self.get(user, id).await?;
+            let next = server.status.apply(action).map_err(conflict)?;
+            let at = now();
+            // Start and restart begin a new generation: the orchestrator replaces a game running an older one,
+            // and the reconciler forgets the old one's crashes and backoff.
+            let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE servers SET status = $1, status_message = NULL, updated_at = $2, \
+                 stopped_at = CASE WHEN $1 = 'stopped' THEN $2 ELSE stopped_at END, \
+                 generation = generation + $5 \
+                 WHERE id = $3 AND status = $4 RETURNING {COLUMNS}"
+            )))
+            .bind(next.as_str())
+            .bind(at)
+            .bind(id.to_owned())
+            .bind(server.status.as_str())
+            .bind(i64::from(matches!(action, Action::Start | Action::Restart)))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| internal("updating a server", e))?;
+            if let Some(row) = updated {
+                tracing::info!(server = %id, user = %user.id, %action, from = %server.status, to = %next, "server action");
+                let changed = from_row(&row)?;
+                let _ = self.events.send(ServerEvent::Changed { server: changed.clone() });
+                return Ok(changed);
+            }
         }
-        tracing::info!(server = %id, user = %user.id, %action, from = %server.status, to = %next, "server action");
-        self.publish(id).await;
-        Ok(current)
+        Err(AppError::Conflict { field: "status".into(), message: "the server is changing; try again".into() })
     }
 
     /// The last `tail` lines of the server's output, for its owner or an administrator.

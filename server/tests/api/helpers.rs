@@ -164,12 +164,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, table: &str) -> i64 {
-        use sqlx::Row as _;
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
-            .fetch_one(self.db.pool())
-            .await
-            .and_then(|row| row.try_get::<i64, _>("n"))
-            .expect("count")
+        count(&self.db, table).await
     }
 }
 
@@ -241,6 +236,36 @@ pub fn catalog_with(dir: &std::path::Path, shell_games: &[(&str, &str)]) -> std:
     let path = dir.join("games.yaml");
     std::fs::write(&path, yaml).expect("catalog written");
     path
+}
+
+pub async fn count(db: &Db, table: &str) -> i64 {
+    use sqlx::Row as _;
+    sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}")))
+        .fetch_one(db.pool())
+        .await
+        .and_then(|row| row.try_get::<i64, _>("n"))
+        .expect("count")
+}
+
+/// A migrated database with no Spawnpoint running on it (so no reconciler acts on rows a test writes).
+pub struct TestDb {
+    pub db: Db,
+    _database: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = TestDatabase::create(backend, dir.path()).await;
+        let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        Self { db, _database: database, _dir: dir }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        count(&self.db, table).await
+    }
 }
 
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -4,7 +4,7 @@ use server::db::{MIGRATOR, now};
 use sqlx::Row as _;
 
 use crate::both_databases;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, TestDb};
 
 both_databases!(
     migrations_are_applied_once_and_rerunning_them_changes_nothing,
@@ -39,7 +39,7 @@ async fn insert_server(pool: &sqlx::AnyPool, id: &str, user_id: &str) -> Result<
 }
 
 async fn migrations_are_applied_once_and_rerunning_them_changes_nothing(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestDb::new(backend).await;
     let pool = app.db.pool();
     insert_user(pool, "u1", "a@example.com").await.expect("insert");
     MIGRATOR.run(pool).await.expect("re-running migrations is a no-op");
@@ -50,7 +50,7 @@ async fn migrations_are_applied_once_and_rerunning_them_changes_nothing(backend:
 }
 
 async fn users_servers_and_subscriptions_store_and_cascade(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestDb::new(backend).await;
     let pool = app.db.pool();
     insert_user(pool, "u1", "a@example.com").await.expect("user");
     insert_server(pool, "u1srv", "u1").await.expect("server");
@@ -83,7 +83,7 @@ async fn users_servers_and_subscriptions_store_and_cascade(backend: Backend) {
 }
 
 async fn the_schema_refuses_what_must_not_be_stored(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = TestDb::new(backend).await;
     let pool = app.db.pool();
     insert_user(pool, "u1", "a@example.com").await.expect("user");
     assert!(insert_user(pool, "u2", "a@example.com").await.is_err(), "emails are unique");

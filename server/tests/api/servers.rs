@@ -151,6 +151,12 @@ async fn another_users_server_does_not_exist_for_them(backend: Backend) {
     }
     assert_eq!(app.get_as(&bob, &format!("/api/servers/{id}/logs")).await.status(), 404);
     assert_eq!(app.get_as(&alice, &format!("/api/servers/{id}/logs")).await.status(), 200);
+    for bad in ["0", "1001", "ten"] {
+        let response = app.get_as(&alice, &format!("/api/servers/{id}/logs?tail={bad}")).await;
+        assert_eq!(response.status(), 422, "tail={bad}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["error"]["field"], "tail", "tail={bad}");
+    }
     let missing = app.get_as(&bob, "/api/servers/nosuch-de-server").await;
     let hidden = app.get_as(&bob, &format!("/api/servers/{id}")).await;
     let (missing, hidden): (Value, Value) = (missing.json().await.expect("json"), hidden.json().await.expect("json"));
