@@ -1,0 +1,180 @@
+//! The Agones controller's part: admission defaults, scheduling a new GameServer onto a node with host ports,
+//! its pod, the walk to `Ready`, and what a lost node does to its GameServers.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::Shared;
+use crate::store::{GAMESERVERS, NODES, PODS};
+
+/// Defaults and checks the Agones mutating and validating webhooks apply to a new GameServer.
+pub(crate) fn admit(object: &mut Value) -> Result<(), Vec<(String, String)>> {
+    let mut causes = Vec::new();
+    let containers = object["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    if containers.is_empty() {
+        causes.push(("spec.template.spec.containers".into(), "Required value: a container is required".into()));
+    }
+    let first_container = containers.first().and_then(|c| c["name"].as_str()).unwrap_or_default().to_owned();
+    match object["spec"]["ports"].as_array_mut() {
+        Some(ports) if !ports.is_empty() => {
+            for (i, port) in ports.iter_mut().enumerate() {
+                if port["containerPort"].as_u64().is_none_or(|p| p == 0 || p > 65_535) {
+                    causes.push((format!("spec.ports[{i}].containerPort"), "Required value: a port number".into()));
+                }
+                let policy = port["portPolicy"].as_str().unwrap_or("Dynamic").to_owned();
+                if !["Dynamic", "Static", "Passthrough", "None"].contains(&policy.as_str()) {
+                    causes.push((format!("spec.ports[{i}].portPolicy"), format!("Unsupported value: \"{policy}\"")));
+                }
+                port["portPolicy"] = json!(policy);
+                if port["protocol"].is_null() {
+                    port["protocol"] = json!("UDP");
+                }
+                if port["container"].is_null() && !first_container.is_empty() {
+                    port["container"] = json!(first_container);
+                }
+            }
+        }
+        _ => causes.push(("spec.ports".into(), "Required value: at least one port".into())),
+    }
+    if object["status"].is_object() {
+        // Clients do not get to write status on create.
+        object["status"] = json!({});
+    }
+    if causes.is_empty() { Ok(()) } else { Err(causes) }
+}
+
+/// Watches the store for new GameServers and provisions each.
+pub(crate) fn start_controller(shared: Arc<Shared>) {
+    let mut changes = shared.store().subscribe();
+    tokio::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.resource == GAMESERVERS && change.kind == "ADDED" => {
+                    let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                    tokio::spawn(provision(shared.clone(), change.namespace.clone(), name));
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Creating → Scheduled (node, host ports, pod) → Ready.
+async fn provision(shared: Arc<Shared>, namespace: String, name: String) {
+    let set_state = |state: &str, extra: Value| {
+        let mut store = shared.store();
+        store
+            .update(GAMESERVERS, &namespace, &name, None, |object| {
+                let status = &mut object["status"];
+                if !status.is_object() {
+                    *status = json!({});
+                }
+                status["state"] = json!(state);
+                crate::store::merge_patch(status, &extra);
+            })
+            .is_ok()
+    };
+    if !set_state("Creating", json!({})) {
+        return;
+    }
+    let Some((node, ports)) = schedule(&shared, &namespace, &name) else {
+        // No node can take it: Agones leaves it waiting; so does the simulator.
+        return;
+    };
+    let node_name = node["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let address = node["status"]["addresses"]
+        .as_array()
+        .and_then(|addresses| addresses.iter().find(|a| a["type"] == "InternalIP"))
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let pod = json!({
+        "metadata": { "name": name, "labels": { "agones.dev/gameserver": name, "agones.dev/role": "gameserver" } },
+        "spec": { "nodeName": node_name, "containers": [] },
+        "status": { "phase": "Running" },
+    });
+    if shared.store().create(PODS, &namespace, pod).is_err() {
+        return;
+    }
+    let scheduled = json!({
+        "nodeName": node_name,
+        "address": address,
+        "addresses": [{ "type": "InternalIP", "address": address }],
+        "ports": ports,
+    });
+    if !set_state("Scheduled", scheduled) {
+        return;
+    }
+    shared.append_pod_log(&name, format!("[sim] scheduled on {node_name}"));
+    tokio::time::sleep(shared.config.ready_after).await;
+    // Only a GameServer still waiting becomes Ready (not one whose node died meanwhile).
+    let still_scheduled = shared
+        .store()
+        .get(GAMESERVERS, &namespace, &name)
+        .is_some_and(|object| object["status"]["state"] == "Scheduled");
+    if still_scheduled && set_state("Ready", json!({})) {
+        shared.append_pod_log(&name, "[sim] ready".to_owned());
+    }
+}
+
+/// Picks the live node running the fewest GameServers, and a free host port on it for each game port.
+fn schedule(shared: &Shared, namespace: &str, name: &str) -> Option<(Value, Vec<Value>)> {
+    let store = shared.store();
+    let gameservers = store.list(GAMESERVERS, None);
+    let on_node = |node: &Value| -> Vec<&Value> {
+        gameservers.iter().filter(|gs| gs["status"]["nodeName"] == node["metadata"]["name"]).collect()
+    };
+    let node = store.list(NODES, None).into_iter().min_by_key(|node| on_node(node).len())?;
+    let mut used: HashSet<u64> = on_node(&node)
+        .into_iter()
+        .flat_map(|gs| gs["status"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|port| port["port"].as_u64())
+        .collect();
+    let gameserver = store.get(GAMESERVERS, namespace, name)?;
+    let mut ports = Vec::new();
+    for port in gameserver["spec"]["ports"].as_array().cloned().unwrap_or_default() {
+        let host_port = match port["portPolicy"].as_str() {
+            Some("Static") => port["hostPort"].as_u64()?,
+            Some("None") => continue,
+            _ => {
+                let free = shared.config.host_ports.clone().map(u64::from).find(|p| !used.contains(p))?;
+                used.insert(free);
+                free
+            }
+        };
+        ports.push(json!({ "name": port["name"], "port": host_port }));
+    }
+    Some((node, ports))
+}
+
+pub(crate) fn kill_node(shared: &Arc<Shared>, node: &str) {
+    let victims: Vec<(String, String)> = {
+        let mut store = shared.store();
+        let _ = store.delete(NODES, "", node);
+        let victims: Vec<(String, String)> = store
+            .list(GAMESERVERS, None)
+            .into_iter()
+            .filter(|gs| gs["status"]["nodeName"] == node)
+            .map(|gs| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&gs["metadata"]["namespace"]), text(&gs["metadata"]["name"]))
+            })
+            .collect();
+        for (namespace, name) in &victims {
+            let _ = store.delete(PODS, namespace, name);
+            let _ = store.update(GAMESERVERS, namespace, name, None, |gs| gs["status"]["state"] = json!("Unhealthy"));
+        }
+        victims
+    };
+    let (shared, delay) = (shared.clone(), shared.config.ready_after);
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        for (namespace, name) in victims {
+            let _ = shared.store().delete(GAMESERVERS, &namespace, &name);
+        }
+    });
+}

@@ -1,0 +1,282 @@
+//! A Kubernetes API server simulator for tests: the real kube client talks to it over HTTP on loopback.
+//!
+//! It serves what Spawnpoint's Agones driver uses — core v1 nodes, pods (and pods/log), persistentvolumeclaims,
+//! and agones.dev/v1 gameservers — with kube-apiserver's bodies, `Status` errors and watch framing, and it plays
+//! the Agones controller: a new GameServer is given a node from the pool and host ports from a range, gets its
+//! pod, and turns `Ready` after a configurable delay. Tests can kill nodes, inject faults (error codes, latency,
+//! dropped watches, compaction) and read every request that was made.
+
+mod agones;
+mod api;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::http::Method;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::store::{NODES, Store};
+
+/// A node in the simulated cluster.
+#[derive(Debug, Clone)]
+pub struct SimNode {
+    pub name: String,
+    /// The `platform.io/public-ip` label: where players reach game servers on this node.
+    pub public_ip: String,
+    pub internal_ip: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub nodes: Vec<SimNode>,
+    /// How long a scheduled GameServer takes to become `Ready`.
+    pub ready_after: Duration,
+    /// Host ports handed out for `Dynamic` port policies (Agones' default range is 7000-8000).
+    pub host_ports: RangeInclusive<u16>,
+    /// Time between watch bookmarks, for watches that allow them.
+    pub bookmark_interval: Duration,
+    /// How many changes are kept for watches to resume from.
+    pub history: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: (1..=3)
+                .map(|n| SimNode {
+                    name: format!("node-{n}"),
+                    public_ip: format!("203.0.113.{n}"),
+                    internal_ip: format!("10.0.0.{n}"),
+                })
+                .collect(),
+            ready_after: Duration::from_millis(200),
+            host_ports: 7000..=8000,
+            bookmark_interval: Duration::from_secs(1),
+            history: 10_000,
+        }
+    }
+}
+
+/// A request as the simulator received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    /// Path and query.
+    pub uri: String,
+    pub body: String,
+}
+
+/// What the HTTP handlers and the controller share.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    config: SimConfig,
+    requests: Mutex<Vec<Recorded>>,
+    faults: Mutex<HashMap<(Method, String), Vec<u16>>>,
+    latency: Mutex<Duration>,
+    drops: watch::Sender<u64>,
+    lists: Mutex<HashMap<String, usize>>,
+    watches: Mutex<HashMap<String, usize>>,
+    pod_logs: Mutex<HashMap<String, Vec<String>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        lock(&self.store)
+    }
+
+    fn log_request(&self, method: &Method, uri: &str, body: &[u8]) {
+        let body = String::from_utf8_lossy(body).into_owned();
+        lock(&self.requests).push(Recorded { method: method.clone(), uri: uri.to_owned(), body });
+    }
+
+    fn take_fault(&self, method: &Method, plural: &str) -> Option<u16> {
+        let mut faults = lock(&self.faults);
+        let codes = faults.get_mut(&(method.clone(), plural.to_owned()))?;
+        let code = codes.pop();
+        if codes.is_empty() {
+            faults.remove(&(method.clone(), plural.to_owned()));
+        }
+        code
+    }
+
+    fn latency(&self) -> Duration {
+        *lock(&self.latency)
+    }
+
+    fn drops(&self) -> watch::Receiver<u64> {
+        self.drops.subscribe()
+    }
+
+    fn bookmark_interval(&self) -> Duration {
+        self.config.bookmark_interval
+    }
+
+    fn count_list(&self, plural: &str) {
+        *lock(&self.lists).entry(plural.to_owned()).or_default() += 1;
+    }
+
+    fn count_watch(&self, plural: &str) {
+        *lock(&self.watches).entry(plural.to_owned()).or_default() += 1;
+    }
+
+    fn pod_log(&self, name: &str) -> Vec<String> {
+        lock(&self.pod_logs).get(name).cloned().unwrap_or_default()
+    }
+
+    pub(crate) fn append_pod_log(&self, name: &str, line: String) {
+        lock(&self.pod_logs).entry(name.to_owned()).or_default().push(line);
+    }
+
+    /// Admission: defaults and validation, as the Agones webhooks do, before an object is stored.
+    fn admit(&self, resource: store::Resource, object: &mut Value) -> Result<(), Vec<(String, String)>> {
+        if resource == store::GAMESERVERS { agones::admit(object) } else { Ok(()) }
+    }
+
+    /// Cascades, as garbage collection and the controllers do.
+    fn deleted(&self, resource: store::Resource, namespace: &str, name: &str) {
+        if resource == store::GAMESERVERS {
+            let _ = self.store().delete(store::PODS, namespace, name);
+            lock(&self.pod_logs).remove(name);
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops serving.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    pub async fn start(config: SimConfig) -> Self {
+        let mut store = Store::new(config.history);
+        for node in &config.nodes {
+            let created = store.create(NODES, "", node_object(node));
+            created.unwrap_or_else(|error| panic!("node {} could not be created: {error:?}", node.name));
+        }
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            config,
+            requests: Mutex::default(),
+            faults: Mutex::default(),
+            latency: Mutex::new(Duration::ZERO),
+            drops: watch::channel(0).0,
+            lists: Mutex::default(),
+            watches: Mutex::default(),
+            pod_logs: Mutex::default(),
+        });
+        agones::start_controller(shared.clone());
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap_or_else(|error| panic!("the simulator cannot bind a port: {error}"));
+        let url = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+        let router = axum::Router::new().fallback(api::handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { shared, url, server }
+    }
+
+    /// `http://127.0.0.1:<port>`, the API server URL for a kube client.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The stored objects of a resource (`"gameservers"`, `"pods"`, …) in every namespace.
+    pub fn objects(&self, plural: &str) -> Vec<Value> {
+        let resource = store::RESOURCES.into_iter().find(|r| r.plural == plural);
+        resource.map(|resource| self.shared.store().list(resource, None)).unwrap_or_default()
+    }
+
+    /// Stores an object directly, as another client of the cluster would (e.g. something Spawnpoint must not
+    /// touch).
+    pub fn insert(&self, plural: &str, namespace: &str, object: Value) -> Value {
+        let resource = store::RESOURCES.into_iter().find(|r| r.plural == plural).expect("a served resource");
+        self.shared.store().create(resource, namespace, object).expect("a new object")
+    }
+
+    /// Answers the next `times` requests of `method` on `plural` with status `code`.
+    pub fn fail_next(&self, method: Method, plural: &str, code: u16, times: usize) {
+        lock(&self.shared.faults)
+            .entry((method, plural.to_owned()))
+            .or_default()
+            .extend(std::iter::repeat_n(code, times));
+    }
+
+    /// Delays every request by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        *lock(&self.shared.latency) = latency;
+    }
+
+    /// Ends every open watch, as a restarting API server or a broken connection would.
+    pub fn drop_watches(&self) {
+        self.shared.drops.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets the change history: a watch resuming from an older resourceVersion gets 410 Gone.
+    pub fn compact(&self) {
+        self.shared.store().compact();
+    }
+
+    /// The node is lost: its GameServers turn `Unhealthy` and are then deleted, its pods go, and it leaves the
+    /// node list.
+    pub fn kill_node(&self, name: &str) {
+        agones::kill_node(&self.shared, name);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many list (not watch) calls were made on `plural`.
+    pub fn list_calls(&self, plural: &str) -> usize {
+        lock(&self.shared.lists).get(plural).copied().unwrap_or(0)
+    }
+
+    /// How many watches were opened on `plural`.
+    pub fn watch_calls(&self, plural: &str) -> usize {
+        lock(&self.shared.watches).get(plural).copied().unwrap_or(0)
+    }
+
+    /// Adds a line to a pod's log, as its game would print it.
+    pub fn log_line(&self, pod: &str, line: &str) {
+        self.shared.append_pod_log(pod, line.to_owned());
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn node_object(node: &SimNode) -> Value {
+    json!({
+        "metadata": {
+            "name": node.name,
+            "labels": {
+                "kubernetes.io/hostname": node.name,
+                "platform.io/public-ip": node.public_ip,
+            },
+        },
+        "spec": {},
+        "status": {
+            "addresses": [
+                { "type": "InternalIP", "address": node.internal_ip },
+                { "type": "Hostname", "address": node.name },
+            ],
+            "conditions": [{ "type": "Ready", "status": "True" }],
+        },
+    })
+}
