@@ -43,9 +43,25 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// `SPAWNPOINT_STOP_GRACE`: seconds a game gets after its stop command, and again after SIGTERM (default 10).
     pub stop_grace: Duration,
+    /// `SPAWNPOINT_DRIVER`: `local` (game servers as processes on this machine, the default) or `agones`.
+    pub driver: Driver,
+    /// `SPAWNPOINT_NAMESPACE`: the Kubernetes namespace of game servers (default `gameservers`).
+    pub namespace: String,
+    /// `SPAWNPOINT_PUBLIC_IP_LABEL`: the node label holding the IP players connect to
+    /// (default `platform.io/public-ip`).
+    pub public_ip_label: String,
+    /// `SPAWNPOINT_KUBE_API`: the Kubernetes API server URL. Unset: the kubeconfig, else the in-cluster config.
+    pub kube_api: Option<String>,
     /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each
     /// failure. Not read from the environment (tests shorten it).
     pub restart_backoff: Duration,
+}
+
+/// Where game servers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Local,
+    Agones,
 }
 
 /// A setting that could not be used, named by its environment variable.
@@ -132,6 +148,16 @@ impl Settings {
             })?,
             None => 25000..=29999,
         };
+        let driver = match lookup("SPAWNPOINT_DRIVER").as_deref() {
+            None | Some("local") => Driver::Local,
+            Some("agones") => Driver::Agones,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "SPAWNPOINT_DRIVER",
+                    reason: format!("`{other}` is not a driver (use local or agones)"),
+                });
+            }
+        };
         let game_host = lookup("SPAWNPOINT_GAME_HOST")
             .or_else(|| public_url.as_deref().and_then(url_host))
             .unwrap_or_else(|| "127.0.0.1".into());
@@ -149,6 +175,10 @@ impl Settings {
             resync_interval,
             stop_grace,
             restart_backoff: Duration::from_secs(2),
+            driver,
+            namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
+            public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),
+            kube_api: lookup("SPAWNPOINT_KUBE_API"),
             public_url,
             jwt_secret,
             session_ttl,
@@ -242,6 +272,10 @@ mod tests {
             let error = settings(&[("SPAWNPOINT_GAME_PORTS", bad)]).expect_err(bad);
             assert!(error.to_string().starts_with("SPAWNPOINT_GAME_PORTS"), "{error}");
         }
+        assert_eq!(settings(&[]).expect("defaults").driver, Driver::Local);
+        assert_eq!(settings(&[("SPAWNPOINT_DRIVER", "agones")]).expect("valid").driver, Driver::Agones);
+        let error = settings(&[("SPAWNPOINT_DRIVER", "docker")]).expect_err("unknown");
+        assert!(error.to_string().starts_with("SPAWNPOINT_DRIVER"), "{error}");
         let error = settings(&[("SPAWNPOINT_STOP_GRACE", "0")]).expect_err("zero");
         assert!(error.to_string().starts_with("SPAWNPOINT_STOP_GRACE"), "{error}");
     }

@@ -25,9 +25,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
+use crate::config::Driver;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::orchestrator::Orchestrator;
+use crate::orchestrator::agones::{AgonesConfig, AgonesDriver};
 use crate::orchestrator::local::{LocalConfig, LocalDriver};
 use crate::reconciler::{Reconciler, ReconcilerConfig};
 use crate::servers::ServerService;
@@ -64,15 +66,7 @@ impl Application {
             .site_addr(addr)
             .build();
 
-        let local = LocalDriver::new(LocalConfig {
-            data_dir: settings.data_dir.clone(),
-            host: settings.game_host.clone(),
-            ports: settings.game_ports.clone(),
-            stop_grace: settings.stop_grace,
-        });
-        // Before anything is started: what a previous run left behind would otherwise run twice.
-        local.end_leftovers().await;
-        let driver: Arc<dyn Orchestrator> = Arc::new(local);
+        let driver = orchestrator(settings).await?;
 
         let catalog = Arc::new(catalog);
         let servers = Arc::new(ServerService::new(
@@ -121,6 +115,36 @@ impl Application {
         self.reconciler.stop().await;
         self.driver.shutdown().await;
         served
+    }
+}
+
+/// The configured orchestrator, ready to use.
+async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrator>> {
+    match settings.driver {
+        Driver::Local => {
+            let local = LocalDriver::new(LocalConfig {
+                data_dir: settings.data_dir.clone(),
+                host: settings.game_host.clone(),
+                ports: settings.game_ports.clone(),
+                stop_grace: settings.stop_grace,
+            });
+            // Before anything is started: what a previous run left behind would otherwise run twice.
+            local.end_leftovers().await;
+            Ok(Arc::new(local))
+        }
+        Driver::Agones => {
+            let config = match &settings.kube_api {
+                Some(url) => kube::Config::new(url.parse().context("SPAWNPOINT_KUBE_API is not a URL")?),
+                None => kube::Config::infer().await.context("while reading the kubeconfig or in-cluster config")?,
+            };
+            let client = kube::Client::try_from(config).context("while creating the Kubernetes client")?;
+            let agones = AgonesConfig {
+                namespace: settings.namespace.clone(),
+                public_ip_label: settings.public_ip_label.clone(),
+            };
+            let driver = AgonesDriver::start(client, agones).await.context("while watching GameServers")?;
+            Ok(driver)
+        }
     }
 }
 

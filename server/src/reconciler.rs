@@ -331,8 +331,14 @@ impl Reconciler {
                 Some(port.ok_or_else(|| format!("no free game port in {first}-{last}"))?)
             }
         };
-        let spec =
-            ServerSpec { id: row.id.clone(), game: game.clone(), plan: plan.clone(), port, generation: row.generation };
+        let spec = ServerSpec {
+            id: row.id.clone(),
+            user_id: row.user_id.clone(),
+            game: game.clone(),
+            plan: plan.clone(),
+            port,
+            generation: row.generation,
+        };
         self.driver.ensure_running(&spec).await.map_err(|error| error.to_string())
     }
 

@@ -3,6 +3,7 @@
 //! The trait speaks of game servers only (create, stop, destroy, observe, logs, input), never of processes or
 //! pods, so the reconciler drives either the same way.
 
+pub mod agones;
 pub mod local;
 
 use std::future::Future;
@@ -18,6 +19,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
     pub id: String,
+    /// The owner, for labelling what the orchestrator creates.
+    pub user_id: String,
     pub game: Game,
     pub plan: Plan,
     /// The game port, when the orchestrator wants Spawnpoint to choose it (see [`Orchestrator::port_range`]);

@@ -42,6 +42,7 @@ pub struct ServerService {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub id: String,
+    pub user_id: String,
     pub game: String,
     pub plan: String,
     pub status: ServerStatus,
@@ -182,16 +183,18 @@ impl ServerService {
 
     /// The reconciler's view of one server; `None` when it has no row.
     pub async fn desired(&self, id: &str) -> Result<Option<Desired>, AppError> {
-        let row =
-            sqlx::query("SELECT id, game, plan, status, status_message, port, generation FROM servers WHERE id = $1")
-                .bind(id.to_owned())
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(|e| internal("reading a server", e))?;
+        let row = sqlx::query(
+            "SELECT id, user_id, game, plan, status, status_message, port, generation FROM servers WHERE id = $1",
+        )
+        .bind(id.to_owned())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|e| internal("reading a server", e))?;
         let read = |row: &AnyRow| -> Result<Desired, sqlx::Error> {
             let port: Option<i64> = row.try_get("port")?;
             Ok(Desired {
                 id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
                 game: row.try_get("game")?,
                 plan: row.try_get("plan")?,
                 status: parse_status(row)?,

@@ -18,7 +18,14 @@ fn free_port() -> u16 {
 
 fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
     let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
-    ServerSpec { id: id.into(), game: game.clone(), plan: plan.clone(), port: Some(free_port()), generation: 0 }
+    ServerSpec {
+        id: id.into(),
+        user_id: "u1".into(),
+        game: game.clone(),
+        plan: plan.clone(),
+        port: Some(free_port()),
+        generation: 0,
+    }
 }
 
 fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {

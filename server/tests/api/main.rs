@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod agones;
 mod cli;
 mod games;
 mod health;

@@ -1,0 +1,402 @@
+//! The `agones` orchestrator: each game server is an Agones `GameServer` named after it, with its data on a
+//! PersistentVolumeClaim `<id>-data` that outlives the GameServer (stop deletes the GameServer, keeps the claim).
+//!
+//! A watcher on GameServers carrying Spawnpoint's managed-by label keeps a local cache (a reflector store):
+//! phase changes reach the reconciler as events the moment the watch reports them, and observing costs no API
+//! call. Nothing without the label is ever read, changed or deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use catalog::Game;
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{CustomResource, ResourceExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{Mutex, broadcast};
+
+use super::{BoxFuture, DriverError, Observed, Orchestrator, Phase, ServerSpec};
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "spawnpoint");
+pub const SERVER_ID_LABEL: &str = "spawnpoint.io/server-id";
+pub const GENERATION_ANNOTATION: &str = "spawnpoint.io/generation";
+/// The catalog's main port is named this in every GameServer.
+const GAME_PORT: &str = "game";
+
+/// The subset of Agones' `GameServer` (agones.dev/v1) that Spawnpoint writes and reads.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(group = "agones.dev", version = "v1", kind = "GameServer", namespaced, status = "GameServerStatus")]
+#[kube(schema = "disabled")]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerSpec {
+    // Defaults throughout: the watch also reads GameServers written by others (with the managed-by label
+    // copied, say), and one that lacks a field must not stop it.
+    #[serde(default)]
+    pub ports: Vec<GameServerPort>,
+    #[serde(default)]
+    pub template: k8s_openapi::api::core::v1::PodTemplateSpec,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GameServerPort {
+    pub name: String,
+    pub port_policy: String,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GameServerStatus {
+    #[serde(default)]
+    pub state: GameServerState,
+    #[serde(default)]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub ports: Option<Vec<StatusPort>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct StatusPort {
+    pub name: String,
+    pub port: u16,
+}
+
+/// `status.state`. A state this Spawnpoint does not know (a newer Agones) reads as `Unknown`, not an error.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GameServerState {
+    PortAllocation,
+    Creating,
+    Starting,
+    Scheduled,
+    RequestReady,
+    Ready,
+    Shutdown,
+    Error,
+    Unhealthy,
+    Reserved,
+    Allocated,
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgonesConfig {
+    pub namespace: String,
+    /// The node label holding the public IP players connect to.
+    pub public_ip_label: String,
+}
+
+pub struct AgonesDriver {
+    gameservers: Api<GameServer>,
+    claims: Api<PersistentVolumeClaim>,
+    pods: Api<Pod>,
+    nodes: Api<Node>,
+    cache: Store<GameServer>,
+    public_ip_label: String,
+    /// Node name → public IP, filled on first use.
+    node_ips: Mutex<HashMap<String, String>>,
+    events: broadcast::Sender<Observed>,
+}
+
+impl AgonesDriver {
+    /// Starts watching the namespace's managed GameServers and waits for the first full listing, so that
+    /// observing right after start already sees everything.
+    pub async fn start(client: kube::Client, config: AgonesConfig) -> anyhow::Result<Arc<Self>> {
+        let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &config.namespace);
+        let (cache, writer) = reflector::store();
+        let driver = Arc::new(Self {
+            gameservers: gameservers.clone(),
+            claims: Api::namespaced(client.clone(), &config.namespace),
+            pods: Api::namespaced(client.clone(), &config.namespace),
+            nodes: Api::all(client),
+            cache,
+            public_ip_label: config.public_ip_label,
+            node_ips: Mutex::default(),
+            events: broadcast::channel(1024).0,
+        });
+        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+        let stream = watcher(gameservers, watcher::Config::default().labels(&selector))
+            .default_backoff()
+            .reflect(writer)
+            .touched_objects();
+        let weak = Arc::downgrade(&driver);
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = stream.next().await {
+                let Some(driver) = weak.upgrade() else { return };
+                match item {
+                    Ok(gameserver) => {
+                        let observed = driver.observed(&gameserver).await;
+                        let _ = driver.events.send(observed);
+                    }
+                    Err(error) => tracing::warn!(%error, "the GameServer watch failed; it resumes by itself"),
+                }
+            }
+        });
+        driver.cache.wait_until_ready().await?;
+        Ok(driver)
+    }
+
+    /// What a GameServer means for Spawnpoint.
+    async fn observed(&self, gameserver: &GameServer) -> Observed {
+        let generation =
+            gameserver.annotations().get(GENERATION_ANNOTATION).and_then(|g| g.parse().ok()).unwrap_or_default();
+        let status = gameserver.status.clone().unwrap_or_default();
+        let phase = match status.state {
+            GameServerState::Ready | GameServerState::Allocated | GameServerState::Reserved => {
+                let port = status.ports.iter().flatten().find(|p| p.name == GAME_PORT).map(|p| p.port);
+                let host = match &status.node_name {
+                    Some(node) => self.public_ip(node).await,
+                    None => None,
+                };
+                match (host, port) {
+                    (Some(host), Some(port)) => Phase::Ready { host, port },
+                    // Ready but not reachable yet (no public IP on its node): still starting, as far as players go.
+                    _ => Phase::Starting,
+                }
+            }
+            state @ (GameServerState::Unhealthy | GameServerState::Error | GameServerState::Shutdown) => {
+                Phase::Exited { reason: format!("the GameServer is {state:?}") }
+            }
+            _ => Phase::Starting,
+        };
+        Observed { id: gameserver.name_any(), generation, phase }
+    }
+
+    async fn public_ip(&self, node: &str) -> Option<String> {
+        if let Some(ip) = self.node_ips.lock().await.get(node) {
+            return Some(ip.clone());
+        }
+        let found = self.nodes.get_opt(node).await.ok().flatten()?;
+        let ip = found.labels().get(&self.public_ip_label)?.clone();
+        self.node_ips.lock().await.insert(node.to_owned(), ip.clone());
+        Some(ip)
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<GameServer>> {
+        self.cache.state().into_iter().find(|gameserver| gameserver.name_any() == id)
+    }
+}
+
+/// The labels on everything Spawnpoint creates for a server.
+fn labels(spec: &ServerSpec, user_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (SERVER_ID_LABEL.to_owned(), spec.id.clone()),
+        ("spawnpoint.io/user-id".to_owned(), user_id.to_owned()),
+        ("spawnpoint.io/game".to_owned(), spec.game.id.clone()),
+        ("spawnpoint.io/plan".to_owned(), spec.plan.id.clone()),
+    ])
+}
+
+/// The claim holding a server's data: `<id>-data`, ReadWriteOnce, the plan's storage.
+pub fn claim(spec: &ServerSpec, user_id: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "metadata": { "name": format!("{}-data", spec.id), "labels": labels(spec, user_id) },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": { "requests": { "storage": spec.plan.storage.as_str() } },
+        },
+    }))
+    .unwrap_or_default()
+}
+
+/// The GameServer for a server: one container named after the game, with the catalog image and env, the plan's
+/// cpu and memory as requests and limits, the claim at `/data`, and every port with a dynamic host port.
+pub fn gameserver(spec: &ServerSpec, user_id: &str) -> GameServer {
+    let game = &spec.game;
+    let mut ports = vec![GameServerPort {
+        name: GAME_PORT.to_owned(),
+        port_policy: "Dynamic".to_owned(),
+        container_port: game.port.port,
+        protocol: game.port.protocol.to_string(),
+    }];
+    ports.extend(game.extra_ports.iter().map(|extra| GameServerPort {
+        name: extra.name.clone(),
+        port_policy: "Dynamic".to_owned(),
+        container_port: extra.port,
+        protocol: extra.protocol.to_string(),
+    }));
+    let resources = json!({ "cpu": spec.plan.cpu.as_str(), "memory": spec.plan.memory.as_str() });
+    let env: Vec<_> = game.env.iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
+    let template = json!({
+        "metadata": { "labels": labels(spec, user_id) },
+        "spec": {
+            "containers": [{
+                "name": game.id,
+                "image": game.image,
+                "env": env,
+                "resources": { "requests": resources, "limits": resources },
+                "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
+            }],
+            "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": format!("{}-data", spec.id) } }],
+        },
+    });
+    let mut gameserver = GameServer::new(
+        &spec.id,
+        GameServerSpec { ports, template: serde_json::from_value(template).unwrap_or_default() },
+    );
+    gameserver.metadata.labels = Some(labels(spec, user_id));
+    gameserver.metadata.annotations =
+        Some(BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), spec.generation.to_string())]));
+    gameserver
+}
+
+fn api_error(context: String) -> impl FnOnce(kube::Error) -> DriverError {
+    move |error| DriverError::Io { context, source: std::io::Error::other(error.to_string()) }
+}
+
+/// 404 and 409 AlreadyExists are how an idempotent delete or create says "done already".
+fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+impl Orchestrator for AgonesDriver {
+    fn check_runnable(&self, _game: &Game) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn port_range(&self) -> Option<RangeInclusive<u16>> {
+        None
+    }
+
+    fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            if let Some(current) = self.cached(&spec.id) {
+                let observed = self.observed(&current).await;
+                if observed.generation == spec.generation && !matches!(observed.phase, Phase::Exited { .. }) {
+                    return Ok(());
+                }
+                // An older generation (a restart) or a dead one: replace it. The claim stays.
+                self.stop(&spec.id).await?;
+            }
+            let user_id = spec.user_id.as_str();
+            match self.claims.create(&PostParams::default(), &claim(spec, user_id)).await {
+                Err(error) if !is_status(&error, 409) => {
+                    return Err(api_error(format!("creating the claim of {}", spec.id))(error));
+                }
+                _ => {}
+            }
+            match self.gameservers.create(&PostParams::default(), &gameserver(spec, user_id)).await {
+                Err(error) if !is_status(&error, 409) => {
+                    Err(api_error(format!("creating GameServer {}", spec.id))(error))
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            match self.gameservers.delete(id, &DeleteParams::default()).await {
+                Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting GameServer {id}"))(error)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            self.stop(id).await?;
+            match self.claims.delete(&format!("{id}-data"), &DeleteParams::default()).await {
+                Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting the claim of {id}"))(error)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn observe(&self) -> BoxFuture<'_, Vec<Observed>> {
+        Box::pin(async move {
+            let mut observed = Vec::new();
+            for gameserver in self.cache.state() {
+                observed.push(self.observed(&gameserver).await);
+            }
+            observed
+        })
+    }
+
+    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>> {
+        Box::pin(async move {
+            match self.cached(id) {
+                Some(gameserver) => Some(self.observed(&gameserver).await),
+                None => None,
+            }
+        })
+    }
+
+    fn events(&self) -> broadcast::Receiver<Observed> {
+        self.events.subscribe()
+    }
+
+    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
+        Box::pin(async move {
+            let params = LogParams { tail_lines: i64::try_from(tail).ok(), ..LogParams::default() };
+            match self.pods.logs(id, &params).await {
+                Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+                // Not running: no pod, no output to show.
+                Err(error) if is_status(&error, 404) => Ok(Vec::new()),
+                Err(error) => Err(api_error(format!("reading the log of {id}"))(error)),
+            }
+        })
+    }
+
+    fn send_input<'a>(&'a self, id: &'a str, _line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        // Console input on Kubernetes goes through pods/attach, which comes with the live console.
+        Box::pin(async move { Err(DriverError::NotRunning(id.to_owned())) })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        // GameServers run on without Spawnpoint.
+        Box::pin(async {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_state_reads_as_unknown() {
+        let status: GameServerStatus = serde_json::from_value(json!({ "state": "Hibernating" })).expect("parses");
+        assert_eq!(status.state, GameServerState::Unknown);
+        let status: GameServerStatus = serde_json::from_value(json!({ "state": "Ready" })).expect("parses");
+        assert_eq!(status.state, GameServerState::Ready);
+    }
+
+    #[test]
+    fn every_catalog_game_makes_a_gameserver_and_claim_with_all_its_ports() {
+        for game in catalog::Catalog::builtin().games() {
+            for plan in &game.plans {
+                let spec = ServerSpec {
+                    id: format!("u1-{}-abc", &game.id[..2]),
+                    user_id: "u1".into(),
+                    game: game.clone(),
+                    plan: plan.clone(),
+                    port: None,
+                    generation: 3,
+                };
+                let gs = serde_json::to_value(gameserver(&spec, "u1")).expect("json");
+                assert_eq!(gs["apiVersion"], "agones.dev/v1");
+                assert_eq!(gs["metadata"]["annotations"][GENERATION_ANNOTATION], "3");
+                assert_eq!(
+                    gs["spec"]["ports"].as_array().map(Vec::len),
+                    Some(1 + game.extra_ports.len()),
+                    "{}",
+                    game.id
+                );
+                assert_eq!(gs["spec"]["template"]["spec"]["containers"][0]["image"], game.image.as_str());
+                let claim = serde_json::to_value(claim(&spec, "u1")).expect("json");
+                assert_eq!(claim["spec"]["resources"]["requests"]["storage"], plan.storage.as_str());
+                assert_eq!(claim["metadata"]["labels"][MANAGED_BY.0], MANAGED_BY.1);
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Game servers on Kubernetes: the same routes and reconciler with the `agones` driver, against the
+//! Kubernetes API simulator (which plays the API server and the Agones controller).
+
+use std::time::Duration;
+
+use k8s_sim::{SimConfig, Simulator};
+use serde_json::{Value, json};
+use server::config::Driver;
+
+use crate::both_databases;
+use crate::helpers::{Backend, TestApp, spawn_app_with};
+
+both_databases!(
+    a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete,
+    a_server_follows_its_gameserver_to_another_node,
+    only_labelled_orphans_are_removed,
+);
+
+async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
+    let sim = Simulator::start(SimConfig { ready_after: Duration::from_millis(100), ..SimConfig::default() }).await;
+    let url = sim.url().to_owned();
+    let app = spawn_app_with(backend, move |settings| {
+        settings.driver = Driver::Agones;
+        settings.kube_api = Some(url);
+        settings.resync_interval = Duration::from_millis(500);
+    })
+    .await;
+    (sim, app)
+}
+
+fn named<'a>(objects: &'a [Value], name: &str) -> Option<&'a Value> {
+    objects.iter().find(|o| o["metadata"]["name"] == name)
+}
+
+/// Where the simulator says players reach a GameServer: its node's public IP and its game host port.
+fn address_in(sim: &Simulator, id: &str) -> String {
+    let gameservers = sim.objects("gameservers");
+    let gameserver = named(&gameservers, id).expect("a GameServer");
+    let nodes = sim.objects("nodes");
+    let node = named(&nodes, gameserver["status"]["nodeName"].as_str().expect("scheduled")).expect("its node");
+    let ip = node["metadata"]["labels"]["platform.io/public-ip"].as_str().expect("public ip");
+    format!("{ip}:{}", gameserver["status"]["ports"][0]["port"])
+}
+
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}");
+}
+
+async fn a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete(backend: Backend) {
+    let (sim, app) = on_simulator(backend).await;
+    let token = app.signed_up("kube@example.com").await;
+    let id = app.created(&token, "minecraft-java", "starter").await;
+
+    let server = app.running(&token, &id).await;
+    assert_eq!(server["address"], address_in(&sim, &id), "node public IP and allocated host port");
+    let gameservers = sim.objects("gameservers");
+    let gameserver = named(&gameservers, &id).expect("GameServer");
+    let labels = &gameserver["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "spawnpoint");
+    assert_eq!(
+        (labels["spawnpoint.io/server-id"].as_str(), labels["spawnpoint.io/game"].as_str()),
+        (Some(id.as_str()), Some("minecraft-java"))
+    );
+    let container = &gameserver["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "minecraft-java");
+    assert_eq!(container["image"], "itzg/minecraft-server:latest");
+    assert_eq!(container["resources"]["limits"], json!({ "cpu": "2", "memory": "2Gi" }));
+    assert_eq!(container["volumeMounts"][0]["mountPath"], "/data");
+    assert_eq!(
+        gameserver["spec"]["ports"][0],
+        json!({ "name": "game", "portPolicy": "Dynamic", "containerPort": 25565, "protocol": "TCP", "container": "minecraft-java" })
+    );
+    let claims = sim.objects("persistentvolumeclaims");
+    let claim = named(&claims, &format!("{id}-data")).expect("its claim");
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "10Gi");
+    assert_eq!(claim["metadata"]["labels"]["spawnpoint.io/plan"], "starter");
+
+    // Stopped: the GameServer goes, the claim stays.
+    assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
+    app.wait_for(&token, &id, "stopped", |s| s["status"] == "stopped").await;
+    eventually("the GameServer is deleted", || named(&sim.objects("gameservers"), &id).is_none()).await;
+    assert!(named(&sim.objects("persistentvolumeclaims"), &format!("{id}-data")).is_some(), "data kept");
+
+    // Started again on the same claim; restarted into a new GameServer.
+    assert_eq!(app.act(&token, &id, "start").await.status(), 202);
+    app.running(&token, &id).await;
+    let uid = |sim: &Simulator| named(&sim.objects("gameservers"), &id).map(|gs| gs["metadata"]["uid"].clone());
+    let before = uid(&sim).expect("running");
+    assert_eq!(app.act(&token, &id, "restart").await.status(), 202);
+    app.wait_for(&token, &id, "running in a new GameServer", |s| {
+        s["status"] == "running" && uid(&sim).is_some_and(|now| now != before)
+    })
+    .await;
+    assert_eq!(sim.objects("persistentvolumeclaims").len(), 1, "still the one claim");
+
+    // Deleted: GameServer, claim and row gone.
+    assert_eq!(app.act(&token, &id, "delete").await.status(), 202);
+    app.wait_for(&token, &id, "gone", Value::is_null).await;
+    assert!(sim.objects("gameservers").is_empty() && sim.objects("persistentvolumeclaims").is_empty());
+    assert_eq!(
+        sim.requests().iter().filter(|r| r.method == "POST" && r.uri.starts_with("/apis/agones.dev/")).count(),
+        3,
+        "one create per start, nothing duplicated"
+    );
+}
+
+async fn a_server_follows_its_gameserver_to_another_node(backend: Backend) {
+    let (sim, app) = on_simulator(backend).await;
+    let token = app.signed_up("nomad@example.com").await;
+    let id = app.created(&token, "valheim", "starter").await;
+    let first = app.running(&token, &id).await;
+    let node =
+        named(&sim.objects("gameservers"), &id).expect("gs")["status"]["nodeName"].as_str().expect("node").to_owned();
+
+    sim.kill_node(&node);
+    let moved = app
+        .wait_for(&token, &id, "running on another node", |s| {
+            s["status"] == "running" && s["address"] != first["address"]
+        })
+        .await;
+    assert_eq!(moved["address"], address_in(&sim, &id));
+    assert_ne!(named(&sim.objects("gameservers"), &id).expect("gs")["status"]["nodeName"], node.as_str());
+}
+
+async fn only_labelled_orphans_are_removed(backend: Backend) {
+    let (sim, app) = on_simulator(backend).await;
+    let spec = json!({
+        "ports": [{ "name": "game", "containerPort": 7000 }],
+        "template": { "spec": { "containers": [{ "name": "x", "image": "x" }] } },
+    });
+    sim.insert("gameservers", "gameservers", json!({ "metadata": { "name": "someone-elses" }, "spec": spec }));
+    sim.insert(
+        "gameservers",
+        "gameservers",
+        json!({ "metadata": { "name": "left-behind", "labels": { "app.kubernetes.io/managed-by": "spawnpoint" } }, "spec": spec }),
+    );
+    eventually("the managed orphan is removed", || named(&sim.objects("gameservers"), "left-behind").is_none()).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // another full pass
+    assert!(named(&sim.objects("gameservers"), "someone-elses").is_some(), "what Spawnpoint does not own is untouched");
+    drop(app);
+}
