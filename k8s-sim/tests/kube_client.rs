@@ -198,3 +198,33 @@ async fn a_lost_node_takes_its_gameservers_with_it() {
     wait_for_state(&api, "doomed", None).await;
     assert_eq!(sim.objects("nodes").len(), 2);
 }
+
+#[tokio::test]
+async fn gameservers_are_pruned_and_validated_by_the_real_agones_schema() {
+    if k8s_sim::agones_gameserver_schema().is_none() {
+        return; // the reason is printed; under CI the reference data is required
+    }
+    let sim = Simulator::start(SimConfig::default()).await;
+    let api = gameservers(&client(&sim).await);
+    let mut object = serde_json::to_value(gameserver("pruned", json!({}))).expect("json");
+    object["spec"]["madeUpField"] = json!("dropped");
+    object["spec"]["ports"][0]["alsoMadeUp"] = json!(1);
+    let created =
+        api.create(&PostParams::default(), &serde_json::from_value(object).expect("object")).await.expect("created");
+    assert!(created.data["spec"].get("madeUpField").is_none(), "unknown fields are pruned: {}", created.data["spec"]);
+    assert!(created.data["spec"]["ports"][0].get("alsoMadeUp").is_none());
+    assert_eq!(created.data["spec"]["ports"][0]["containerPort"], 7000, "known fields stay");
+    assert_eq!(created.data["spec"]["template"]["spec"]["containers"][0]["image"], "spawnpoint/demo-game");
+
+    let mut wrong = serde_json::to_value(gameserver("wrong", json!({}))).expect("json");
+    wrong["spec"]["ports"][0]["containerPort"] = json!("seven thousand");
+    let error =
+        api.create(&PostParams::default(), &serde_json::from_value(wrong).expect("object")).await.expect_err("invalid");
+    match error {
+        kube::Error::Api(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+            assert!(status.message.contains("spec.ports[0].containerPort"), "{}", status.message);
+        }
+        other => panic!("expected 422, got {other}"),
+    }
+}
