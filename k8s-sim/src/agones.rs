@@ -152,19 +152,20 @@ fn schedule(shared: &Shared, namespace: &str, name: &str) -> Option<(Value, Vec<
 }
 
 pub(crate) fn kill_node(shared: &Arc<Shared>, node: &str) {
-    let victims: Vec<(String, String)> = {
+    // (namespace, name, uid): the uid, so that only these GameServers go, not replacements of the same name.
+    let victims: Vec<(String, String, Value)> = {
         let mut store = shared.store();
         let _ = store.delete(NODES, "", node);
-        let victims: Vec<(String, String)> = store
+        let victims: Vec<(String, String, Value)> = store
             .list(GAMESERVERS, None)
             .into_iter()
             .filter(|gs| gs["status"]["nodeName"] == node)
             .map(|gs| {
                 let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                (text(&gs["metadata"]["namespace"]), text(&gs["metadata"]["name"]))
+                (text(&gs["metadata"]["namespace"]), text(&gs["metadata"]["name"]), gs["metadata"]["uid"].clone())
             })
             .collect();
-        for (namespace, name) in &victims {
+        for (namespace, name, _) in &victims {
             let _ = store.delete(PODS, namespace, name);
             let _ = store.update(GAMESERVERS, namespace, name, None, |gs| gs["status"]["state"] = json!("Unhealthy"));
         }
@@ -173,8 +174,12 @@ pub(crate) fn kill_node(shared: &Arc<Shared>, node: &str) {
     let (shared, delay) = (shared.clone(), shared.config.ready_after);
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
-        for (namespace, name) in victims {
-            let _ = shared.store().delete(GAMESERVERS, &namespace, &name);
+        for (namespace, name, uid) in victims {
+            let same =
+                shared.store().get(GAMESERVERS, &namespace, &name).is_some_and(|gs| gs["metadata"]["uid"] == uid);
+            if same && shared.store().delete(GAMESERVERS, &namespace, &name).is_ok() {
+                shared.deleted(GAMESERVERS, &namespace, &name);
+            }
         }
     });
 }

@@ -166,7 +166,7 @@ impl Shared {
     }
 
     /// Cascades, as garbage collection and the controllers do.
-    fn deleted(&self, resource: store::Resource, namespace: &str, name: &str) {
+    pub(crate) fn deleted(&self, resource: store::Resource, namespace: &str, name: &str) {
         if resource == store::GAMESERVERS {
             let _ = self.store().delete(store::PODS, namespace, name);
             lock(&self.pod_logs).remove(name);

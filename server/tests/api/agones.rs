@@ -14,6 +14,7 @@ both_databases!(
     a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete,
     a_server_follows_its_gameserver_to_another_node,
     only_labelled_orphans_are_removed,
+    api_errors_and_broken_watches_are_survived,
 );
 
 async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
@@ -23,6 +24,7 @@ async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
         settings.driver = Driver::Agones;
         settings.kube_api = Some(url);
         settings.resync_interval = Duration::from_millis(500);
+        settings.restart_backoff = Duration::from_millis(20);
     })
     .await;
     (sim, app)
@@ -144,4 +146,25 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(600)).await; // another full pass
     assert!(named(&sim.objects("gameservers"), "someone-elses").is_some(), "what Spawnpoint does not own is untouched");
     drop(app);
+}
+
+async fn api_errors_and_broken_watches_are_survived(backend: Backend) {
+    let (sim, app) = on_simulator(backend).await;
+    let token = app.signed_up("unlucky@example.com").await;
+    // The API server fails the first two GameServer creates: the server is failed with the reason, then retried.
+    sim.fail_next(axum::http::Method::POST, "gameservers", 500, 2);
+    let id = app.created(&token, "minecraft-bedrock", "starter").await;
+    let failed = app.wait_for(&token, &id, "failed", |s| s["status"] == "failed").await;
+    assert!(failed["status_message"].as_str().is_some_and(|m| m.contains("injected")), "{failed}");
+    app.running(&token, &id).await;
+    assert_eq!(sim.objects("gameservers").len(), 1, "nothing duplicated");
+
+    // Every watch breaks and history is compacted: the watcher relists, and changes still arrive.
+    sim.compact();
+    sim.drop_watches();
+    assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
+    app.wait_for(&token, &id, "stopped", |s| s["status"] == "stopped").await;
+    assert_eq!(app.act(&token, &id, "start").await.status(), 202);
+    let server = app.running(&token, &id).await;
+    assert_eq!(server["address"], address_in(&sim, &id));
 }
