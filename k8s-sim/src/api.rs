@@ -160,14 +160,19 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Every request comes here.
+/// Every request comes here, and is recorded with its answer's status.
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
+    let response = answer(&shared, &parts, &body).await;
+    shared.log_request(&parts.method, &parts.uri.to_string(), &body, response.status().as_u16());
+    response
+}
+
+async fn answer(shared: &Arc<Shared>, parts: &axum::http::request::Parts, body: &Bytes) -> Response {
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
     let query = query_map(parts.uri.query());
-    shared.log_request(&method, &parts.uri.to_string(), &body);
 
     let Some(target) = parse_path(&path) else {
         return status(
@@ -194,10 +199,10 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let namespace = target.namespace.clone().unwrap_or_default();
     match (&method, target.name.as_deref(), target.subresource.as_deref()) {
         (&Method::GET, None, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
-            watch(&shared, &target, &query)
+            watch(shared, &target, &query)
         }
-        (&Method::GET, None, None) => list(&shared, &target, &query),
-        (&Method::POST, None, None) => create(&shared, &target, &parts.headers, &body),
+        (&Method::GET, None, None) => list(shared, &target, &query),
+        (&Method::POST, None, None) => create(shared, &target, &parts.headers, body),
         (&Method::GET, Some(name), None) => match shared.store().get(target.resource, &namespace, name) {
             Some(object) => json_response(StatusCode::OK, &object),
             None => not_found(target.resource, name),
@@ -212,9 +217,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
                 Err(error) => store_error(error, target.resource, name),
             }
         }
-        (&Method::PATCH, Some(name), None) => patch(&shared, &target, name, &parts.headers, &body),
+        (&Method::PATCH, Some(name), None) => patch(shared, &target, name, &parts.headers, body),
         (&Method::GET, Some(name), Some("log")) if target.resource.plural == "pods" => {
-            pod_log(&shared, &namespace, name, &query)
+            pod_log(shared, &namespace, name, &query)
         }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,

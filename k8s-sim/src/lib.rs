@@ -86,6 +86,8 @@ pub struct Recorded {
     /// Path and query.
     pub uri: String,
     pub body: String,
+    /// The status answered (a watch: 200 when it opened).
+    pub status: u16,
 }
 
 /// What the HTTP handlers and the controller share.
@@ -110,9 +112,9 @@ impl Shared {
         lock(&self.store)
     }
 
-    fn log_request(&self, method: &Method, uri: &str, body: &[u8]) {
+    fn log_request(&self, method: &Method, uri: &str, body: &[u8], status: u16) {
         let body = String::from_utf8_lossy(body).into_owned();
-        lock(&self.requests).push(Recorded { method: method.clone(), uri: uri.to_owned(), body });
+        lock(&self.requests).push(Recorded { method: method.clone(), uri: uri.to_owned(), body, status });
     }
 
     fn take_fault(&self, method: &Method, plural: &str) -> Option<u16> {

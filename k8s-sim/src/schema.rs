@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
-/// The reference directory (`$SPAWNPOINT_REFERENCE`, default `../shared/reference` beside the repository).
-/// `None`, with the reason printed, when it is absent outside CI; under `CI=true` its absence is a failure.
+/// The reference directory: `$SPAWNPOINT_REFERENCE`, default `../shared/reference`, a relative path being taken
+/// from the repository root (tests run in their crate's directory). `None`, with the reason printed, when it
+/// is absent outside CI; under `CI=true` its absence is a failure.
 pub fn reference_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("SPAWNPOINT_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let given =
+        std::env::var_os("SPAWNPOINT_REFERENCE").map_or_else(|| PathBuf::from("../shared/reference"), PathBuf::from);
+    let dir = if given.is_absolute() { given } else { root.join(given) };
     if dir.is_dir() {
         return Some(dir);
     }

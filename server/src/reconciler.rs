@@ -50,6 +50,8 @@ pub struct Reconciler {
     /// Servers with a pass under way, and whether another was asked for meanwhile.
     queue: Mutex<HashMap<String, bool>>,
     memory: Mutex<HashMap<String, Memory>>,
+    /// Stored data without a row, found by the last resync, to be destroyed.
+    orphans: Mutex<HashSet<String>>,
     stopping: AtomicBool,
 }
 
@@ -82,6 +84,7 @@ impl Reconciler {
             config,
             queue: Mutex::default(),
             memory: Mutex::default(),
+            orphans: Mutex::default(),
             stopping: AtomicBool::new(false),
         })
     }
@@ -130,7 +133,18 @@ impl Reconciler {
             }
         };
         let observed = self.driver.observe().await;
-        let everything: HashSet<String> = ids.into_iter().chain(observed.into_iter().map(|o| o.id)).collect();
+        let mut everything: HashSet<String> = ids.iter().cloned().chain(observed.into_iter().map(|o| o.id)).collect();
+        match self.driver.stored().await {
+            Ok(stored) => {
+                let rows: HashSet<&String> = ids.iter().collect();
+                let orphans: Vec<String> = stored.into_iter().filter(|id| !rows.contains(id)).collect();
+                if let Ok(mut known) = self.orphans.lock() {
+                    known.extend(orphans.iter().cloned());
+                }
+                everything.extend(orphans);
+            }
+            Err(error) => tracing::warn!(%error, "resync could not list stored data"),
+        }
         for id in everything {
             self.schedule(&id);
         }
@@ -179,7 +193,8 @@ impl Reconciler {
         let observed = self.driver.phase(id).await;
         let Some(row) = row else {
             self.forget(id);
-            if observed.is_some() {
+            let stored_orphan = self.orphans.lock().is_ok_and(|mut orphans| orphans.remove(id));
+            if observed.is_some() || stored_orphan {
                 // Something runs that no row asks for: an orphan.
                 tracing::warn!(server = %id, "removing a game server that has no row");
                 self.driver.destroy(id).await.map_err(|e| crate::error::internal("removing an orphan", e))?;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use catalog::Game;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{CustomResource, ResourceExt as _};
@@ -320,6 +320,16 @@ impl Orchestrator for AgonesDriver {
                 observed.push(self.observed(&gameserver).await);
             }
             observed
+        })
+    }
+
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+        Box::pin(async move {
+            // One list call, whatever the number of servers; only claims carrying Spawnpoint's label.
+            let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+            let claims = self.claims.list(&ListParams::default().labels(&selector)).await;
+            let claims = claims.map_err(api_error("listing claims".to_owned()))?;
+            Ok(claims.items.iter().filter_map(|claim| claim.labels().get(SERVER_ID_LABEL).cloned()).collect())
         })
     }
 

@@ -303,6 +303,12 @@ impl Orchestrator for LocalDriver {
         Box::pin(async move { self.processes.lock().await.values().map(|process| process.observed()).collect() })
     }
 
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+        // Data directories are removed only through a deleted row, never for lacking one: a Spawnpoint started
+        // on the wrong database must not wipe every world on the machine.
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>> {
         Box::pin(async move { self.processes.lock().await.get(id).map(|process| process.observed()) })
     }

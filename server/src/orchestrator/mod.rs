@@ -83,6 +83,9 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn observe(&self) -> BoxFuture<'_, Vec<Observed>>;
     /// One game server, if this orchestrator runs it or saw it exit.
     fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>>;
+    /// Servers whose stored data this orchestrator holds and would remove if their row were gone (beyond what
+    /// `observe` reports as running). The reconciler destroys those without a row.
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>>;
     /// Phase changes as they happen, so the reconciler reacts at once instead of at the next resync.
     fn events(&self) -> broadcast::Receiver<Observed>;
     /// The last `tail` lines of the game's output.

@@ -106,9 +106,12 @@ async fn a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_
     app.wait_for(&token, &id, "gone", Value::is_null).await;
     assert!(sim.objects("gameservers").is_empty() && sim.objects("persistentvolumeclaims").is_empty());
     assert_eq!(
-        sim.requests().iter().filter(|r| r.method == "POST" && r.uri.starts_with("/apis/agones.dev/")).count(),
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.status == 201 && r.uri.starts_with("/apis/agones.dev/"))
+            .count(),
         3,
-        "one create per start, nothing duplicated"
+        "one GameServer per start and restart (a repeated create is refused as AlreadyExists)"
     );
 }
 
@@ -142,7 +145,21 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
         "gameservers",
         json!({ "metadata": { "name": "left-behind", "labels": { "app.kubernetes.io/managed-by": "spawnpoint" } }, "spec": spec }),
     );
+    let claim = |name: &str, labels: Value| {
+        json!({
+            "metadata": { "name": name, "labels": labels },
+            "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
+        })
+    };
+    let ours = json!({ "app.kubernetes.io/managed-by": "spawnpoint", "spawnpoint.io/server-id": "gone-de-123456" });
+    sim.insert("persistentvolumeclaims", "gameservers", claim("gone-de-123456-data", ours));
+    sim.insert("persistentvolumeclaims", "gameservers", claim("someones-data", json!({ "app": "db" })));
     eventually("the managed orphan is removed", || named(&sim.objects("gameservers"), "left-behind").is_none()).await;
+    eventually("the managed orphan claim is removed", || {
+        named(&sim.objects("persistentvolumeclaims"), "gone-de-123456-data").is_none()
+    })
+    .await;
+    assert!(named(&sim.objects("persistentvolumeclaims"), "someones-data").is_some(), "a claim it does not own stays");
     tokio::time::sleep(Duration::from_millis(600)).await; // another full pass
     assert!(named(&sim.objects("gameservers"), "someone-elses").is_some(), "what Spawnpoint does not own is untouched");
     drop(app);
