@@ -91,12 +91,13 @@ impl ServerService {
         let created_at = now();
         for _ in 0..3 {
             let id = server_id(&user.id, &game.id, &uuid::Uuid::new_v4().simple().to_string());
-            let inserted = sqlx::query(
+            // RETURNING: the answer is the row as written, before the reconciler has moved it on.
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at) \
                  SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
                  WHERE (SELECT COUNT(*) FROM servers WHERE user_id = $2 AND status <> 'deleted') < $8 \
-                 ON CONFLICT (id) DO NOTHING",
-            )
+                 ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+            )))
             .bind(&id)
             .bind(&user.id)
             .bind(&name)
@@ -105,13 +106,14 @@ impl ServerService {
             .bind(ServerStatus::Pending.as_str())
             .bind(created_at)
             .bind(limit)
-            .execute(self.db.pool())
+            .fetch_optional(self.db.pool())
             .await
             .map_err(|e| internal("inserting a server", e))?;
-            if inserted.rows_affected() == 1 {
+            if let Some(row) = inserted {
                 tracing::info!(server = %id, user = %user.id, game = %game.id, plan = %plan.id, "server created");
-                self.publish(&id).await;
-                return self.get(user, &id).await;
+                let server = from_row(&row)?;
+                let _ = self.events.send(ServerEvent::Changed { server: server.clone() });
+                return Ok(server);
             }
             if self.count_active(&user.id).await? >= limit {
                 return Err(AppError::Forbidden(format!(

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{Backend, PASSWORD, spawn_app};
+use crate::helpers::{Backend, PASSWORD, one_page_test_at_a_time, spawn_app};
 
 both_databases!(
     register_login_me_logout_with_a_bearer_token,
@@ -129,6 +129,7 @@ async fn customers_cannot_reach_the_admin_area_or_raise_their_role(backend: Back
     // server reads the role from the database on every request.
     let me: Value = app.get_as(&token, "/api/me").await.json().await.expect("json");
     assert_eq!(me["role"], "customer");
+    let _turn = one_page_test_at_a_time().await;
     let page = app.client.get(app.url("/admin")).bearer_auth(&token).send().await.expect("sent");
     assert_eq!(page.status(), 403);
     assert!(page.text().await.expect("body").contains("Administrators only"));

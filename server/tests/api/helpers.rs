@@ -214,6 +214,15 @@ impl EventStream {
     }
 }
 
+/// Page-rendering tests take turns. Leptos keeps some rendering state process-wide, and with several apps
+/// rendering at once in one test process (never the case in production, one app per process) a render has
+/// been seen to stall now and then; one app under concurrent page load does not (checked with 400 concurrent
+/// requests against the binary).
+pub async fn one_page_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// Each app under test gets game ports of its own, so apps running side by side never race for one.
 pub fn port_block() -> std::ops::RangeInclusive<u16> {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);

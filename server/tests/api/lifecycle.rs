@@ -217,7 +217,8 @@ async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backen
     // The row vanishes behind Spawnpoint's back: the game it no longer asks for is removed.
     sqlx::query("DELETE FROM servers WHERE id = $1").bind(id.clone()).execute(app.db.pool()).await.expect("deleted");
     eventually("the orphaned game process is removed", || !alive(&pid)).await;
-    assert!(!app.data_dir().join("servers").join(&id).exists());
+    let dir = app.data_dir().join("servers").join(&id);
+    eventually("and its files after it", || !dir.exists()).await;
 }
 
 /// Runs the real binary, so it can be killed as an operator's machine might kill it.

@@ -1,11 +1,12 @@
 //! The app's pages as a browser without JavaScript gets them: complete HTML from the server.
 
 use crate::both_databases;
-use crate::helpers::{Backend, PASSWORD, spawn_app};
+use crate::helpers::{Backend, PASSWORD, one_page_test_at_a_time, spawn_app};
 
 both_databases!(the_catalog_page_lists_every_game_without_javascript, a_game_page_shows_plans_and_prices);
 
 async fn the_catalog_page_lists_every_game_without_javascript(backend: Backend) {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(backend).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
@@ -22,6 +23,7 @@ async fn the_catalog_page_lists_every_game_without_javascript(backend: Backend) 
 }
 
 async fn a_game_page_shows_plans_and_prices(backend: Backend) {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(backend).await;
     let html = app.get("/games/minecraft-java").await.text().await.expect("body");
     for text in [
@@ -43,6 +45,7 @@ async fn a_game_page_shows_plans_and_prices(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_pages_and_games_say_so() {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let response = app.get("/no/such/page").await;
     assert_eq!(response.status(), 404);
@@ -54,6 +57,7 @@ async fn unknown_pages_and_games_say_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_function_serves_the_catalog_to_the_browser() {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let response = app.client.post(app.url("/rpc/games")).send().await.expect("sent");
     assert_eq!(response.status(), 200);
@@ -63,6 +67,7 @@ async fn the_server_function_serves_the_catalog_to_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_answer_with_the_status_of_their_error() {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let refused = app
         .browser()
@@ -79,6 +84,7 @@ async fn server_functions_answer_with_the_status_of_their_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     for (page, next) in [
@@ -96,6 +102,7 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_renders_my_servers_and_only_mine() {
+    let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
     let alice = app.browser();
     let form = [("email", "alice@example.com"), ("password", PASSWORD), ("next", "/servers")];
