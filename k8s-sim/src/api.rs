@@ -202,7 +202,7 @@ async fn answer(shared: &Arc<Shared>, parts: &axum::http::request::Parts, body: 
             watch(shared, &target, &query)
         }
         (&Method::GET, None, None) => list(shared, &target, &query),
-        (&Method::POST, None, None) => create(shared, &target, &parts.headers, body),
+        (&Method::POST, None, None) => create(shared, &target, body),
         (&Method::GET, Some(name), None) => match shared.store().get(target.resource, &namespace, name) {
             Some(object) => json_response(StatusCode::OK, &object),
             None => not_found(target.resource, name),
@@ -264,11 +264,10 @@ fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Re
     json_response(StatusCode::OK, &body)
 }
 
-fn create(shared: &Shared, target: &Target, headers: &HeaderMap, body: &Bytes) -> Response {
+fn create(shared: &Shared, target: &Target, body: &Bytes) -> Response {
     let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
         return status(StatusCode::BAD_REQUEST, "BadRequest", "the body is not JSON".into(), json!({}));
     };
-    let _ = headers;
     let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
     if name.is_empty() {
         return invalid(target.resource, "", vec![("metadata.name".into(), "Required value: name is required".into())]);

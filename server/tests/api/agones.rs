@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use server::config::Driver;
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, eventually, spawn_app_with};
 
 both_databases!(
     a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete,
@@ -42,16 +42,6 @@ fn address_in(sim: &Simulator, id: &str) -> String {
     let node = named(&nodes, gameserver["status"]["nodeName"].as_str().expect("scheduled")).expect("its node");
     let ip = node["metadata"]["labels"]["platform.io/public-ip"].as_str().expect("public ip");
     format!("{ip}:{}", gameserver["status"]["ports"][0]["port"])
-}
-
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}");
 }
 
 async fn a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete(backend: Backend) {

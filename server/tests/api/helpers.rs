@@ -214,6 +214,25 @@ impl EventStream {
     }
 }
 
+/// Whether `pid` is a live process. A killed orphan can linger as a zombie until something reaps it (this
+/// container's init does not); it runs nothing, so it counts as gone.
+pub fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Polls `check` for up to 10 s; panics with `what` if it never holds.
+pub async fn eventually(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}");
+}
+
 /// Page-rendering tests take turns. Leptos keeps some rendering state process-wide, and with several apps
 /// rendering at once in one test process (never the case in production, one app per process) a render has
 /// been seen to stall now and then; one app under concurrent page load does not (checked with 400 concurrent

@@ -9,7 +9,9 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, TestDatabase, catalog_with, port_block, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, TestDatabase, alive, catalog_with, eventually, port_block, spawn_app, spawn_app_with,
+};
 
 both_databases!(
     a_demo_server_lives_through_stop_start_restart_and_delete,
@@ -49,13 +51,6 @@ fn game_pid(data_dir: &std::path::Path, id: &str) -> Option<String> {
     text.split(' ').next().map(str::to_owned)
 }
 
-/// Whether `pid` runs (a zombie runs nothing: this container's init does not reap orphans).
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
-}
-
 /// Live processes whose working directory is `dir`: what a game server of this data dir is running.
 fn processes_in(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -65,16 +60,6 @@ fn processes_in(dir: &std::path::Path) -> Vec<String> {
         .filter(|pid| pid.chars().all(|c| c.is_ascii_digit()) && alive(pid))
         .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
         .collect()
-}
-
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what}");
 }
 
 async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Backend) {

@@ -10,6 +10,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
+use crate::helpers::alive;
+
 const WAIT: Duration = Duration::from_secs(15);
 
 fn free_port() -> u16 {
@@ -70,14 +72,6 @@ async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &str) -> Pha
             phase => return phase,
         }
     }
-}
-
-/// Whether `pid` is a live process. A killed orphan can linger as a zombie until something reaps it; it runs
-/// nothing, so it counts as gone.
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-        .unwrap_or(false)
 }
 
 async fn logs_contain(driver: &LocalDriver, id: &str, needle: &str) -> bool {
