@@ -67,12 +67,15 @@ struct Server {
 }
 
 struct Args {
+    bind: String,
     port: u16,
     data_dir: PathBuf,
 }
 
-/// `--port N` / `PORT`, `--data-dir DIR` / `DATA_DIR` (default: the current directory).
+/// `--port N` / `PORT`, `--data-dir DIR` / `DATA_DIR` (default: the current directory), `--bind ADDRESS` /
+/// `BIND_ADDRESS` (default: every address).
 fn parse_args() -> anyhow::Result<Args> {
+    let mut bind = std::env::var("BIND_ADDRESS").ok();
     let mut port = std::env::var("PORT").ok();
     let mut data_dir = std::env::var("DATA_DIR").ok();
     let mut args = std::env::args().skip(1);
@@ -80,8 +83,11 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--port" => port = Some(args.next().context("--port needs a value")?),
             "--data-dir" => data_dir = Some(args.next().context("--data-dir needs a value")?),
+            "--bind" => bind = Some(args.next().context("--bind needs a value")?),
             "--help" | "-h" => {
-                println!("usage: spawnpoint-demo-game --port N [--data-dir DIR]   (or PORT, DATA_DIR)");
+                println!(
+                    "usage: spawnpoint-demo-game --port N [--data-dir DIR] [--bind ADDRESS]   (or PORT, DATA_DIR, BIND_ADDRESS)"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}`"),
@@ -89,15 +95,20 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     let port = port.context("the port is required: --port N or PORT")?;
     let port = port.parse().with_context(|| format!("port `{port}` is not a number between 0 and 65535"))?;
-    Ok(Args { port, data_dir: data_dir.map_or_else(|| PathBuf::from("."), PathBuf::from) })
+    Ok(Args {
+        bind: bind.unwrap_or_else(|| "0.0.0.0".to_owned()),
+        port,
+        data_dir: data_dir.map_or_else(|| PathBuf::from("."), PathBuf::from),
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let world = World::load(&args.data_dir)?;
-    let listener =
-        TcpListener::bind(("0.0.0.0", args.port)).await.with_context(|| format!("binding port {}", args.port))?;
+    let listener = TcpListener::bind((args.bind.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.bind, args.port))?;
     let port = listener.local_addr()?.port();
     say(&format!("World loaded: {} match(es) played so far", world.matches_played));
     let server = Arc::new(Server {

@@ -17,22 +17,28 @@ struct Demo {
     /// `None` once the console is closed.
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
+    /// Where players connect.
+    host: &'static str,
     port: u16,
 }
 
 impl Demo {
     async fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spawnpoint-demo-game"))
-            .args(["--port", "0", "--data-dir"])
-            .arg(data_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starts");
+        Self::start_on(data_dir, None).await
+    }
+
+    /// Starts it listening on `bind` only (`--bind`), or on every address.
+    async fn start_on(data_dir: &Path, bind: Option<&'static str>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spawnpoint-demo-game"));
+        command.args(["--port", "0", "--data-dir"]).arg(data_dir);
+        if let Some(bind) = bind {
+            command.args(["--bind", bind]);
+        }
+        let mut child =
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("starts");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut demo = Self { child, stdin, stdout, port: 0 };
+        let mut demo = Self { child, stdin, stdout, host: bind.unwrap_or("127.0.0.1"), port: 0 };
         let ready = demo.console_line("Server ready on port ").await;
         demo.port = ready.rsplit(' ').next().and_then(|p| p.parse().ok()).expect("a port");
         demo
@@ -62,7 +68,7 @@ impl Demo {
     }
 
     async fn player(&self) -> Player {
-        let (reader, writer) = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connects").into_split();
+        let (reader, writer) = TcpStream::connect((self.host, self.port)).await.expect("connects").into_split();
         Player { lines: BufReader::new(reader).lines(), writer }
     }
 }
@@ -159,4 +165,12 @@ async fn sigterm_and_a_closed_console_both_stop_it_cleanly() {
     orphan.close_console();
     orphan.console_line("Console closed").await;
     assert!(timeout(WAIT, orphan.child.wait()).await.expect("exits").expect("status").success());
+}
+
+#[tokio::test]
+async fn it_listens_only_on_the_address_it_is_bound_to() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = Demo::start_on(dir.path(), Some("127.0.0.2")).await;
+    assert_eq!(demo.player().await.ask("GET_STATE").await, "STATE open");
+    assert!(TcpStream::connect(("127.0.0.1", demo.port)).await.is_err(), "nothing on another address");
 }

@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::Shared;
 use crate::store::{GAMESERVERS, NODES, PODS};
+use crate::{Shared, kubelet};
 
 /// Defaults and checks the Agones mutating and validating webhooks apply to a new GameServer.
 pub(crate) fn admit(object: &mut Value) -> Result<(), Vec<(String, String)>> {
@@ -110,15 +111,41 @@ async fn provision(shared: Arc<Shared>, namespace: String, name: String) {
         return;
     }
     shared.append_pod_log(&name, format!("[sim] scheduled on {node_name}"));
+    let gameserver = shared.store().get(GAMESERVERS, &namespace, &name).unwrap_or_default();
+    let container = gameserver["spec"]["template"]["spec"]["containers"][0].clone();
+    if let Some(image) = kubelet::image_for(&shared, &container).cloned() {
+        let claim = gameserver["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .and_then(|volumes| volumes.iter().find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str()))
+            .map(str::to_owned);
+        let host_port = ports.first().and_then(|p| p["port"].as_u64()).and_then(|p| u16::try_from(p).ok());
+        let start = kubelet::PodStart {
+            uid: gameserver["metadata"]["uid"].clone(),
+            namespace,
+            name,
+            node: node_name,
+            node_ip: node["metadata"]["labels"][crate::PUBLIC_IP_LABEL].as_str().unwrap_or_default().to_owned(),
+            host_port: host_port.unwrap_or_default(),
+            container,
+            claim,
+        };
+        kubelet::run(shared, start, image).await;
+        return;
+    }
     tokio::time::sleep(shared.config.ready_after).await;
-    // Only a GameServer still waiting becomes Ready (not one whose node died meanwhile).
-    let still_scheduled = shared
-        .store()
-        .get(GAMESERVERS, &namespace, &name)
-        .is_some_and(|object| object["status"]["state"] == "Scheduled");
-    if still_scheduled && set_state("Ready", json!({})) {
+    if ready(&shared, &namespace, &name, &gameserver["metadata"]["uid"]) {
         shared.append_pod_log(&name, "[sim] ready".to_owned());
     }
+}
+
+/// The game says it is ready (the Agones SDK's `Ready()`): only a GameServer still waiting, and still the same
+/// one, becomes `Ready` (not one whose node died meanwhile, nor a later one of the same name).
+pub(crate) fn ready(shared: &Shared, namespace: &str, name: &str, uid: &Value) -> bool {
+    let mut store = shared.store();
+    let waiting = store
+        .get(GAMESERVERS, namespace, name)
+        .is_some_and(|gs| gs["status"]["state"] == "Scheduled" && gs["metadata"]["uid"] == *uid);
+    waiting && store.update(GAMESERVERS, namespace, name, None, |gs| gs["status"]["state"] = json!("Ready")).is_ok()
 }
 
 /// Picks the live node running the fewest GameServers, and a free host port on it for each game port.
@@ -129,10 +156,12 @@ fn schedule(shared: &Shared, namespace: &str, name: &str) -> Option<(Value, Vec<
         gameservers.iter().filter(|gs| gs["status"]["nodeName"] == node["metadata"]["name"]).collect()
     };
     let node = store.list(NODES, None).into_iter().min_by_key(|node| on_node(node).len())?;
+    // Ports of GameServers on the node, and of processes there still shutting down.
     let mut used: HashSet<u64> = on_node(&node)
         .into_iter()
         .flat_map(|gs| gs["status"]["ports"].as_array().cloned().unwrap_or_default())
         .filter_map(|port| port["port"].as_u64())
+        .chain(kubelet::ports_in_use(shared, node["metadata"]["name"].as_str().unwrap_or_default()))
         .collect();
     let gameserver = store.get(GAMESERVERS, namespace, name)?;
     let mut ports = Vec::new();
@@ -167,6 +196,7 @@ pub(crate) fn kill_node(shared: &Arc<Shared>, node: &str) {
             .collect();
         for (namespace, name, _) in &victims {
             let _ = store.delete(PODS, namespace, name);
+            kubelet::stop(shared, namespace, name, Duration::ZERO);
             let _ = store.update(GAMESERVERS, namespace, name, None, |gs| gs["status"]["state"] = json!("Unhealthy"));
         }
         victims

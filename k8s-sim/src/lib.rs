@@ -8,12 +8,14 @@
 
 mod agones;
 mod api;
+mod kubelet;
 pub mod schema;
 pub mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,7 +23,11 @@ use axum::http::Method;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+pub use crate::kubelet::SimImage;
 use crate::store::{NODES, Store};
+
+/// The node label holding the public IP players connect to.
+pub const PUBLIC_IP_LABEL: &str = "platform.io/public-ip";
 
 /// A node in the simulated cluster.
 #[derive(Debug, Clone)]
@@ -47,6 +53,12 @@ pub struct SimConfig {
     /// By default the real Agones CRD from the reference data (none, with a printed note, where that is absent
     /// outside CI).
     pub gameserver_schema: Option<Arc<Value>>,
+    /// Images the kubelet runs as real local processes, by image name; pods of other images run nothing.
+    pub images: HashMap<String, SimImage>,
+    /// Where claims' volumes live (a directory per claim); needed when `images` is not empty.
+    pub volumes: Option<PathBuf>,
+    /// How long a deleted pod's process has between SIGTERM and SIGKILL.
+    pub termination_grace: Duration,
 }
 
 /// The real Agones GameServer schema, read once.
@@ -75,6 +87,9 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(1),
             history: 10_000,
             gameserver_schema: agones_gameserver_schema(),
+            images: HashMap::new(),
+            volumes: None,
+            termination_grace: Duration::from_secs(3),
         }
     }
 }
@@ -101,6 +116,7 @@ pub(crate) struct Shared {
     lists: Mutex<HashMap<String, usize>>,
     watches: Mutex<HashMap<String, usize>>,
     pod_logs: Mutex<HashMap<String, Vec<String>>>,
+    processes: Mutex<kubelet::Processes>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,10 +184,13 @@ impl Shared {
     }
 
     /// Cascades, as garbage collection and the controllers do.
-    pub(crate) fn deleted(&self, resource: store::Resource, namespace: &str, name: &str) {
+    pub(crate) fn deleted(self: &Arc<Self>, resource: store::Resource, namespace: &str, name: &str) {
         if resource == store::GAMESERVERS {
             let _ = self.store().delete(store::PODS, namespace, name);
             lock(&self.pod_logs).remove(name);
+            kubelet::stop(self, namespace, name, self.config.termination_grace);
+        } else if resource == store::PVCS {
+            kubelet::release_volume(self, namespace, name);
         }
     }
 }
@@ -185,6 +204,7 @@ pub struct Simulator {
 
 impl Simulator {
     pub async fn start(config: SimConfig) -> Self {
+        assert!(config.images.is_empty() || config.volumes.is_some(), "running images needs a volumes directory");
         let mut store = Store::new(config.history);
         for node in &config.nodes {
             let created = store.create(NODES, "", node_object(node));
@@ -200,6 +220,7 @@ impl Simulator {
             lists: Mutex::default(),
             watches: Mutex::default(),
             pod_logs: Mutex::default(),
+            processes: Mutex::default(),
         });
         agones::start_controller(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -275,6 +296,16 @@ impl Simulator {
         lock(&self.shared.watches).get(plural).copied().unwrap_or(0)
     }
 
+    /// The pid of the process running a pod (named after its GameServer), for images the kubelet runs.
+    pub fn pod_pid(&self, namespace: &str, pod: &str) -> Option<u32> {
+        kubelet::pid(&self.shared, namespace, pod)
+    }
+
+    /// The directory standing in for a claim's volume (it exists while the claim does, once a pod used it).
+    pub fn volume(&self, namespace: &str, claim: &str) -> Option<PathBuf> {
+        kubelet::volume(&self.shared, namespace, claim)
+    }
+
     /// Adds a line to a pod's log, as its game would print it.
     pub fn log_line(&self, pod: &str, line: &str) {
         self.shared.append_pod_log(pod, line.to_owned());
@@ -293,7 +324,7 @@ fn node_object(node: &SimNode) -> Value {
             "name": node.name,
             "labels": {
                 "kubernetes.io/hostname": node.name,
-                "platform.io/public-ip": node.public_ip,
+                PUBLIC_IP_LABEL: node.public_ip,
             },
         },
         "spec": {},

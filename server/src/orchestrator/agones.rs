@@ -103,6 +103,8 @@ pub struct AgonesDriver {
     public_ip_label: String,
     /// Node name → public IP, filled on first use.
     node_ips: Mutex<HashMap<String, String>>,
+    /// GameServer uid → why its game is gone, for GameServers that are (pruned to those still there).
+    exit_reasons: Mutex<HashMap<String, String>>,
     events: broadcast::Sender<Observed>,
 }
 
@@ -120,6 +122,7 @@ impl AgonesDriver {
             cache,
             public_ip_label: config.public_ip_label,
             node_ips: Mutex::default(),
+            exit_reasons: Mutex::default(),
             events: broadcast::channel(1024).0,
         });
         let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
@@ -164,11 +167,32 @@ impl AgonesDriver {
                 }
             }
             state @ (GameServerState::Unhealthy | GameServerState::Error | GameServerState::Shutdown) => {
-                Phase::Exited { reason: format!("the GameServer is {state:?}") }
+                Phase::Exited { reason: self.why_gone(gameserver, state).await }
             }
             _ => Phase::Starting,
         };
         Observed { id: gameserver.name_any(), generation, phase }
+    }
+
+    /// Why a GameServer's game is gone: how its container ended, as its pod's status records it (read once per
+    /// GameServer), else its state.
+    async fn why_gone(&self, gameserver: &GameServer, state: GameServerState) -> String {
+        let uid = gameserver.uid().unwrap_or_default();
+        if let Some(reason) = self.exit_reasons.lock().await.get(&uid) {
+            return reason.clone();
+        }
+        // Agones names a GameServer's pod after it.
+        let pod = self.pods.get_opt(&gameserver.name_any()).await.ok().flatten();
+        let terminated = pod.and_then(|pod| {
+            pod.status?.container_statuses?.into_iter().find_map(|container| container.state?.terminated)
+        });
+        let reason = match terminated {
+            Some(end) if end.signal.is_some() => super::exit_reason(None, end.signal),
+            Some(end) => super::exit_reason(Some(end.exit_code), None),
+            None => format!("the GameServer is {state:?}"),
+        };
+        self.exit_reasons.lock().await.insert(uid, reason.clone());
+        reason
     }
 
     async fn public_ip(&self, node: &str) -> Option<String> {
@@ -315,10 +339,13 @@ impl Orchestrator for AgonesDriver {
 
     fn observe(&self) -> BoxFuture<'_, Vec<Observed>> {
         Box::pin(async move {
+            let gameservers = self.cache.state();
             let mut observed = Vec::new();
-            for gameserver in self.cache.state() {
-                observed.push(self.observed(&gameserver).await);
+            for gameserver in &gameservers {
+                observed.push(self.observed(gameserver).await);
             }
+            let present: std::collections::HashSet<String> = gameservers.iter().filter_map(|gs| gs.uid()).collect();
+            self.exit_reasons.lock().await.retain(|uid, _| present.contains(uid));
             observed
         })
     }

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -179,7 +180,7 @@ impl LocalDriver {
         let (waiter, events) = (process.clone(), self.events.clone());
         tokio::spawn(async move {
             let reason = match child.wait().await {
-                Ok(status) => format!("the game exited ({status})"),
+                Ok(status) => super::exit_reason(status.code(), status.signal()),
                 Err(error) => format!("the game could not be waited for: {error}"),
             };
             let _ = tokio::fs::remove_file(&pid_file).await;
@@ -401,7 +402,7 @@ fn process_start_time(pid: i32) -> Option<String> {
 
 /// A bare command name is looked for beside the `spawnpoint` binary first (where a build puts
 /// `spawnpoint-demo-game`), then on `PATH`.
-fn resolve_command(command: &str) -> PathBuf {
+pub fn resolve_command(command: &str) -> PathBuf {
     if command.contains('/') {
         return PathBuf::from(command);
     }

@@ -1,4 +1,4 @@
-//! Orchestrators run game servers: `local` as child processes on this machine, later `agones` on Kubernetes.
+//! Orchestrators run game servers: `local` as child processes on this machine, `agones` on Kubernetes.
 //!
 //! The trait speaks of game servers only (create, stop, destroy, observe, logs, input), never of processes or
 //! pods, so the reconciler drives either the same way.
@@ -52,6 +52,16 @@ pub struct Observed {
     /// The generation of the spec it was started from.
     pub generation: i64,
     pub phase: Phase,
+}
+
+/// How a game's end reads in its server's status message, whichever orchestrator saw it: an exit code as the
+/// process or the pod's container status gives it, or the signal that killed it.
+pub fn exit_reason(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (Some(code), _) => format!("the game exited with code {code}"),
+        (None, Some(signal)) => format!("the game was killed by signal {signal}"),
+        (None, None) => "the game exited".to_owned(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

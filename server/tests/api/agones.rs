@@ -1,6 +1,7 @@
 //! Game servers on Kubernetes: the same routes and reconciler with the `agones` driver, against the
 //! Kubernetes API simulator (which plays the API server and the Agones controller).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_sim::{SimConfig, Simulator};
@@ -8,13 +9,14 @@ use serde_json::{Value, json};
 use server::config::Driver;
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, eventually, spawn_app_with};
+use crate::helpers::{Backend, Binary, TestApp, TestDatabase, TestDriver, eventually, spawn_app_with};
 
 both_databases!(
     a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete,
     a_server_follows_its_gameserver_to_another_node,
     only_labelled_orphans_are_removed,
     api_errors_and_broken_watches_are_survived,
+    a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back,
 );
 
 async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
@@ -174,4 +176,33 @@ async fn api_errors_and_broken_watches_are_survived(backend: Backend) {
     assert_eq!(app.act(&token, &id, "start").await.status(), 202);
     let server = app.running(&token, &id).await;
     assert_eq!(server["address"], address_in(&sim, &id));
+}
+
+async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(backend: Backend) {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
+    let binary = Binary::new(TestDriver::Agones, dir.clone(), database).await;
+    let cluster = binary.cluster().expect("a cluster");
+
+    let first = binary.start();
+    let app = first.healthy().await;
+    let token = app.signed_up("patient@example.com").await;
+    // The API server answers slowly: the row is written at once, the Kubernetes objects are still on their way
+    // when Spawnpoint is killed.
+    cluster.set_latency(Duration::from_secs(5));
+    let id = app.created(&token, "demo", "tiny").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.kill();
+    assert_eq!(app.count("servers").await, 1, "the server was written");
+    assert!(cluster.objects("gameservers").is_empty(), "and nothing was created for it yet");
+
+    cluster.set_latency(Duration::ZERO);
+    let second = binary.start();
+    let app = second.healthy().await;
+    let token = app.login_token("patient@example.com").await;
+    let server = app.running(&token, &id).await;
+    assert_eq!(cluster.objects("gameservers").len(), 1);
+    assert_eq!(cluster.objects("persistentvolumeclaims").len(), 1);
+    let address = server["address"].as_str().expect("an address");
+    assert!(tokio::net::TcpStream::connect(address).await.is_ok(), "players can join at {address}");
 }

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use k8s_sim::{SimConfig, SimImage, SimNode, Simulator};
 use secrecy::SecretString;
 use server::Application;
-use server::config::Settings;
+use server::config::{Driver, Settings};
 use server::db::Db;
 use sqlx::Connection as _;
 
@@ -35,6 +36,43 @@ macro_rules! both_databases {
     )+};
 }
 
+/// Where the app under test runs its game servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestDriver {
+    /// Local processes on this machine.
+    Local,
+    /// Agones on the Kubernetes API simulator, whose kubelet runs the catalog's games as local processes.
+    Agones,
+}
+
+/// Runs an `async fn(Backend, TestDriver)` test on each database engine with each driver:
+/// `every_driver!(name);` makes `name::local_sqlite`, `name::local_postgres`, `name::agones_sqlite` and
+/// `name::agones_postgres`.
+#[macro_export]
+macro_rules! every_driver {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            use $crate::helpers::{Backend, TestDriver};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_sqlite() {
+                super::$test(Backend::Sqlite, TestDriver::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local_postgres() {
+                super::$test(Backend::Postgres, TestDriver::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn agones_sqlite() {
+                super::$test(Backend::Sqlite, TestDriver::Agones).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn agones_postgres() {
+                super::$test(Backend::Postgres, TestDriver::Agones).await
+            }
+        }
+    )+};
+}
+
 pub struct TestApp {
     /// `http://127.0.0.1:<port>`
     pub address: String,
@@ -42,6 +80,8 @@ pub struct TestApp {
     pub db: Db,
     pub database: Arc<TestDatabase>,
     data_dir: Arc<tempfile::TempDir>,
+    /// The simulated cluster, when the app runs game servers with the `agones` driver.
+    pub cluster: Option<Arc<Simulator>>,
 }
 
 impl TestApp {
@@ -55,6 +95,27 @@ impl TestApp {
 
     pub fn data_dir(&self) -> &std::path::Path {
         self.data_dir.path()
+    }
+
+    /// The pid of the process running server `id`'s game, while it runs: the local driver's `pid` file, or the
+    /// process the simulated kubelet runs for its pod.
+    pub fn game_pid(&self, id: &str) -> Option<String> {
+        match &self.cluster {
+            Some(cluster) => cluster.pod_pid(NAMESPACE, id).map(|pid| pid.to_string()),
+            None => {
+                let text = std::fs::read_to_string(self.data_dir().join("servers").join(id).join("pid")).ok()?;
+                text.split(' ').next().map(str::to_owned)
+            }
+        }
+    }
+
+    /// Where server `id`'s game keeps its files (its working directory): the local driver's data directory, or
+    /// the volume of its claim.
+    pub fn game_data(&self, id: &str) -> std::path::PathBuf {
+        match &self.cluster {
+            Some(cluster) => cluster.volume(NAMESPACE, &format!("{id}-data")).expect("the cluster has volumes"),
+            None => self.data_dir().join("servers").join(id).join("data"),
+        }
     }
 
     /// A client that behaves like the app's own pages in a browser: it keeps cookies and sends the app's
@@ -258,7 +319,7 @@ pub fn catalog_with(dir: &std::path::Path, shell_games: &[(&str, &str)]) -> std:
     let mut yaml = format!("games:\n{demo}");
     for (id, script) in shell_games {
         yaml.push_str(&format!(
-            "  - id: {id}\n    name: {id}\n    image: none\n    port: {{ port: 1, protocol: TCP }}\n    stop_command: stop\n    local: {{ command: sh, args: [\"-c\", {script:?}], ready_line: ready now }}\n    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]\n"
+            "  - id: {id}\n    name: {id}\n    image: test/{id}\n    port: {{ port: 1, protocol: TCP }}\n    stop_command: stop\n    local: {{ command: sh, args: [\"-c\", {script:?}], ready_line: ready now }}\n    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]\n"
         ));
     }
     let path = dir.join("games.yaml");
@@ -375,6 +436,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(backend, TestDriver::Local, adjust).await
+}
+
+/// As [`spawn_app_with`], running game servers with `driver`; with `agones`, on a simulated cluster of its own.
+pub async fn spawn_app_on(backend: Backend, driver: TestDriver, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let database = TestDatabase::create(backend, data_dir.path()).await;
     let mut settings = Settings::from_lookup(|_| None).expect("defaults");
@@ -384,6 +450,15 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     settings.game_ports = port_block();
     settings.stop_grace = std::time::Duration::from_secs(3);
     adjust(&mut settings);
+    let cluster = match driver {
+        TestDriver::Local => None,
+        TestDriver::Agones => {
+            let cluster = Arc::new(cluster_running(&settings, data_dir.path()).await);
+            settings.driver = Driver::Agones;
+            settings.kube_api = Some(cluster.url().to_owned());
+            Some(cluster)
+        }
+    };
 
     let app = Application::build(&settings).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().expect("bound"));
@@ -391,14 +466,158 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     tokio::spawn(app.serve());
     // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
-    TestApp { address, client, db, database: Arc::new(database), data_dir: Arc::new(data_dir) }
+    TestApp { address, client, db, database: Arc::new(database), data_dir: Arc::new(data_dir), cluster }
+}
+
+/// The namespace Spawnpoint's game servers live in on the simulated cluster (the driver's default).
+pub const NAMESPACE: &str = "gameservers";
+
+/// A simulated cluster whose kubelet runs the catalog's games as the single box would (their `local` command
+/// for their image), with volumes under `dir`. Its three nodes have loopback addresses of their own
+/// (`127.<n>.0.1-3`), so games on different nodes, and of clusters side by side, can share host ports.
+pub async fn cluster_running(settings: &Settings, dir: &std::path::Path) -> Simulator {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 250 + 1;
+    let catalog = settings.load_catalog().expect("the catalog");
+    let images = catalog
+        .games()
+        .iter()
+        .filter_map(|game| {
+            let local = game.local.as_ref()?;
+            let image = SimImage {
+                program: server::orchestrator::local::resolve_command(&local.command),
+                args: local.args.clone(),
+                ready_line: local.ready_line.clone(),
+            };
+            Some((game.image.clone(), image))
+        })
+        .collect();
+    Simulator::start(SimConfig {
+        nodes: (1..=3)
+            .map(|n| SimNode {
+                name: format!("node-{n}"),
+                public_ip: format!("127.{block}.0.{n}"),
+                internal_ip: format!("10.0.0.{n}"),
+            })
+            .collect(),
+        ready_after: std::time::Duration::from_millis(100),
+        images,
+        volumes: Some(dir.join("cluster-volumes")),
+        termination_grace: settings.stop_grace,
+        ..SimConfig::default()
+    })
+    .await
 }
 
 impl TestApp {
     /// A `TestApp` for a Spawnpoint running elsewhere (the binary, started by the test) on `database`.
-    pub async fn attach(address: &str, database: Arc<TestDatabase>, data_dir: Arc<tempfile::TempDir>) -> TestApp {
+    pub async fn attach(
+        address: &str,
+        database: Arc<TestDatabase>,
+        data_dir: Arc<tempfile::TempDir>,
+        cluster: Option<Arc<Simulator>>,
+    ) -> TestApp {
         let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("the test database");
         let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
-        TestApp { address: address.to_owned(), client, db, database, data_dir }
+        TestApp { address: address.to_owned(), client, db, database, data_dir, cluster }
+    }
+}
+
+/// The real `spawnpoint` binary on a test's data directory and database (and, for `agones`, a simulated cluster
+/// that outlives it), so it can be killed as an operator's machine might kill it. Each `start` is a new process
+/// on the same state.
+pub struct Binary {
+    dir: Arc<tempfile::TempDir>,
+    database: Arc<TestDatabase>,
+    ports: std::ops::RangeInclusive<u16>,
+    cluster: Option<Arc<Simulator>>,
+}
+
+impl Binary {
+    /// Uses `dir/games.yaml` as the catalog when the test wrote one.
+    pub async fn new(driver: TestDriver, dir: Arc<tempfile::TempDir>, database: Arc<TestDatabase>) -> Self {
+        let mut settings = Settings::from_lookup(|_| None).expect("defaults");
+        settings.catalog_path = Some(dir.path().join("games.yaml")).filter(|path| path.exists());
+        settings.stop_grace = std::time::Duration::from_secs(2);
+        let cluster = match driver {
+            TestDriver::Local => None,
+            TestDriver::Agones => Some(Arc::new(cluster_running(&settings, dir.path()).await)),
+        };
+        Self { dir, database, ports: port_block(), cluster }
+    }
+
+    pub fn start(&self) -> RunningBinary {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spawnpoint"));
+        command
+            .env_clear()
+            .env("SPAWNPOINT_ADDR", format!("127.0.0.1:{port}"))
+            .env("SPAWNPOINT_DATA_DIR", self.dir.path())
+            .env("DATABASE_URL", &self.database.url)
+            .env("SPAWNPOINT_GAME_PORTS", format!("{}-{}", self.ports.start(), self.ports.end()))
+            .env("SPAWNPOINT_STOP_GRACE", "2")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let catalog = self.dir.path().join("games.yaml");
+        if catalog.exists() {
+            command.env("SPAWNPOINT_CATALOG", catalog);
+        }
+        if let Some(cluster) = &self.cluster {
+            command.env("SPAWNPOINT_DRIVER", "agones").env("SPAWNPOINT_KUBE_API", cluster.url());
+        }
+        RunningBinary {
+            child: command.spawn().expect("spawnpoint starts"),
+            address: format!("http://127.0.0.1:{port}"),
+            dir: self.dir.clone(),
+            database: self.database.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+
+    pub fn cluster(&self) -> Option<&Simulator> {
+        self.cluster.as_deref()
+    }
+}
+
+pub struct RunningBinary {
+    child: std::process::Child,
+    address: String,
+    dir: Arc<tempfile::TempDir>,
+    database: Arc<TestDatabase>,
+    cluster: Option<Arc<Simulator>>,
+}
+
+impl RunningBinary {
+    /// Waits until it answers `/health`; returns a `TestApp` speaking to it.
+    pub async fn healthy(&self) -> TestApp {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client.get(format!("{}/health", self.address)).send().await.is_ok_and(|r| r.status() == 200) {
+                let (database, dir, cluster) = (self.database.clone(), self.dir.clone(), self.cluster.clone());
+                return TestApp::attach(&self.address, database, dir, cluster).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("spawnpoint did not come up");
+    }
+
+    /// SIGKILL: no chance to stop anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM, as an operator stops it; waits for it to exit.
+    pub fn terminate(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signalled");
+        self.child.wait().expect("exited");
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

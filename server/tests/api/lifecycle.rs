@@ -1,5 +1,7 @@
-//! Game servers really running on the single box, seen from outside: through the REST routes and the
-//! address a player is shown, with the reconciler and the local driver doing the work in between.
+//! Game servers really running, seen from outside: through the REST routes and the address a player is shown,
+//! with the reconciler and a driver doing the work in between. Every test runs with both drivers: `local`
+//! (processes on this machine) and `agones` (on the Kubernetes API simulator, whose kubelet runs the same games
+//! as real processes on loopback node addresses).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +10,12 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
-use crate::both_databases;
+use crate::every_driver;
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, alive, catalog_with, eventually, port_block, spawn_app, spawn_app_with,
+    Backend, Binary, TestApp, TestDatabase, TestDriver, alive, catalog_with, eventually, spawn_app_on,
 };
 
-both_databases!(
+every_driver!(
     a_demo_server_lives_through_stop_start_restart_and_delete,
     a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason,
     status_changes_are_pushed_to_the_owner_only,
@@ -45,12 +47,6 @@ async fn log_lines(app: &TestApp, token: &str, id: &str) -> Vec<String> {
     body["lines"].as_array().expect("lines").iter().map(|l| l.as_str().expect("text").to_owned()).collect()
 }
 
-/// The pid in a local game server's `pid` file, while it runs.
-fn game_pid(data_dir: &std::path::Path, id: &str) -> Option<String> {
-    let text = std::fs::read_to_string(data_dir.join("servers").join(id).join("pid")).ok()?;
-    text.split(' ').next().map(str::to_owned)
-}
-
 /// Live processes whose working directory is `dir`: what a game server of this data dir is running.
 fn processes_in(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -62,8 +58,8 @@ fn processes_in(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |_| {}).await;
     let token = app.signed_up("player@example.com").await;
     let id = app.created(&token, "demo", "tiny").await;
 
@@ -73,7 +69,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     let mut player = join(&addr).await;
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
     assert_eq!(ask(&mut player, "REQUEST_MATCH 1").await, "STATE running");
-    let data = app.data_dir().join("servers").join(&id).join("data");
+    let data = app.game_data(&id);
     assert!(log_lines(&app, &token, &id).await.iter().any(|l| l.contains("Match 1 started")));
 
     // Stopped: the port closes, the world stays.
@@ -84,7 +80,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     if !closed {
         eventually("the game port closes after a stop", || std::net::TcpStream::connect(&addr).is_err()).await;
     }
-    eventually("no game process after a stop", || game_pid(app.data_dir(), &id).is_none()).await;
+    eventually("no game process after a stop", || app.game_pid(&id).is_none()).await;
     assert_eq!(std::fs::read_to_string(data.join("world.txt")).expect("world kept"), "matches_played=1\n");
 
     // Started again: same address, same world.
@@ -96,10 +92,10 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert!(log_lines(&app, &token, &id).await.iter().any(|l| l.contains("1 match(es) played so far")));
 
     // Restarted: a new process, running again.
-    let before = game_pid(app.data_dir(), &id).expect("a pid while running");
+    let before = app.game_pid(&id).expect("a pid while running");
     assert_eq!(app.act(&token, &id, "restart").await.status(), 202);
     app.wait_for(&token, &id, "running in a new process", |s| {
-        s["status"] == "running" && game_pid(app.data_dir(), &id).is_some_and(|pid| pid != before)
+        s["status"] == "running" && app.game_pid(&id).is_some_and(|pid| pid != before)
     })
     .await;
     assert!(!alive(&before), "the old process is gone");
@@ -107,17 +103,17 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
 
     // Deleted: process, data and row gone.
-    let running = game_pid(app.data_dir(), &id).expect("pid");
+    let running = app.game_pid(&id).expect("pid");
     assert_eq!(app.act(&token, &id, "delete").await.status(), 202);
     app.wait_for(&token, &id, "gone", Value::is_null).await;
-    assert!(!alive(&running), "the process is gone");
-    assert!(!app.data_dir().join("servers").join(&id).exists(), "the data is gone");
+    eventually("the process is gone", || !alive(&running)).await;
+    eventually("the data is gone", || !data.exists()).await;
     assert_eq!(app.count("servers").await, 0, "the row is gone");
     assert!(TcpStream::connect(&addr).await.is_err(), "nothing listens any more");
 }
 
-async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Backend) {
-    let app = spawn_app_with(backend, |settings| {
+async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |settings| {
         settings.restart_backoff = Duration::from_millis(50);
         settings.catalog_path = Some(catalog_with(&settings.data_dir, &[
             // Crashes once, then stays up.
@@ -141,7 +137,7 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
         .iter()
         .find_map(|e| e["server"]["status_message"].as_str().filter(|m| m.contains("crashed")))
         .unwrap_or_else(|| panic!("the crash was reported: {statuses:#?}"));
-    assert!(crash.contains("exit status: 3") && crash.contains("restarting"), "{crash}");
+    assert!(crash.contains("exited with code 3") && crash.contains("restarting"), "{crash}");
     let server = app.running(&token, &once).await;
     assert_eq!(server["status_message"], Value::Null, "running again, message cleared");
 
@@ -149,7 +145,7 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
     let seen = events.until(&always, |e| e["server"]["status"] == "failed").await;
     let failed = seen.last().expect("the failure");
     let message = failed["server"]["status_message"].as_str().expect("a reason");
-    assert!(message.contains("crashed 5 times") && message.contains("exit status: 7"), "{message}");
+    assert!(message.contains("crashed 5 times") && message.contains("exited with code 7"), "{message}");
     let restarts =
         seen.iter().filter(|e| e["server"]["status_message"].as_str().is_some_and(|m| m.contains("restarting")));
     assert_eq!(restarts.count(), 4, "restarted four times before giving up: {seen:#?}");
@@ -163,8 +159,8 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
     app.wait_for(&token, &always, "stopped", |s| s["status"] == "stopped").await;
 }
 
-async fn status_changes_are_pushed_to_the_owner_only(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn status_changes_are_pushed_to_the_owner_only(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |_| {}).await;
     let alice = app.signed_up("alice@example.com").await;
     let bob = app.signed_up("bob@example.com").await;
     let mut bobs = app.events(&bob, "").await;
@@ -185,110 +181,84 @@ async fn status_changes_are_pushed_to_the_owner_only(backend: Backend) {
     assert_eq!(bobs.next(Duration::from_millis(300)).await, None, "bob hears nothing of alice's server");
 }
 
-async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backend: Backend) {
-    let app = spawn_app_with(backend, |settings| settings.resync_interval = Duration::from_millis(100)).await;
+async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |settings| settings.resync_interval = Duration::from_millis(100)).await;
     let token = app.signed_up("calm@example.com").await;
     let id = app.created(&token, "demo", "tiny").await;
     let server = app.running(&token, &id).await;
-    let pid = game_pid(app.data_dir(), &id).expect("pid");
+    let pid = app.game_pid(&id).expect("pid");
 
     let mut events = app.events(&token, "").await;
     let snapshot = events.next(Duration::from_secs(5)).await.expect("the snapshot");
     assert_eq!(snapshot["server"], server);
     // About ten full passes.
     assert_eq!(events.next(Duration::from_secs(1)).await, None, "a pass over a running server writes nothing");
-    assert_eq!(game_pid(app.data_dir(), &id), Some(pid.clone()), "and leaves its process alone");
+    assert_eq!(app.game_pid(&id), Some(pid.clone()), "and leaves its process alone");
 
     // The row vanishes behind Spawnpoint's back: the game it no longer asks for is removed.
     sqlx::query("DELETE FROM servers WHERE id = $1").bind(id.clone()).execute(app.db.pool()).await.expect("deleted");
     eventually("the orphaned game process is removed", || !alive(&pid)).await;
-    let dir = app.data_dir().join("servers").join(&id);
+    let dir = app.game_data(&id);
     eventually("and its files after it", || !dir.exists()).await;
 }
 
-/// Runs the real binary, so it can be killed as an operator's machine might kill it.
-struct Binary {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Binary {
-    fn start(data_dir: &std::path::Path, database: &TestDatabase, ports: &std::ops::RangeInclusive<u16>) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_spawnpoint"))
-            .env_clear()
-            .env("SPAWNPOINT_ADDR", format!("127.0.0.1:{port}"))
-            .env("SPAWNPOINT_DATA_DIR", data_dir)
-            .env("DATABASE_URL", &database.url)
-            .env("SPAWNPOINT_CATALOG", data_dir.join("games.yaml"))
-            .env("SPAWNPOINT_GAME_PORTS", format!("{}-{}", ports.start(), ports.end()))
-            .env("SPAWNPOINT_STOP_GRACE", "2")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawnpoint starts");
-        Self { child, address: format!("http://127.0.0.1:{port}") }
-    }
-
-    async fn healthy(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client.get(format!("{}/health", self.address)).send().await.is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("spawnpoint did not come up");
-    }
-}
-
-async fn a_restarted_spawnpoint_brings_servers_back_without_strays(backend: Backend) {
+async fn a_restarted_spawnpoint_brings_servers_back_without_strays(backend: Backend, driver: TestDriver) {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let data_dir = dir.path().to_owned();
-    let database = Arc::new(TestDatabase::create(backend, &data_dir).await);
+    let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
     // A game that ignores its console closing, so a killed Spawnpoint really leaves it behind.
-    catalog_with(&data_dir, &[("stubborn", "echo ready now; exec sleep 600")]);
-    let ports = port_block();
+    catalog_with(dir.path(), &[("stubborn", "echo ready now; exec sleep 600")]);
+    let binary = Binary::new(driver, dir.clone(), database.clone()).await;
 
-    let first = Binary::start(&data_dir, &database, &ports);
-    first.healthy().await;
-    let app = TestApp::attach(&first.address, database.clone(), dir.clone()).await;
+    let first = binary.start();
+    let app = first.healthy().await;
     let token = app.signed_up("owner@example.com").await;
     let demo = app.created(&token, "demo", "tiny").await;
     let stubborn = app.created(&token, "stubborn", "p").await;
     let addr = address(&app.running(&token, &demo).await);
     app.running(&token, &stubborn).await;
     assert_eq!(ask(&mut join(&addr).await, "REQUEST_MATCH 1").await, "STATE running");
-    let old_pid = game_pid(&data_dir, &stubborn).expect("the stubborn game's pid");
+    let (old_demo, old_stubborn) = (app.game_pid(&demo).expect("demo pid"), app.game_pid(&stubborn).expect("pid"));
 
     // Killed outright: no chance to stop anything.
-    let mut first = first;
-    first.child.kill().expect("killed");
-    first.child.wait().expect("reaped");
-    assert!(alive(&old_pid), "the stubborn game outlived spawnpoint, as it would on a real machine");
+    first.kill();
+    assert!(alive(&old_stubborn), "the stubborn game outlived spawnpoint, as it would on a real machine");
 
-    let second = Binary::start(&data_dir, &database, &ports);
-    second.healthy().await;
-    let app = TestApp::attach(&second.address, database.clone(), dir.clone()).await;
+    let second = binary.start();
+    let app = second.healthy().await;
     let token = app.login_token("owner@example.com").await;
     let server = app.running(&token, &demo).await;
     assert_eq!(address(&server), addr);
     let mut player = join(&addr).await;
-    assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
-    assert!(log_lines(&app, &token, &demo).await.iter().any(|l| l.contains("1 match(es) played so far")));
     app.running(&token, &stubborn).await;
-    assert!(!alive(&old_pid), "the leftover from before was ended");
-    let stubborn_dir = data_dir.join("servers").join(&stubborn).join("data");
-    eventually("exactly one process for the stubborn server", || processes_in(&stubborn_dir).len() == 1).await;
+    let stubborn_dir = app.game_data(&stubborn);
+    match driver {
+        TestDriver::Local => {
+            // The demo game stopped when its console closed, and started again on the same world.
+            assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
+            assert!(log_lines(&app, &token, &demo).await.iter().any(|l| l.contains("1 match(es) played so far")));
+            assert!(!alive(&old_stubborn), "the leftover from before was ended");
+            eventually("exactly one process for the stubborn server", || processes_in(&stubborn_dir).len() == 1).await;
+        }
+        TestDriver::Agones => {
+            // On a cluster the games never depended on Spawnpoint: nothing was restarted.
+            assert_eq!(app.game_pid(&demo), Some(old_demo), "the demo game ran on undisturbed");
+            assert_eq!(ask(&mut player, "GET_RUNNING_LENGTH").await, "RUNNING_LENGTH 1", "it remembers the match");
+            assert_eq!(app.game_pid(&stubborn), Some(old_stubborn), "so did the stubborn one");
+            assert_eq!(processes_in(&stubborn_dir).len(), 1);
+        }
+    }
 
-    // Stopped politely (SIGTERM): it stops its games on the way out, and they come back with it next time.
-    let mut second = second;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(second.child.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signalled");
-    second.child.wait().expect("exited");
-    assert!(processes_in(&stubborn_dir).is_empty(), "no game outlives a clean shutdown");
-    assert!(std::net::TcpStream::connect(&addr).is_err());
+    // Stopped politely (SIGTERM): on the single box it stops its games on the way out (they come back with it
+    // next time); on a cluster they play on.
+    second.terminate();
+    match driver {
+        TestDriver::Local => {
+            assert!(processes_in(&stubborn_dir).is_empty(), "no game outlives a clean shutdown");
+            assert!(std::net::TcpStream::connect(&addr).is_err());
+        }
+        TestDriver::Agones => {
+            assert_eq!(processes_in(&stubborn_dir).len(), 1, "games on a cluster outlive Spawnpoint");
+            assert_eq!(ask(&mut join(&addr).await, "GET_RUNNING_LENGTH").await, "RUNNING_LENGTH 1");
+        }
+    }
 }

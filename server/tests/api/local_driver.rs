@@ -140,7 +140,7 @@ async fn a_crash_is_reported_with_its_reason_and_the_server_can_run_again() {
     driver.ensure_running(&spec).await.expect("starts");
     assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
     match next_phase(&mut events, &spec.id).await {
-        Phase::Exited { reason } => assert!(reason.contains("exit status: 3"), "{reason}"),
+        Phase::Exited { reason } => assert!(reason.contains("exited with code 3"), "{reason}"),
         other => panic!("expected an exit, got {other:?}"),
     }
     assert!(matches!(driver.observe().await[0].phase, Phase::Exited { .. }), "the reconciler can see it died");
