@@ -49,10 +49,10 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// How many changes are kept for watches to resume from.
     pub history: usize,
-    /// The GameServer CRD's `openAPIV3Schema`: every GameServer created is pruned and validated against it.
-    /// By default the real Agones CRD from the reference data (none, with a printed note, where that is absent
-    /// outside CI).
-    pub gameserver_schema: Option<Arc<Value>>,
+    /// CRD `openAPIV3Schema`s by resource plural: every object of such a resource is pruned and validated
+    /// against its schema when created. By default the real Agones GameServer and Fleet CRDs from the reference
+    /// data (none, with a printed note, where that is absent outside CI).
+    pub schemas: HashMap<&'static str, Arc<Value>>,
     /// Images the kubelet runs as real local processes, by image name; pods of other images run nothing.
     pub images: HashMap<String, SimImage>,
     /// Where claims' volumes live (a directory per claim); needed when `images` is not empty.
@@ -61,13 +61,19 @@ pub struct SimConfig {
     pub termination_grace: Duration,
 }
 
-/// The real Agones GameServer schema, read once.
-pub fn agones_gameserver_schema() -> Option<Arc<Value>> {
-    static SCHEMA: std::sync::OnceLock<Option<Arc<Value>>> = std::sync::OnceLock::new();
-    SCHEMA
+/// The real Agones CRD schemas (GameServer, Fleet) by resource plural, read once; empty without reference data.
+pub fn agones_schemas() -> HashMap<&'static str, Arc<Value>> {
+    static SCHEMAS: std::sync::OnceLock<HashMap<&'static str, Arc<Value>>> = std::sync::OnceLock::new();
+    SCHEMAS
         .get_or_init(|| {
-            let reference = schema::reference_dir()?;
-            Some(Arc::new(schema::crd_schema(&reference, "agones/crds/gameservers.agones.dev.yaml")))
+            let Some(reference) = schema::reference_dir() else { return HashMap::new() };
+            [(store::GAMESERVERS, "gameservers"), (store::FLEETS, "fleets")]
+                .into_iter()
+                .map(|(resource, crd)| {
+                    let file = format!("agones/crds/{crd}.agones.dev.yaml");
+                    (resource.plural, Arc::new(schema::crd_schema(&reference, &file)))
+                })
+                .collect()
         })
         .clone()
 }
@@ -86,7 +92,7 @@ impl Default for SimConfig {
             host_ports: 7000..=8000,
             bookmark_interval: Duration::from_secs(1),
             history: 10_000,
-            gameserver_schema: agones_gameserver_schema(),
+            schemas: agones_schemas(),
             images: HashMap::new(),
             volumes: None,
             termination_grace: Duration::from_secs(3),
@@ -173,14 +179,11 @@ impl Shared {
 
     /// Admission: defaults and validation, as the Agones webhooks do, before an object is stored.
     fn admit(&self, resource: store::Resource, object: &mut Value) -> Result<(), Vec<(String, String)>> {
-        if resource != store::GAMESERVERS {
-            return Ok(());
-        }
         // As kube-apiserver orders it: pruning and schema validation, then the Agones webhooks.
-        if let Some(schema) = &self.config.gameserver_schema {
+        if let Some(schema) = self.config.schemas.get(resource.plural) {
             schema::validate(object, schema)?;
         }
-        agones::admit(object)
+        if resource == store::GAMESERVERS { agones::admit(object) } else { Ok(()) }
     }
 
     /// Cascades, as garbage collection and the controllers do.

@@ -24,7 +24,11 @@ pub const PVCS: Resource =
 pub const GAMESERVERS: Resource =
     Resource { plural: "gameservers", kind: "GameServer", api_version: "agones.dev/v1", namespaced: true };
 
-pub const RESOURCES: [Resource; 4] = [NODES, PODS, PVCS, GAMESERVERS];
+/// Stored and validated; no controller acts on Fleets yet (session-based games will use them).
+pub const FLEETS: Resource =
+    Resource { plural: "fleets", kind: "Fleet", api_version: "agones.dev/v1", namespaced: true };
+
+pub const RESOURCES: [Resource; 5] = [NODES, PODS, PVCS, GAMESERVERS, FLEETS];
 
 /// One change, as a watch reports it.
 #[derive(Debug, Clone)]

@@ -23,6 +23,11 @@ fn gameservers(client: &kube::Client) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), NAMESPACE, &resource)
 }
 
+fn fleets(client: &kube::Client) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("agones.dev", "v1", "Fleet"), "fleets");
+    Api::namespaced_with(client.clone(), NAMESPACE, &resource)
+}
+
 fn gameserver(name: &str, labels: serde_json::Value) -> DynamicObject {
     serde_json::from_value(json!({
         "apiVersion": "agones.dev/v1",
@@ -201,7 +206,7 @@ async fn a_lost_node_takes_its_gameservers_with_it() {
 
 #[tokio::test]
 async fn gameservers_are_pruned_and_validated_by_the_real_agones_schema() {
-    if k8s_sim::agones_gameserver_schema().is_none() {
+    if k8s_sim::agones_schemas().is_empty() {
         return; // the reason is printed; under CI the reference data is required
     }
     let sim = Simulator::start(SimConfig::default()).await;
@@ -227,4 +232,31 @@ async fn gameservers_are_pruned_and_validated_by_the_real_agones_schema() {
         }
         other => panic!("expected 422, got {other}"),
     }
+}
+
+#[tokio::test]
+async fn fleets_are_pruned_and_validated_by_the_real_agones_schema() {
+    if k8s_sim::agones_schemas().is_empty() {
+        return; // the reason is printed; under CI the reference data is required
+    }
+    let sim = Simulator::start(SimConfig::default()).await;
+    let api = fleets(&client(&sim).await);
+    let template = serde_json::to_value(gameserver("ignored", json!({}))).expect("json");
+    let fleet = |replicas: serde_json::Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "agones.dev/v1",
+            "kind": "Fleet",
+            "metadata": { "name": "matches" },
+            "spec": { "replicas": replicas, "madeUpField": true, "template": { "spec": template["spec"] } },
+        }))
+        .expect("a Fleet")
+    };
+    let created = api.create(&PostParams::default(), &fleet(json!(3))).await.expect("created");
+    assert!(created.data["spec"].get("madeUpField").is_none(), "unknown fields are pruned: {}", created.data["spec"]);
+    assert_eq!(created.data["spec"]["replicas"], 3);
+    assert_eq!(created.data["spec"]["template"]["spec"]["ports"][0]["containerPort"], 7000, "the template stays");
+
+    let error = api.create(&PostParams::default(), &fleet(json!("three"))).await.expect_err("invalid");
+    assert_eq!(api_error(error), (422, "Invalid".to_owned()));
+    assert_eq!(sim.objects("fleets").len(), 1);
 }

@@ -43,6 +43,9 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// `SPAWNPOINT_STOP_GRACE`: seconds a game gets after its stop command, and again after SIGTERM (default 10).
     pub stop_grace: Duration,
+    /// `SPAWNPOINT_START_TIMEOUT`: seconds a game may take to become ready before its server is `failed` and
+    /// what was started is stopped (default 900: big games generate worlds on first start).
+    pub start_timeout: Duration,
     /// `SPAWNPOINT_DRIVER`: `local` (game servers as processes on this machine, the default) or `agones`.
     pub driver: Driver,
     /// `SPAWNPOINT_NAMESPACE`: the Kubernetes namespace of game servers (default `gameservers`).
@@ -141,6 +144,7 @@ impl Settings {
         let session_ttl = seconds("SPAWNPOINT_SESSION_TTL", 7 * 24 * 60 * 60)?;
         let resync_interval = seconds("SPAWNPOINT_RESYNC_INTERVAL", 30)?;
         let stop_grace = seconds("SPAWNPOINT_STOP_GRACE", 10)?;
+        let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
         let game_ports = match lookup("SPAWNPOINT_GAME_PORTS") {
             Some(text) => parse_port_range(&text).ok_or_else(|| ConfigError::Invalid {
                 name: "SPAWNPOINT_GAME_PORTS",
@@ -174,6 +178,7 @@ impl Settings {
             game_ports,
             resync_interval,
             stop_grace,
+            start_timeout,
             restart_backoff: Duration::from_secs(2),
             driver,
             namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
@@ -251,6 +256,7 @@ mod tests {
         assert_eq!(settings.game_ports, 25000..=29999);
         assert_eq!(settings.resync_interval, Duration::from_secs(30));
         assert_eq!(settings.stop_grace, Duration::from_secs(10));
+        assert_eq!(settings.start_timeout, Duration::from_secs(900));
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Application {
             ReconcilerConfig {
                 resync_interval: settings.resync_interval,
                 backoff: settings.restart_backoff,
+                start_timeout: settings.start_timeout,
                 host: settings.game_host.clone(),
             },
         );

@@ -38,6 +38,8 @@ pub struct ReconcilerConfig {
     /// The first wait before restarting a crashed game; retries of failed servers start at 15 times this.
     /// Both double with each further failure.
     pub backoff: Duration,
+    /// How long a game may take to become ready: past this, what was started is stopped and the server fails.
+    pub start_timeout: Duration,
     /// The host players are given on the single box, where Spawnpoint chooses ports itself.
     pub host: String,
 }
@@ -68,6 +70,8 @@ struct Memory {
     not_before: Option<Instant>,
     /// A crash has been counted and its restart is waiting for its backoff.
     restart_due: bool,
+    /// When the game was last seen starting, and not yet ready since.
+    starting_since: Option<Instant>,
 }
 
 impl Reconciler {
@@ -242,12 +246,13 @@ impl Reconciler {
         let current = observed.filter(|observed| observed.generation == row.generation).map(|observed| observed.phase);
         match current {
             Some(Phase::Ready { host, port }) => {
+                self.remember(id, |memory| memory.starting_since = None);
                 if self.servers.record_running(id, row.generation, &host, port).await? {
                     self.remember(id, |memory| memory.failures = 0);
                 }
                 return Ok(());
             }
-            Some(Phase::Starting) => return Ok(()),
+            Some(Phase::Starting) => return self.starting(&row).await,
             // Exited by itself, and not yet counted: a crash.
             Some(Phase::Exited { reason })
                 if row.status != ServerStatus::Failed && !self.remember(id, |memory| memory.restart_due) =>
@@ -271,7 +276,9 @@ impl Reconciler {
                 self.remember(id, |memory| {
                     memory.restart_due = false;
                     memory.not_before = None;
+                    memory.starting_since = Some(Instant::now());
                 });
+                self.schedule_after(id, self.config.start_timeout);
                 if row.status == ServerStatus::Failed {
                     let message = row.status_message.as_deref().map(|reason| format!("retrying after: {reason}"));
                     self.servers.transition(id, row.status, ServerStatus::Pending, message.as_deref()).await?;
@@ -285,6 +292,22 @@ impl Reconciler {
                 Ok(())
             }
         }
+    }
+
+    /// The game is on its way up. One that takes longer than the start timeout (never scheduled, never says it
+    /// is ready) is stopped and the server failed, to be retried with backoff like any failure.
+    async fn starting(self: &Arc<Self>, row: &Desired) -> Result<(), AppError> {
+        let since = self.remember(&row.id, |memory| *memory.starting_since.get_or_insert_with(Instant::now));
+        if since.elapsed() < self.config.start_timeout {
+            return Ok(());
+        }
+        let message = format!("did not become ready within {} s", self.config.start_timeout.as_secs_f32().ceil());
+        tracing::warn!(server = %row.id, "{message}");
+        self.driver.stop(&row.id).await.map_err(|e| crate::error::internal("stopping a stuck start", e))?;
+        self.remember(&row.id, |memory| memory.starting_since = None);
+        self.servers.transition(&row.id, row.status, ServerStatus::Failed, Some(&message)).await?;
+        self.back_off_retry(&row.id);
+        Ok(())
     }
 
     /// The game exited by itself: restart it after a backoff, or give up on a crash loop.

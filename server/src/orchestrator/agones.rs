@@ -408,18 +408,22 @@ mod tests {
         assert_eq!(status.state, GameServerState::Ready);
     }
 
+    fn spec_for(game: &Game, plan: &catalog::Plan) -> ServerSpec {
+        ServerSpec {
+            id: format!("u1-{}-abc", &game.id[..2]),
+            user_id: "u1".into(),
+            game: game.clone(),
+            plan: plan.clone(),
+            port: None,
+            generation: 3,
+        }
+    }
+
     #[test]
     fn every_catalog_game_makes_a_gameserver_and_claim_with_all_its_ports() {
         for game in catalog::Catalog::builtin().games() {
             for plan in &game.plans {
-                let spec = ServerSpec {
-                    id: format!("u1-{}-abc", &game.id[..2]),
-                    user_id: "u1".into(),
-                    game: game.clone(),
-                    plan: plan.clone(),
-                    port: None,
-                    generation: 3,
-                };
+                let spec = spec_for(game, plan);
                 let gs = serde_json::to_value(gameserver(&spec, "u1")).expect("json");
                 assert_eq!(gs["apiVersion"], "agones.dev/v1");
                 assert_eq!(gs["metadata"]["annotations"][GENERATION_ANNOTATION], "3");
@@ -434,6 +438,17 @@ mod tests {
                 assert_eq!(claim["spec"]["resources"]["requests"]["storage"], plan.storage.as_str());
                 assert_eq!(claim["metadata"]["labels"][MANAGED_BY.0], MANAGED_BY.1);
             }
+        }
+    }
+
+    /// What is sent to the cluster for each catalog game (on its first plan), reviewed as a whole: a change to
+    /// the catalog or the driver shows up here as a diff.
+    #[test]
+    fn gameserver_and_claim_snapshots_for_every_catalog_game() {
+        for game in catalog::Catalog::builtin().games() {
+            let spec = spec_for(game, &game.plans[0]);
+            insta::assert_yaml_snapshot!(format!("{}-gameserver", game.id), gameserver(&spec, "u1"));
+            insta::assert_yaml_snapshot!(format!("{}-claim", game.id), claim(&spec, "u1"));
         }
     }
 }

@@ -21,6 +21,7 @@ every_driver!(
     status_changes_are_pushed_to_the_owner_only,
     resync_passes_change_nothing_when_all_is_well_and_remove_orphans,
     a_restarted_spawnpoint_brings_servers_back_without_strays,
+    a_game_that_never_becomes_ready_fails_and_is_stopped,
 );
 
 /// Sends one line to a player connection and reads the answer.
@@ -157,6 +158,24 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
     // A failed server can be stopped; nothing of it keeps running.
     assert_eq!(app.act(&token, &always, "stop").await.status(), 202);
     app.wait_for(&token, &always, "stopped", |s| s["status"] == "stopped").await;
+}
+
+async fn a_game_that_never_becomes_ready_fails_and_is_stopped(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |settings| {
+        settings.start_timeout = Duration::from_millis(800);
+        settings.restart_backoff = Duration::from_secs(60); // no retry during the test
+        let silent = ("silent", "echo starting up; exec sleep 600");
+        settings.catalog_path = Some(catalog_with(&settings.data_dir, &[silent]));
+    })
+    .await;
+    let token = app.signed_up("waiting@example.com").await;
+    let id = app.created(&token, "silent", "p").await;
+    eventually("its game runs", || app.game_pid(&id).is_some()).await;
+    let pid = app.game_pid(&id).expect("pid");
+    let failed = app.wait_for(&token, &id, "failed", |s| s["status"] == "failed").await;
+    assert_eq!(failed["status_message"], "did not become ready within 1 s");
+    assert_eq!(failed["address"], Value::Null);
+    eventually("what was started is stopped", || !alive(&pid)).await;
 }
 
 async fn status_changes_are_pushed_to_the_owner_only(backend: Backend, driver: TestDriver) {
