@@ -1,7 +1,7 @@
 //! The Agones controller's part: admission defaults, scheduling a new GameServer onto a node with host ports,
 //! its pod, the walk to `Ready`, and what a lost node does to its GameServers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{GAMESERVERS, NODES, PODS};
-use crate::{Shared, kubelet};
+use crate::{Shared, kubelet, lock};
 
 /// Defaults and checks the Agones mutating and validating webhooks apply to a new GameServer.
 pub(crate) fn admit(object: &mut Value) -> Result<(), Vec<(String, String)>> {
@@ -57,7 +57,23 @@ pub(crate) fn start_controller(shared: Arc<Shared>) {
                     let name = change.object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
                     tokio::spawn(provision(shared.clone(), change.namespace.clone(), name));
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Ok(_) => {}
+                // Fell behind a burst of changes: whatever was missed still has no state.
+                Err(RecvError::Lagged(_)) => {
+                    let waiting: Vec<(String, String)> = shared
+                        .store()
+                        .list(GAMESERVERS, None)
+                        .into_iter()
+                        .filter(|gs| gs["status"]["state"].is_null())
+                        .map(|gs| {
+                            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                            (text(&gs["metadata"]["namespace"]), text(&gs["metadata"]["name"]))
+                        })
+                        .collect();
+                    for (namespace, name) in waiting {
+                        tokio::spawn(provision(shared.clone(), namespace, name));
+                    }
+                }
                 Err(RecvError::Closed) => return,
             }
         }
@@ -79,7 +95,16 @@ async fn provision(shared: Arc<Shared>, namespace: String, name: String) {
             })
             .is_ok()
     };
-    if !set_state("Creating", json!({})) {
+    // Only one provisioning per GameServer, however it was noticed: the one that moves it out of no state.
+    let claimed = {
+        let mut store = shared.store();
+        let unclaimed = store.get(GAMESERVERS, &namespace, &name).is_some_and(|gs| gs["status"]["state"].is_null());
+        unclaimed
+            && store
+                .update(GAMESERVERS, &namespace, &name, None, |gs| gs["status"] = json!({ "state": "Creating" }))
+                .is_ok()
+    };
+    if !claimed {
         return;
     }
     let Some((node, ports)) = schedule(&shared, &namespace, &name) else {
@@ -150,20 +175,16 @@ pub(crate) fn ready(shared: &Shared, namespace: &str, name: &str, uid: &Value) -
 
 /// Picks the live node running the fewest GameServers, and a free host port on it for each game port.
 fn schedule(shared: &Shared, namespace: &str, name: &str) -> Option<(Value, Vec<Value>)> {
-    let store = shared.store();
-    let gameservers = store.list(GAMESERVERS, None);
-    let on_node = |node: &Value| -> Vec<&Value> {
-        gameservers.iter().filter(|gs| gs["status"]["nodeName"] == node["metadata"]["name"]).collect()
+    let (nodes, gameserver) = {
+        let store = shared.store();
+        (store.list(NODES, None), store.get(GAMESERVERS, namespace, name)?)
     };
-    let node = store.list(NODES, None).into_iter().min_by_key(|node| on_node(node).len())?;
+    let mut placements = lock(&shared.placements);
+    let node = nodes.into_iter().min_by_key(|node| placements.load(node["metadata"]["name"].as_str().unwrap_or("")))?;
+    let node_name = node["metadata"]["name"].as_str().unwrap_or_default().to_owned();
     // Ports of GameServers on the node, and of processes there still shutting down.
-    let mut used: HashSet<u64> = on_node(&node)
-        .into_iter()
-        .flat_map(|gs| gs["status"]["ports"].as_array().cloned().unwrap_or_default())
-        .filter_map(|port| port["port"].as_u64())
-        .chain(kubelet::ports_in_use(shared, node["metadata"]["name"].as_str().unwrap_or_default()))
-        .collect();
-    let gameserver = store.get(GAMESERVERS, namespace, name)?;
+    let mut used: HashSet<u64> = placements.ports(&node_name);
+    used.extend(kubelet::ports_in_use(shared, &node_name));
     let mut ports = Vec::new();
     for port in gameserver["spec"]["ports"].as_array().cloned().unwrap_or_default() {
         let host_port = match port["portPolicy"].as_str() {
@@ -177,7 +198,45 @@ fn schedule(shared: &Shared, namespace: &str, name: &str) -> Option<(Value, Vec<
         };
         ports.push(json!({ "name": port["name"], "port": host_port }));
     }
+    let host_ports = ports.iter().filter_map(|p| p["port"].as_u64()).collect();
+    placements.place((namespace.to_owned(), name.to_owned()), node_name, host_ports);
     Some((node, ports))
+}
+
+/// Which node each GameServer was given and its host ports, tallied per node: scheduling stays cheap with
+/// thousands of GameServers.
+#[derive(Default)]
+pub(crate) struct Placements {
+    by_gameserver: HashMap<(String, String), (String, Vec<u64>)>,
+    by_node: HashMap<String, (usize, HashSet<u64>)>,
+}
+
+impl Placements {
+    fn place(&mut self, gameserver: (String, String), node: String, ports: Vec<u64>) {
+        self.remove(&gameserver);
+        let tally = self.by_node.entry(node.clone()).or_default();
+        tally.0 += 1;
+        tally.1.extend(ports.iter().copied());
+        self.by_gameserver.insert(gameserver, (node, ports));
+    }
+
+    pub(crate) fn remove(&mut self, gameserver: &(String, String)) {
+        let Some((node, ports)) = self.by_gameserver.remove(gameserver) else { return };
+        if let Some(tally) = self.by_node.get_mut(&node) {
+            tally.0 -= 1;
+            for port in ports {
+                tally.1.remove(&port);
+            }
+        }
+    }
+
+    fn load(&self, node: &str) -> usize {
+        self.by_node.get(node).map_or(0, |tally| tally.0)
+    }
+
+    fn ports(&self, node: &str) -> HashSet<u64> {
+        self.by_node.get(node).map(|tally| tally.1.clone()).unwrap_or_default()
+    }
 }
 
 pub(crate) fn kill_node(shared: &Arc<Shared>, node: &str) {

@@ -123,6 +123,7 @@ pub(crate) struct Shared {
     watches: Mutex<HashMap<String, usize>>,
     pod_logs: Mutex<HashMap<String, Vec<String>>>,
     processes: Mutex<kubelet::Processes>,
+    placements: Mutex<agones::Placements>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -189,6 +190,7 @@ impl Shared {
     /// Cascades, as garbage collection and the controllers do.
     pub(crate) fn deleted(self: &Arc<Self>, resource: store::Resource, namespace: &str, name: &str) {
         if resource == store::GAMESERVERS {
+            lock(&self.placements).remove(&(namespace.to_owned(), name.to_owned()));
             let _ = self.store().delete(store::PODS, namespace, name);
             lock(&self.pod_logs).remove(name);
             kubelet::stop(self, namespace, name, self.config.termination_grace);
@@ -224,6 +226,7 @@ impl Simulator {
             watches: Mutex::default(),
             pod_logs: Mutex::default(),
             processes: Mutex::default(),
+            placements: Mutex::default(),
         });
         agones::start_controller(shared.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -307,6 +310,13 @@ impl Simulator {
     /// The directory standing in for a claim's volume (it exists while the claim does, once a pod used it).
     pub fn volume(&self, namespace: &str, claim: &str) -> Option<PathBuf> {
         kubelet::volume(&self.shared, namespace, claim)
+    }
+
+    /// The game in a GameServer says it is ready, as its Agones SDK call would: a `Scheduled` GameServer turns
+    /// `Ready`. Whether it did.
+    pub fn mark_ready(&self, namespace: &str, name: &str) -> bool {
+        let uid = self.shared.store().get(store::GAMESERVERS, namespace, name).map(|gs| gs["metadata"]["uid"].clone());
+        uid.is_some_and(|uid| agones::ready(&self.shared, namespace, name, &uid))
     }
 
     /// Adds a line to a pod's log, as its game would print it.

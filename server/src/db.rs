@@ -51,6 +51,16 @@ impl Db {
             // SQLite serialises writers anyway; a few connections serve concurrent readers.
             .max_connections(if sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // With WAL, NORMAL syncs at checkpoints instead of on every commit: a commit stays atomic
+                        // and the file consistent; only the last commits can be lost, and only to a power cut.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .map_err(|source| DbError::Connect { kind, source })?;

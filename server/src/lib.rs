@@ -95,6 +95,11 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The reconciler, for benchmarks that drive and time its passes.
+    pub fn reconciler(&self) -> Arc<Reconciler> {
+        self.reconciler.clone()
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }

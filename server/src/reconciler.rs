@@ -30,6 +30,9 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// Backoff never grows past these.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10 * 60);
+/// Passes running at once: a resync over thousands of servers queues its passes instead of opening thousands of
+/// database queries and API requests together.
+const CONCURRENT_PASSES: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct ReconcilerConfig {
@@ -51,6 +54,7 @@ pub struct Reconciler {
     config: ReconcilerConfig,
     /// Servers with a pass under way, and whether another was asked for meanwhile.
     queue: Mutex<HashMap<String, bool>>,
+    passes: tokio::sync::Semaphore,
     memory: Mutex<HashMap<String, Memory>>,
     /// Stored data without a row, found by the last resync, to be destroyed.
     orphans: Mutex<HashSet<String>>,
@@ -87,6 +91,7 @@ impl Reconciler {
             driver,
             config,
             queue: Mutex::default(),
+            passes: tokio::sync::Semaphore::new(CONCURRENT_PASSES),
             memory: Mutex::default(),
             orphans: Mutex::default(),
             stopping: AtomicBool::new(false),
@@ -122,34 +127,50 @@ impl Reconciler {
     /// Stops starting passes and waits for those under way, so that nothing is started after this returns.
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.settled().await;
+    }
+
+    /// Returns once no pass is under way or asked for (timers set for later passes aside).
+    pub async fn settled(&self) {
         while self.queue.lock().is_ok_and(|queue| !queue.is_empty()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    /// A pass over every server with a row and every game server the orchestrator has.
+    /// A pass over every server with a row and every game server the orchestrator has, except those found in a
+    /// steady state (see [`in_sync`]): one query and the driver's view, compared in memory.
     pub async fn resync(self: &Arc<Self>) {
-        let ids = match self.servers.all_ids().await {
-            Ok(ids) => ids,
+        let rows = match self.servers.all_desired().await {
+            Ok(rows) => rows,
             Err(error) => {
                 tracing::warn!(%error, "resync could not list servers");
                 return;
             }
         };
-        let observed = self.driver.observe().await;
-        let mut everything: HashSet<String> = ids.iter().cloned().chain(observed.into_iter().map(|o| o.id)).collect();
+        let mut observed: HashMap<String, Observed> =
+            self.driver.observe().await.into_iter().map(|o| (o.id.clone(), o)).collect();
+        let mut due: Vec<String> = Vec::new();
+        let mut with_rows = HashSet::new();
+        for row in rows {
+            if !in_sync(&row, observed.get(&row.id)) {
+                due.push(row.id.clone());
+            }
+            observed.remove(&row.id);
+            with_rows.insert(row.id);
+        }
+        // Running without a row.
+        due.extend(observed.into_keys());
         match self.driver.stored().await {
             Ok(stored) => {
-                let rows: HashSet<&String> = ids.iter().collect();
-                let orphans: Vec<String> = stored.into_iter().filter(|id| !rows.contains(id)).collect();
+                let orphans: Vec<String> = stored.into_iter().filter(|id| !with_rows.contains(id)).collect();
                 if let Ok(mut known) = self.orphans.lock() {
                     known.extend(orphans.iter().cloned());
                 }
-                everything.extend(orphans);
+                due.extend(orphans);
             }
             Err(error) => tracing::warn!(%error, "resync could not list stored data"),
         }
-        for id in everything {
+        for id in due {
             self.schedule(&id);
         }
     }
@@ -168,6 +189,7 @@ impl Reconciler {
         let (this, id) = (self.clone(), id.to_owned());
         tokio::spawn(async move {
             loop {
+                let Ok(_permit) = this.passes.acquire().await else { return };
                 if let Err(error) = this.reconcile(&id).await {
                     tracing::warn!(server = %id, %error, "reconcile failed; the next pass retries");
                 }
@@ -392,6 +414,18 @@ impl Reconciler {
     }
 }
 
+/// Whether a pass over this server would find nothing to do: running at the recorded address in the wanted
+/// generation, or stopped with nothing running. Anything else gets a pass.
+fn in_sync(row: &Desired, observed: Option<&Observed>) -> bool {
+    match (row.status, observed.map(|o| (o.generation, &o.phase))) {
+        (ServerStatus::Running, Some((generation, Phase::Ready { host, port }))) => {
+            generation == row.generation && row.node_ip.as_deref() == Some(host.as_str()) && row.port == Some(*port)
+        }
+        (ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment, None) => true,
+        _ => false,
+    }
+}
+
 /// `base`, doubled `times` times, at most `max`.
 fn doubled(base: Duration, times: usize, max: Duration) -> Duration {
     base.saturating_mul(1 << times.min(16)).min(max)
@@ -405,6 +439,38 @@ fn port_is_free(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_steady_states_skip_a_resync_pass() {
+        let row = |status, node_ip: Option<&str>, port| Desired {
+            id: "s".into(),
+            user_id: "u".into(),
+            game: "demo".into(),
+            plan: "tiny".into(),
+            status,
+            status_message: None,
+            node_ip: node_ip.map(str::to_owned),
+            port,
+            generation: 2,
+        };
+        let ready = |generation, port| Observed {
+            id: "s".into(),
+            generation,
+            phase: Phase::Ready { host: "10.0.0.1".into(), port },
+        };
+        let running = row(ServerStatus::Running, Some("10.0.0.1"), Some(7000));
+        assert!(in_sync(&running, Some(&ready(2, 7000))));
+        assert!(!in_sync(&running, Some(&ready(2, 7001))), "moved: the row must follow");
+        assert!(!in_sync(&running, Some(&ready(1, 7000))), "an older generation is to be replaced");
+        assert!(!in_sync(&running, None), "gone: to be started again");
+        let starting = Observed { id: "s".into(), generation: 2, phase: Phase::Starting };
+        assert!(!in_sync(&running, Some(&starting)));
+        assert!(in_sync(&row(ServerStatus::Stopped, None, Some(7000)), None));
+        assert!(!in_sync(&row(ServerStatus::Stopped, None, None), Some(&ready(2, 7000))), "to be stopped");
+        for status in [ServerStatus::Pending, ServerStatus::Failed, ServerStatus::Deleted] {
+            assert!(!in_sync(&row(status, Some("10.0.0.1"), Some(7000)), Some(&ready(2, 7000))), "{status:?}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_ceiling() {

@@ -13,7 +13,7 @@ use catalog::Game;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{CustomResource, ResourceExt as _};
 use serde::{Deserialize, Serialize};
@@ -100,6 +100,7 @@ pub struct AgonesDriver {
     pods: Api<Pod>,
     nodes: Api<Node>,
     cache: Store<GameServer>,
+    namespace: String,
     public_ip_label: String,
     /// Node name → public IP, filled on first use.
     node_ips: Mutex<HashMap<String, String>>,
@@ -120,6 +121,7 @@ impl AgonesDriver {
             pods: Api::namespaced(client.clone(), &config.namespace),
             nodes: Api::all(client),
             cache,
+            namespace: config.namespace.clone(),
             public_ip_label: config.public_ip_label,
             node_ips: Mutex::default(),
             exit_reasons: Mutex::default(),
@@ -205,8 +207,9 @@ impl AgonesDriver {
         Some(ip)
     }
 
+    /// A lookup by name in the watch's cache: no API call, and no scan of the other GameServers.
     fn cached(&self, id: &str) -> Option<Arc<GameServer>> {
-        self.cache.state().into_iter().find(|gameserver| gameserver.name_any() == id)
+        self.cache.get(&ObjectRef::new(id).within(&self.namespace))
     }
 }
 

@@ -47,8 +47,27 @@ pub struct Desired {
     pub plan: String,
     pub status: ServerStatus,
     pub status_message: Option<String>,
+    /// Where players reach it, as last recorded.
+    pub node_ip: Option<String>,
     pub port: Option<u16>,
     pub generation: i64,
+}
+
+const DESIRED_COLUMNS: &str = "id, user_id, game, plan, status, status_message, node_ip, port, generation";
+
+fn read_desired(row: &AnyRow) -> Result<Desired, sqlx::Error> {
+    let port: Option<i64> = row.try_get("port")?;
+    Ok(Desired {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        game: row.try_get("game")?,
+        plan: row.try_get("plan")?,
+        status: parse_status(row)?,
+        status_message: row.try_get("status_message")?,
+        node_ip: row.try_get("node_ip")?,
+        port: port.and_then(|port| u16::try_from(port).ok()),
+        generation: row.try_get("generation")?,
+    })
 }
 
 impl ServerService {
@@ -185,34 +204,21 @@ impl ServerService {
 
     /// The reconciler's view of one server; `None` when it has no row.
     pub async fn desired(&self, id: &str) -> Result<Option<Desired>, AppError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, game, plan, status, status_message, port, generation FROM servers WHERE id = $1",
-        )
-        .bind(id.to_owned())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(|e| internal("reading a server", e))?;
-        let read = |row: &AnyRow| -> Result<Desired, sqlx::Error> {
-            let port: Option<i64> = row.try_get("port")?;
-            Ok(Desired {
-                id: row.try_get("id")?,
-                user_id: row.try_get("user_id")?,
-                game: row.try_get("game")?,
-                plan: row.try_get("plan")?,
-                status: parse_status(row)?,
-                status_message: row.try_get("status_message")?,
-                port: port.and_then(|port| u16::try_from(port).ok()),
-                generation: row.try_get("generation")?,
-            })
-        };
-        row.as_ref().map(read).transpose().map_err(|e| internal("reading a server row", e))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DESIRED_COLUMNS} FROM servers WHERE id = $1")))
+            .bind(id.to_owned())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|e| internal("reading a server", e))?;
+        row.as_ref().map(read_desired).transpose().map_err(|e| internal("reading a server row", e))
     }
 
-    /// Ids of every server with a row, for the reconciler's full pass.
-    pub async fn all_ids(&self) -> Result<Vec<String>, AppError> {
-        let rows = sqlx::query("SELECT id FROM servers").fetch_all(self.db.pool()).await;
-        let rows = rows.map_err(|e| internal("listing servers", e))?;
-        rows.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>().map_err(|e| internal("reading ids", e))
+    /// What every server should be, in one query (the resync's view).
+    pub async fn all_desired(&self) -> Result<Vec<Desired>, AppError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DESIRED_COLUMNS} FROM servers")))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(|e| internal("listing servers", e))?;
+        rows.iter().map(read_desired).collect::<Result<_, _>>().map_err(|e| internal("reading server rows", e))
     }
 
     /// Moves a server from `from` to `to` with `message`, unless something changed it meanwhile. Writes (and
