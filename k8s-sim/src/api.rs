@@ -184,12 +184,19 @@ async fn answer(shared: &Arc<Shared>, parts: &axum::http::request::Parts, body: 
     };
     if let Some(code) = shared.take_fault(&method, target.resource.plural) {
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return status(
-            code,
-            "InternalError",
-            "an error on the server (injected) has prevented the request from succeeding".into(),
-            json!({}),
-        );
+        // The reasons kube-apiserver gives with these codes.
+        let reason = match code.as_u16() {
+            404 => "NotFound",
+            409 if method == Method::POST => "AlreadyExists",
+            409 => "Conflict",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        };
+        let message = format!("{reason} (injected) has prevented the request from succeeding");
+        return status(code, reason, message, json!({}));
     }
     let latency = shared.latency();
     if !latency.is_zero() {
@@ -208,6 +215,22 @@ async fn answer(shared: &Arc<Shared>, parts: &axum::http::request::Parts, body: 
             None => not_found(target.resource, name),
         },
         (&Method::DELETE, Some(name), None) => {
+            // DeleteOptions' preconditions: only this very object (uid), or only at this version.
+            let options: Value = serde_json::from_slice(body).unwrap_or_default();
+            let preconditions = &options["preconditions"];
+            if let Some(current) = shared.store().get(target.resource, &namespace, name) {
+                for (field, meta) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+                    if let Some(wanted) = preconditions[field].as_str()
+                        && current["metadata"][field] != wanted
+                    {
+                        let found = current["metadata"][field].as_str().unwrap_or_default();
+                        let message = format!(
+                            "Precondition failed: {meta} in precondition: {wanted}, {meta} in object meta: {found}"
+                        );
+                        return status(StatusCode::CONFLICT, "Conflict", message, json!({ "name": name }));
+                    }
+                }
+            }
             let deleted = shared.store().delete(target.resource, &namespace, name);
             match deleted {
                 Ok(object) => {

@@ -266,6 +266,11 @@ impl Simulator {
             .extend(std::iter::repeat_n(code, times));
     }
 
+    /// How many injected faults are still to be met.
+    pub fn faults_left(&self) -> usize {
+        lock(&self.shared.faults).values().map(Vec::len).sum()
+    }
+
     /// Delays every request by `latency`.
     pub fn set_latency(&self, latency: Duration) {
         *lock(&self.shared.latency) = latency;

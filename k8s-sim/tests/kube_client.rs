@@ -5,7 +5,9 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use k8s_sim::{SimConfig, Simulator};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::json;
@@ -99,7 +101,12 @@ async fn claims_are_created_once_listed_by_label_and_deleted() {
         claims.list(&ListParams::default().labels("app.kubernetes.io/managed-by=someone-else")).await.expect("list");
     assert!(others.items.is_empty());
 
-    claims.delete("s1-data", &DeleteParams::default()).await.expect("deleted");
+    // A delete meant for another object of the same name (a uid precondition) is refused and changes nothing.
+    let someone_else = Preconditions { uid: Some("not-its-uid".into()), resource_version: None };
+    let refused = claims.delete("s1-data", &DeleteParams::default().preconditions(someone_else)).await;
+    assert_eq!(api_error(refused.expect_err("refused")), (409, "Conflict".to_owned()));
+    let exactly = Preconditions { uid: created.metadata.uid.clone(), resource_version: None };
+    claims.delete("s1-data", &DeleteParams::default().preconditions(exactly)).await.expect("deleted");
     let (code, _) = api_error(claims.delete("s1-data", &DeleteParams::default()).await.expect_err("gone"));
     assert_eq!(code, 404);
 }

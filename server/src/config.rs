@@ -55,6 +55,9 @@ pub struct Settings {
     pub public_ip_label: String,
     /// `SPAWNPOINT_KUBE_API`: the Kubernetes API server URL. Unset: the kubeconfig, else the in-cluster config.
     pub kube_api: Option<String>,
+    /// How long one Kubernetes API request may take (default 10 s). Not read from the environment (tests
+    /// shorten it).
+    pub kube_request_timeout: Duration,
     /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each
     /// failure. Not read from the environment (tests shorten it).
     pub restart_backoff: Duration,
@@ -180,6 +183,7 @@ impl Settings {
             stop_grace,
             start_timeout,
             restart_backoff: Duration::from_secs(2),
+            kube_request_timeout: Duration::from_secs(10),
             driver,
             namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
             public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),

@@ -147,6 +147,7 @@ async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrato
             let agones = AgonesConfig {
                 namespace: settings.namespace.clone(),
                 public_ip_label: settings.public_ip_label.clone(),
+                request_timeout: settings.kube_request_timeout,
             };
             let driver = AgonesDriver::start(client, agones).await.context("while watching GameServers")?;
             Ok(driver)

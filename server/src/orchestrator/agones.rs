@@ -12,7 +12,7 @@ use std::sync::Arc;
 use catalog::Game;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{CustomResource, ResourceExt as _};
@@ -92,6 +92,8 @@ pub struct AgonesConfig {
     pub namespace: String,
     /// The node label holding the public IP players connect to.
     pub public_ip_label: String,
+    /// How long one API request may take before it counts as failed (and the pass is retried).
+    pub request_timeout: std::time::Duration,
 }
 
 pub struct AgonesDriver {
@@ -104,6 +106,7 @@ pub struct AgonesDriver {
     public_ip_label: String,
     /// Node name → public IP, filled on first use.
     node_ips: Mutex<HashMap<String, String>>,
+    request_timeout: std::time::Duration,
     /// GameServer uid → why its game is gone, for GameServers that are (pruned to those still there).
     exit_reasons: Mutex<HashMap<String, String>>,
     events: broadcast::Sender<Observed>,
@@ -123,6 +126,7 @@ impl AgonesDriver {
             cache,
             namespace: config.namespace.clone(),
             public_ip_label: config.public_ip_label,
+            request_timeout: config.request_timeout,
             node_ips: Mutex::default(),
             exit_reasons: Mutex::default(),
             events: broadcast::channel(1024).0,
@@ -184,7 +188,7 @@ impl AgonesDriver {
             return reason.clone();
         }
         // Agones names a GameServer's pod after it.
-        let pod = self.pods.get_opt(&gameserver.name_any()).await.ok().flatten();
+        let pod = self.bounded(self.pods.get_opt(&gameserver.name_any())).await.ok().flatten();
         let terminated = pod.and_then(|pod| {
             pod.status?.container_statuses?.into_iter().find_map(|container| container.state?.terminated)
         });
@@ -201,10 +205,19 @@ impl AgonesDriver {
         if let Some(ip) = self.node_ips.lock().await.get(node) {
             return Some(ip.clone());
         }
-        let found = self.nodes.get_opt(node).await.ok().flatten()?;
+        let found = self.bounded(self.nodes.get_opt(node)).await.ok().flatten()?;
         let ip = found.labels().get(&self.public_ip_label)?.clone();
         self.node_ips.lock().await.insert(node.to_owned(), ip.clone());
         Some(ip)
+    }
+
+    /// One API request, bounded by the request timeout: an API server that hangs fails the pass (to be retried)
+    /// instead of stalling it. (The watch is left to kube's own timeouts: it is meant to stay open.)
+    async fn bounded<T>(&self, request: impl Future<Output = kube::Result<T>>) -> kube::Result<T> {
+        let timeout = self.request_timeout;
+        tokio::time::timeout(timeout, request).await.unwrap_or_else(|_| {
+            Err(kube::Error::Service(format!("no answer from the API server within {timeout:?}").into()))
+        })
     }
 
     /// A lookup by name in the watch's cache: no API call, and no scan of the other GameServers.
@@ -281,7 +294,8 @@ fn api_error(context: String) -> impl FnOnce(kube::Error) -> DriverError {
     move |error| DriverError::Io { context, source: std::io::Error::other(error.to_string()) }
 }
 
-/// 404 and 409 AlreadyExists are how an idempotent delete or create says "done already".
+/// 404 and 409 AlreadyExists are how an idempotent delete or create says "done already" (and 409 on a delete
+/// with a uid precondition: that object is gone, replaced by another).
 fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
@@ -302,17 +316,25 @@ impl Orchestrator for AgonesDriver {
                 if observed.generation == spec.generation && !matches!(observed.phase, Phase::Exited { .. }) {
                     return Ok(());
                 }
-                // An older generation (a restart) or a dead one: replace it. The claim stays.
-                self.stop(&spec.id).await?;
+                // An older generation (a restart) or a dead one: replace it; the claim stays. Only that very
+                // GameServer is deleted (uid precondition): the cache may lag behind a replacement already made.
+                let exactly = Preconditions { uid: current.uid(), resource_version: None };
+                let params = DeleteParams::default().preconditions(exactly);
+                match self.bounded(self.gameservers.delete(&spec.id, &params)).await {
+                    Err(error) if !is_status(&error, 404) && !is_status(&error, 409) => {
+                        return Err(api_error(format!("replacing GameServer {}", spec.id))(error));
+                    }
+                    _ => {}
+                }
             }
             let user_id = spec.user_id.as_str();
-            match self.claims.create(&PostParams::default(), &claim(spec, user_id)).await {
+            match self.bounded(self.claims.create(&PostParams::default(), &claim(spec, user_id))).await {
                 Err(error) if !is_status(&error, 409) => {
                     return Err(api_error(format!("creating the claim of {}", spec.id))(error));
                 }
                 _ => {}
             }
-            match self.gameservers.create(&PostParams::default(), &gameserver(spec, user_id)).await {
+            match self.bounded(self.gameservers.create(&PostParams::default(), &gameserver(spec, user_id))).await {
                 Err(error) if !is_status(&error, 409) => {
                     Err(api_error(format!("creating GameServer {}", spec.id))(error))
                 }
@@ -323,7 +345,7 @@ impl Orchestrator for AgonesDriver {
 
     fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            match self.gameservers.delete(id, &DeleteParams::default()).await {
+            match self.bounded(self.gameservers.delete(id, &DeleteParams::default())).await {
                 Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting GameServer {id}"))(error)),
                 _ => Ok(()),
             }
@@ -333,7 +355,7 @@ impl Orchestrator for AgonesDriver {
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.stop(id).await?;
-            match self.claims.delete(&format!("{id}-data"), &DeleteParams::default()).await {
+            match self.bounded(self.claims.delete(&format!("{id}-data"), &DeleteParams::default())).await {
                 Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting the claim of {id}"))(error)),
                 _ => Ok(()),
             }
@@ -357,7 +379,7 @@ impl Orchestrator for AgonesDriver {
         Box::pin(async move {
             // One list call, whatever the number of servers; only claims carrying Spawnpoint's label.
             let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-            let claims = self.claims.list(&ListParams::default().labels(&selector)).await;
+            let claims = self.bounded(self.claims.list(&ListParams::default().labels(&selector))).await;
             let claims = claims.map_err(api_error("listing claims".to_owned()))?;
             Ok(claims.items.iter().filter_map(|claim| claim.labels().get(SERVER_ID_LABEL).cloned()).collect())
         })
@@ -379,7 +401,7 @@ impl Orchestrator for AgonesDriver {
     fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
         Box::pin(async move {
             let params = LogParams { tail_lines: i64::try_from(tail).ok(), ..LogParams::default() };
-            match self.pods.logs(id, &params).await {
+            match self.bounded(self.pods.logs(id, &params)).await {
                 Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
                 // Not running: no pod, no output to show.
                 Err(error) if is_status(&error, 404) => Ok(Vec::new()),

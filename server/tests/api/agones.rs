@@ -16,6 +16,7 @@ both_databases!(
     a_server_follows_its_gameserver_to_another_node,
     only_labelled_orphans_are_removed,
     api_errors_and_broken_watches_are_survived,
+    an_api_server_that_hangs_fails_the_start_which_is_retried,
     a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back,
 );
 
@@ -168,6 +169,17 @@ async fn api_errors_and_broken_watches_are_survived(backend: Backend) {
     app.running(&token, &id).await;
     assert_eq!(sim.objects("gameservers").len(), 1, "nothing duplicated");
 
+    // A create answered 409 although nothing was created: taken as done, and the next pass finds it missing.
+    sim.fail_next(axum::http::Method::POST, "gameservers", 409, 1);
+    assert_eq!(app.act(&token, &id, "restart").await.status(), 202);
+    app.wait_for(&token, &id, "running again", |s| {
+        s["status"] == "running" && named(&sim.objects("gameservers"), &id).is_some()
+    })
+    .await;
+    assert_eq!(sim.faults_left(), 0, "the injected conflict was met");
+    assert_eq!(sim.objects("gameservers").len(), 1);
+    assert_eq!(sim.objects("gameservers").len(), 1);
+
     // Every watch breaks and history is compacted: the watcher relists, and changes still arrive.
     sim.compact();
     sim.drop_watches();
@@ -205,4 +217,27 @@ async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(b
     assert_eq!(cluster.objects("persistentvolumeclaims").len(), 1);
     let address = server["address"].as_str().expect("an address");
     assert!(tokio::net::TcpStream::connect(address).await.is_ok(), "players can join at {address}");
+}
+
+async fn an_api_server_that_hangs_fails_the_start_which_is_retried(backend: Backend) {
+    let sim = Simulator::start(SimConfig { ready_after: Duration::from_millis(100), ..SimConfig::default() }).await;
+    let url = sim.url().to_owned();
+    let app = spawn_app_with(backend, move |settings| {
+        settings.driver = Driver::Agones;
+        settings.kube_api = Some(url);
+        settings.resync_interval = Duration::from_millis(500);
+        settings.restart_backoff = Duration::from_millis(20);
+        settings.kube_request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = app.signed_up("hung@example.com").await;
+    sim.set_latency(Duration::from_secs(1));
+    let id = app.created(&token, "valheim", "starter").await;
+    let failed = app.wait_for(&token, &id, "failed", |s| s["status"] == "failed").await;
+    assert!(failed["status_message"].as_str().is_some_and(|m| m.contains("no answer")), "{failed}");
+
+    sim.set_latency(Duration::ZERO);
+    app.running(&token, &id).await;
+    assert_eq!(sim.objects("gameservers").len(), 1, "nothing duplicated");
+    assert_eq!(sim.objects("persistentvolumeclaims").len(), 1);
 }
