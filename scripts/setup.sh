@@ -71,6 +71,15 @@ setup_browser_tests() {
   fi
 }
 
+# kubectl, which renders the cluster manifests for their tests (`kubectl kustomize k8s/`): any kubectl already
+# installed, else Debian's.
+setup_manifest_tools() {
+  if ! command -v kubectl >/dev/null; then
+    log "installing kubectl (Debian's kubernetes-client)"
+    apt_install kubernetes-client
+  fi
+}
+
 # A PostgreSQL the database tests can create databases on, exported as SPAWNPOINT_TEST_POSTGRES. Uses the
 # machine's server when it takes password-less connections; else starts the machine's stopped cluster; else
 # runs a private throw-away server (installing PostgreSQL first if needed), stopped again when the shell exits.

@@ -8,6 +8,7 @@ cd "$REPO_ROOT"
 setup_build_tools
 setup_browser_tests
 setup_postgres
+setup_manifest_tools
 
 # cargo-leptos builds debug binaries with this flag (and adds it itself); giving the other cargo steps the same
 # flag lets them all share one build cache.

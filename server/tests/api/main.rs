@@ -9,6 +9,7 @@ mod games;
 mod health;
 mod lifecycle;
 mod local_driver;
+mod manifests;
 mod pages;
 mod schema;
 mod security;
