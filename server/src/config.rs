@@ -9,6 +9,8 @@ use std::time::Duration;
 use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::auth::proxy::TrustedProxies;
+
 /// Everything the binary can be told. Secrets are [`SecretString`]s so `{:?}` never prints them.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -29,6 +31,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `SPAWNPOINT_JWT_SECRET`: signs session tokens. Unset: generated once into `<data dir>/jwt-secret`.
     pub jwt_secret: Option<SecretString>,
+    /// `SPAWNPOINT_TRUSTED_PROXIES`: addresses and networks of reverse proxies whose client-address headers
+    /// (`CF-Connecting-IP`, `X-Forwarded-For`) are believed, for per-client rate limits (default: none).
+    pub trusted_proxies: TrustedProxies,
     /// `SPAWNPOINT_SESSION_TTL`: how long a sign-in lasts, in seconds (default 7 days).
     pub session_ttl: Duration,
     /// `SPAWNPOINT_MAX_SERVERS`: how many servers a customer may have (default 3; administrators unlimited).
@@ -148,6 +153,8 @@ impl Settings {
         let resync_interval = seconds("SPAWNPOINT_RESYNC_INTERVAL", 30)?;
         let stop_grace = seconds("SPAWNPOINT_STOP_GRACE", 10)?;
         let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
+        let trusted_proxies = TrustedProxies::parse(&lookup("SPAWNPOINT_TRUSTED_PROXIES").unwrap_or_default())
+            .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_TRUSTED_PROXIES", reason })?;
         let game_ports = match lookup("SPAWNPOINT_GAME_PORTS") {
             Some(text) => parse_port_range(&text).ok_or_else(|| ConfigError::Invalid {
                 name: "SPAWNPOINT_GAME_PORTS",
@@ -191,6 +198,7 @@ impl Settings {
             public_url,
             jwt_secret,
             session_ttl,
+            trusted_proxies,
             addr,
             data_dir,
             database_url: SecretString::from(database_url),
@@ -261,6 +269,9 @@ mod tests {
         assert_eq!(settings.resync_interval, Duration::from_secs(30));
         assert_eq!(settings.stop_grace, Duration::from_secs(10));
         assert_eq!(settings.start_timeout, Duration::from_secs(900));
+        assert_eq!(settings.trusted_proxies, TrustedProxies::default(), "no proxy is trusted unless named");
+        let bad = super::Settings::from_lookup(|n| (n == "SPAWNPOINT_TRUSTED_PROXIES").then(|| "10.0.0.0/40".into()));
+        assert!(bad.expect_err("refused").to_string().contains("SPAWNPOINT_TRUSTED_PROXIES"));
     }
 
     #[test]

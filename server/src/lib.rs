@@ -54,7 +54,13 @@ impl Application {
         let secret = load_or_create_secret(settings.jwt_secret.as_ref(), &settings.data_dir)
             .context("while loading the session signing secret")?;
         let secure_cookies = settings.public_url.as_deref().is_some_and(|url| url.starts_with("https://"));
-        let auth = Arc::new(AuthService::new(db.clone(), Tokens::new(&secret), settings.session_ttl, secure_cookies));
+        let auth = Arc::new(AuthService::new(
+            db.clone(),
+            Tokens::new(&secret),
+            settings.session_ttl,
+            secure_cookies,
+            settings.trusted_proxies.clone(),
+        ));
 
         let listener =
             TcpListener::bind(settings.addr).await.with_context(|| format!("while binding {}", settings.addr))?;

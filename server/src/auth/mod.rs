@@ -6,6 +6,7 @@
 pub mod limit;
 pub mod middleware;
 pub mod password;
+pub mod proxy;
 pub mod routes;
 pub mod token;
 
@@ -20,6 +21,7 @@ use http::request::Parts;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
+use crate::auth::proxy::TrustedProxies;
 use crate::db::{Db, now};
 use crate::error::internal;
 
@@ -38,11 +40,22 @@ pub struct AuthService {
     session_ttl: Duration,
     /// Whether cookies get `Secure` (the app is served over HTTPS).
     secure_cookies: bool,
+    proxies: TrustedProxies,
 }
 
 impl AuthService {
-    pub fn new(db: Db, tokens: Tokens, session_ttl: Duration, secure_cookies: bool) -> Self {
-        Self { db, tokens, limits: Limits::default(), session_ttl, secure_cookies }
+    pub fn new(db: Db, tokens: Tokens, session_ttl: Duration, secure_cookies: bool, proxies: TrustedProxies) -> Self {
+        Self { db, tokens, limits: Limits::default(), session_ttl, secure_cookies, proxies }
+    }
+
+    /// The address a request came from: the peer's, or behind a trusted proxy the one it reports.
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        self.proxies.client_ip(peer, headers)
+    }
+
+    fn request_ip(&self, parts: &Parts) -> IpAddr {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        self.client_ip(peer.unwrap_or(IpAddr::from([0, 0, 0, 0])), &parts.headers)
     }
 
     /// Creates an account with `role`. Only the CLI creates admins; sign-up goes through [`Self::register`].
@@ -186,15 +199,6 @@ fn user_from_row(row: &AnyRow) -> Result<User, AppError> {
     read().map_err(|e| internal("reading a user row", e))
 }
 
-/// The address a request came from, as the listener saw it.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
 /// The app's server functions reach accounts through this.
 impl Accounts for AuthService {
     fn register<'a>(
@@ -203,7 +207,7 @@ impl Accounts for AuthService {
         email: &'a str,
         password: &'a str,
     ) -> BoxFuture<'a, Result<User, AppError>> {
-        Box::pin(AuthService::register(self, client_ip(request), email, password))
+        Box::pin(AuthService::register(self, self.request_ip(request), email, password))
     }
 
     fn sign_in<'a>(
@@ -212,7 +216,7 @@ impl Accounts for AuthService {
         email: &'a str,
         password: &'a str,
     ) -> BoxFuture<'a, Result<SignedIn, AppError>> {
-        Box::pin(AuthService::sign_in(self, client_ip(request), email, password))
+        Box::pin(AuthService::sign_in(self, self.request_ip(request), email, password))
     }
 
     fn sign_out<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<String, AppError>> {

@@ -7,7 +7,7 @@ use app::auth::ssr::authorize;
 use app::error::AppError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -45,22 +45,26 @@ pub fn bad_body(rejection: JsonRejection) -> AppError {
 
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: std::result::Result<Json<Credentials>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let Json(credentials) = body.map_err(bad_body)?;
-    let user = state.auth.register(client.ip(), &credentials.email, &credentials.password).await?;
+    let client = state.auth.client_ip(peer.ip(), &headers);
+    let user = state.auth.register(client, &credentials.email, &credentials.password).await?;
     Ok((StatusCode::CREATED, Json(json!({ "user": user }))))
 }
 
 /// Answers `{token, user}` for API clients and sets the session cookie for browsers.
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: std::result::Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response> {
     let Json(credentials) = body.map_err(bad_body)?;
-    let signed_in = state.auth.sign_in(client.ip(), &credentials.email, &credentials.password).await?;
+    let client = state.auth.client_ip(peer.ip(), &headers);
+    let signed_in = state.auth.sign_in(client, &credentials.email, &credentials.password).await?;
     Ok(with_cookie(&signed_in.cookie, Json(json!({ "token": signed_in.token, "user": signed_in.user }))))
 }
 

@@ -147,3 +147,29 @@ async fn the_eleventh_sign_in_attempt_in_a_minute_is_rate_limited(backend: Backe
     let right = app.post_json("/auth/login", &json!({ "email": "target@example.com", "password": PASSWORD })).await;
     assert_eq!(right.status(), 429);
 }
+
+/// Behind a proxy every connection comes from the proxy: the client's address is taken from its header, but
+/// only when the proxy is trusted (anyone can send the header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_follow_the_client_behind_a_trusted_proxy_only() {
+    let sign_up = |app: &TestApp, n: u32, client: &'static str| {
+        let body = json!({ "email": format!("user{n}@example.com"), "password": PASSWORD });
+        let request = app.client.post(app.url("/auth/register")).header("cf-connecting-ip", client).json(&body);
+        async move { request.send().await.expect("sent").status() }
+    };
+    let behind = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
+        settings.trusted_proxies = server::auth::proxy::TrustedProxies::parse("127.0.0.1").expect("valid");
+    })
+    .await;
+    for n in 1..=10 {
+        assert_eq!(sign_up(&behind, n, "203.0.113.1").await, 201, "sign-up {n}");
+    }
+    assert_eq!(sign_up(&behind, 11, "203.0.113.1").await, 429, "that client has used its attempts");
+    assert_eq!(sign_up(&behind, 12, "203.0.113.2").await, 201, "another client behind the same proxy has not");
+
+    let direct = spawn_app(Backend::Sqlite).await;
+    for n in 1..=10 {
+        assert_eq!(sign_up(&direct, n, "203.0.113.1").await, 201, "sign-up {n}");
+    }
+    assert_eq!(sign_up(&direct, 11, "203.0.113.2").await, 429, "an untrusted peer's header changes nothing");
+}
