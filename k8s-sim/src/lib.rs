@@ -38,6 +38,19 @@ pub struct SimNode {
     pub internal_ip: String,
 }
 
+impl SimNode {
+    /// `count` nodes named `node-1`, `node-2`, …, with `public_ip(n)` and internal IP `10.0.<n / 256>.<n % 256>`.
+    pub fn numbered(count: usize, public_ip: impl Fn(usize) -> String) -> Vec<SimNode> {
+        (1..=count)
+            .map(|n| SimNode {
+                name: format!("node-{n}"),
+                public_ip: public_ip(n),
+                internal_ip: format!("10.0.{}.{}", n / 256, n % 256),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub nodes: Vec<SimNode>,
@@ -81,13 +94,7 @@ pub fn agones_schemas() -> HashMap<&'static str, Arc<Value>> {
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
-            nodes: (1..=3)
-                .map(|n| SimNode {
-                    name: format!("node-{n}"),
-                    public_ip: format!("203.0.113.{n}"),
-                    internal_ip: format!("10.0.0.{n}"),
-                })
-                .collect(),
+            nodes: SimNode::numbered(3, |n| format!("203.0.113.{n}")),
             ready_after: Duration::from_millis(200),
             host_ports: 7000..=8000,
             bookmark_interval: Duration::from_secs(1),

@@ -36,13 +36,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(count: usize) -> anyhow::Result<()> {
     println!("\n== {count} servers on {NODES} nodes ==");
     let sim = Simulator::start(SimConfig {
-        nodes: (1..=NODES)
-            .map(|n| SimNode {
-                name: format!("node-{n}"),
-                public_ip: format!("198.51.100.{n}"),
-                internal_ip: format!("10.0.0.{n}"),
-            })
-            .collect(),
+        nodes: SimNode::numbered(NODES, |n| format!("198.51.100.{n}")),
         // The games say when they are ready (below), not a timer.
         ready_after: Duration::from_secs(86_400),
         history: count * 4,

@@ -21,6 +21,14 @@ both_databases!(
 );
 
 async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
+    on_simulator_with(backend, |_| {}).await
+}
+
+/// An app on a simulator of its own, with fast resyncs and retries, then `adjust`.
+async fn on_simulator_with(
+    backend: Backend,
+    adjust: impl FnOnce(&mut server::config::Settings),
+) -> (Simulator, TestApp) {
     let sim = Simulator::start(SimConfig { ready_after: Duration::from_millis(100), ..SimConfig::default() }).await;
     let url = sim.url().to_owned();
     let app = spawn_app_with(backend, move |settings| {
@@ -28,6 +36,7 @@ async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
         settings.kube_api = Some(url);
         settings.resync_interval = Duration::from_millis(500);
         settings.restart_backoff = Duration::from_millis(20);
+        adjust(settings);
     })
     .await;
     (sim, app)
@@ -220,16 +229,8 @@ async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(b
 }
 
 async fn an_api_server_that_hangs_fails_the_start_which_is_retried(backend: Backend) {
-    let sim = Simulator::start(SimConfig { ready_after: Duration::from_millis(100), ..SimConfig::default() }).await;
-    let url = sim.url().to_owned();
-    let app = spawn_app_with(backend, move |settings| {
-        settings.driver = Driver::Agones;
-        settings.kube_api = Some(url);
-        settings.resync_interval = Duration::from_millis(500);
-        settings.restart_backoff = Duration::from_millis(20);
-        settings.kube_request_timeout = Duration::from_millis(300);
-    })
-    .await;
+    let (sim, app) =
+        on_simulator_with(backend, |settings| settings.kube_request_timeout = Duration::from_millis(300)).await;
     let token = app.signed_up("hung@example.com").await;
     sim.set_latency(Duration::from_secs(1));
     let id = app.created(&token, "valheim", "starter").await;

@@ -493,13 +493,7 @@ pub async fn cluster_running(settings: &Settings, dir: &std::path::Path) -> Simu
         })
         .collect();
     Simulator::start(SimConfig {
-        nodes: (1..=3)
-            .map(|n| SimNode {
-                name: format!("node-{n}"),
-                public_ip: format!("127.{block}.0.{n}"),
-                internal_ip: format!("10.0.0.{n}"),
-            })
-            .collect(),
+        nodes: SimNode::numbered(3, |n| format!("127.{block}.0.{n}")),
         ready_after: std::time::Duration::from_millis(100),
         images,
         volumes: Some(dir.join("cluster-volumes")),
