@@ -151,6 +151,16 @@ impl Game {
     pub fn ports(&self) -> impl Iterator<Item = &GamePort> {
         std::iter::once(&self.port).chain(&self.extra_ports)
     }
+
+    /// The service and protocol labels of the SRV record its clients look up (`_minecraft._tcp`), over the
+    /// main port's protocol; `None` for games whose clients do not.
+    pub fn srv_prefix(&self) -> Option<String> {
+        let protocol = match self.port.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        self.srv_service.as_ref().map(|service| format!("_{service}._{protocol}"))
+    }
 }
 
 impl Plan {
@@ -604,6 +614,8 @@ mod tests {
         assert_eq!(java.env.get("TYPE").map(String::as_str), Some("PAPER"));
         assert_eq!(java.stop_command.as_deref(), Some("stop"));
         assert_eq!(java.srv_service.as_deref(), Some("minecraft"));
+        assert_eq!(java.srv_prefix().as_deref(), Some("_minecraft._tcp"));
+        assert_eq!(catalog.game("valheim").and_then(Game::srv_prefix), None);
         assert_eq!(catalog.game("valheim").map(|g| g.env.get("SERVER_PUBLIC").cloned()), Some(Some("false".into())));
 
         let ports = |id: &str| -> Vec<String> {

@@ -79,7 +79,7 @@ pub fn agones_schemas() -> HashMap<&'static str, Arc<Value>> {
     static SCHEMAS: std::sync::OnceLock<HashMap<&'static str, Arc<Value>>> = std::sync::OnceLock::new();
     SCHEMAS
         .get_or_init(|| {
-            let Some(reference) = schema::reference_dir() else { return HashMap::new() };
+            let Some(reference) = test_support::reference_dir() else { return HashMap::new() };
             [(store::GAMESERVERS, "gameservers"), (store::FLEETS, "fleets")]
                 .into_iter()
                 .map(|(resource, crd)| {

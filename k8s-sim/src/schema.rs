@@ -2,27 +2,7 @@
 //! sent: unknown fields are dropped (unless the schema preserves them), then types, required fields and enums
 //! are checked. The schemas are the real Agones CRDs from the reference data.
 
-use std::path::PathBuf;
-
 use serde_json::{Map, Value};
-
-/// The reference directory: `$SPAWNPOINT_REFERENCE`, default `../shared/reference`, a relative path being taken
-/// from the repository root (tests run in their crate's directory). `None`, with the reason printed, when it
-/// is absent outside CI; under `CI=true` its absence is a failure.
-pub fn reference_dir() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let given =
-        std::env::var_os("SPAWNPOINT_REFERENCE").map_or_else(|| PathBuf::from("../shared/reference"), PathBuf::from);
-    let dir = if given.is_absolute() { given } else { root.join(given) };
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("the reference data is needed under CI and is missing at {}", dir.display());
-    }
-    eprintln!("skipped: no reference data at {} (set SPAWNPOINT_REFERENCE)", dir.display());
-    None
-}
 
 /// The `openAPIV3Schema` of a CRD file in the reference data, e.g. `agones/crds/gameservers.agones.dev.yaml`.
 pub fn crd_schema(reference: &std::path::Path, file: &str) -> Value {

@@ -10,6 +10,7 @@ use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::proxy::TrustedProxies;
+use crate::dns::cloudflare::CloudflareConfig;
 
 /// Everything the binary can be told. Secrets are [`SecretString`]s so `{:?}` never prints them.
 #[derive(Debug, Clone)]
@@ -60,6 +61,11 @@ pub struct Settings {
     pub public_ip_label: String,
     /// `SPAWNPOINT_KUBE_API`: the Kubernetes API server URL. Unset: the kubeconfig, else the in-cluster config.
     pub kube_api: Option<String>,
+    /// `SPAWNPOINT_DNS`: `none` (players get `ip:port`, the default) or `cloudflare` (a name per server).
+    pub dns: DnsProvider,
+    /// `SPAWNPOINT_DNS_REPAIR_INTERVAL`: seconds between comparisons of the DNS zone with the servers, which
+    /// repair drift (default 300).
+    pub dns_repair_interval: Duration,
     /// How long one Kubernetes API request may take (default 10 s). Not read from the environment (tests
     /// shorten it).
     pub kube_request_timeout: Duration,
@@ -73,6 +79,15 @@ pub struct Settings {
 pub enum Driver {
     Local,
     Agones,
+}
+
+/// Who publishes servers' DNS names.
+#[derive(Debug, Clone)]
+pub enum DnsProvider {
+    None,
+    /// With `CLOUDFLARE_API_TOKEN`, `CLOUDFLARE_ZONE_ID`, `DNS_BASE_DOMAIN` and `CLOUDFLARE_API_BASE` (default
+    /// `https://api.cloudflare.com/client/v4`).
+    Cloudflare(CloudflareConfig),
 }
 
 /// A setting that could not be used, named by its environment variable.
@@ -153,6 +168,7 @@ impl Settings {
         let resync_interval = seconds("SPAWNPOINT_RESYNC_INTERVAL", 30)?;
         let stop_grace = seconds("SPAWNPOINT_STOP_GRACE", 10)?;
         let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
+        let dns_repair_interval = seconds("SPAWNPOINT_DNS_REPAIR_INTERVAL", 300)?;
         let trusted_proxies = TrustedProxies::parse(&lookup("SPAWNPOINT_TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_TRUSTED_PROXIES", reason })?;
         let game_ports = match lookup("SPAWNPOINT_GAME_PORTS") {
@@ -172,6 +188,7 @@ impl Settings {
                 });
             }
         };
+        let dns = dns_provider(&lookup)?;
         let game_host = lookup("SPAWNPOINT_GAME_HOST")
             .or_else(|| public_url.as_deref().and_then(url_host))
             .unwrap_or_else(|| "127.0.0.1".into());
@@ -192,6 +209,8 @@ impl Settings {
             restart_backoff: Duration::from_secs(2),
             kube_request_timeout: Duration::from_secs(10),
             driver,
+            dns,
+            dns_repair_interval,
             namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
             public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),
             kube_api: lookup("SPAWNPOINT_KUBE_API"),
@@ -221,6 +240,59 @@ impl Settings {
     pub fn database_kind(&self) -> &'static str {
         if self.database_url.expose_secret().starts_with("sqlite:") { "sqlite" } else { "postgres" }
     }
+}
+
+/// `SPAWNPOINT_DNS` and what its provider needs, each checked and named when missing or wrong.
+fn dns_provider(lookup: &impl Fn(&str) -> Option<String>) -> Result<DnsProvider, ConfigError> {
+    match lookup("SPAWNPOINT_DNS").as_deref() {
+        None | Some("none") => Ok(DnsProvider::None),
+        Some("cloudflare") => {
+            let required = |name: &'static str| {
+                lookup(name)
+                    .ok_or(ConfigError::Invalid { name, reason: "is required with SPAWNPOINT_DNS=cloudflare".into() })
+            };
+            let token = SecretString::from(required("CLOUDFLARE_API_TOKEN")?);
+            let zone_id = required("CLOUDFLARE_ZONE_ID")?;
+            if !zone_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(ConfigError::Invalid {
+                    name: "CLOUDFLARE_ZONE_ID",
+                    reason: format!("`{zone_id}` is not a zone id (letters and digits, from the zone's overview)"),
+                });
+            }
+            let base_domain = required("DNS_BASE_DOMAIN")?;
+            if !is_domain(base_domain.trim_end_matches('.')) {
+                return Err(ConfigError::Invalid {
+                    name: "DNS_BASE_DOMAIN",
+                    reason: format!("`{base_domain}` is not a domain name like play.example.com"),
+                });
+            }
+            let api_base =
+                lookup("CLOUDFLARE_API_BASE").unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into());
+            if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: "CLOUDFLARE_API_BASE",
+                    reason: format!("`{api_base}` must start with https:// (or http://)"),
+                });
+            }
+            Ok(DnsProvider::Cloudflare(CloudflareConfig::new(api_base, token, zone_id, base_domain)))
+        }
+        Some(other) => Err(ConfigError::Invalid {
+            name: "SPAWNPOINT_DNS",
+            reason: format!("`{other}` is not a DNS provider (use none or cloudflare)"),
+        }),
+    }
+}
+
+/// A domain names can be made under: dot-separated labels of letters, digits and inner hyphens, with room left
+/// for a server id label in front (253 characters in all).
+fn is_domain(name: &str) -> bool {
+    let label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    name.contains('.') && name.len() <= 200 && name.split('.').all(label)
 }
 
 /// `first-last`, both ports, first ≤ last.
@@ -269,6 +341,7 @@ mod tests {
         assert_eq!(settings.resync_interval, Duration::from_secs(30));
         assert_eq!(settings.stop_grace, Duration::from_secs(10));
         assert_eq!(settings.start_timeout, Duration::from_secs(900));
+        assert_eq!(settings.dns_repair_interval, Duration::from_secs(300));
         assert_eq!(settings.trusted_proxies, TrustedProxies::default(), "no proxy is trusted unless named");
         let bad = super::Settings::from_lookup(|n| (n == "SPAWNPOINT_TRUSTED_PROXIES").then(|| "10.0.0.0/40".into()));
         assert!(bad.expect_err("refused").to_string().contains("SPAWNPOINT_TRUSTED_PROXIES"));
@@ -311,6 +384,41 @@ mod tests {
             .expect("valid");
         assert_eq!(ok.public_url.as_deref(), Some("https://panel.example.com"));
         assert_eq!(ok.session_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn dns_settings_are_checked_and_the_token_kept_secret() {
+        assert!(matches!(settings(&[]).expect("defaults").dns, DnsProvider::None));
+        let cloudflare = [
+            ("SPAWNPOINT_DNS", "cloudflare"),
+            ("CLOUDFLARE_API_TOKEN", "cf-secret-token"),
+            ("CLOUDFLARE_ZONE_ID", "023e105f4ecef8ad9ca31a8372d0c353"),
+            ("DNS_BASE_DOMAIN", "Play.Example.com."),
+        ];
+        let ok = settings(&cloudflare).expect("valid");
+        let DnsProvider::Cloudflare(config) = &ok.dns else { panic!("cloudflare expected") };
+        assert_eq!(config.base_domain, "play.example.com");
+        assert_eq!(config.api_base, "https://api.cloudflare.com/client/v4");
+        assert!(!format!("{ok:?}").contains("cf-secret-token"));
+
+        for (missing, _) in &cloudflare[1..] {
+            let without: Vec<(&str, &str)> = cloudflare.iter().copied().filter(|(k, _)| k != missing).collect();
+            let error = settings(&without).expect_err(missing);
+            assert!(error.to_string().starts_with(missing), "{error}");
+        }
+        for (name, bad) in [
+            ("DNS_BASE_DOMAIN", "localhost"),
+            ("DNS_BASE_DOMAIN", "play_ground.example.com"),
+            ("CLOUDFLARE_ZONE_ID", "zone/../x"),
+            ("CLOUDFLARE_API_BASE", "api.cloudflare.com"),
+            ("SPAWNPOINT_DNS", "route53"),
+        ] {
+            let mut pairs: Vec<(&str, &str)> = cloudflare.iter().copied().filter(|(k, _)| *k != name).collect();
+            pairs.push((name, bad));
+            let error = settings(&pairs).expect_err(bad);
+            assert!(error.to_string().starts_with(name), "{error}");
+            assert!(!error.to_string().contains("cf-secret-token"));
+        }
     }
 
     #[test]

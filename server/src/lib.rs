@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod error;
 pub mod orchestrator;
 pub mod reconciler;
@@ -25,15 +26,23 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
-use crate::config::Driver;
-use crate::config::Settings;
+use crate::config::{DnsProvider, Driver, Settings};
 use crate::db::Db;
+use crate::dns::Dns;
+use crate::dns::cloudflare::Cloudflare;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::agones::{AgonesConfig, AgonesDriver};
 use crate::orchestrator::local::{LocalConfig, LocalDriver};
 use crate::reconciler::{Reconciler, ReconcilerConfig};
 use crate::servers::ServerService;
 use crate::state::AppState;
+
+/// Installs rustls' crypto provider for the process's HTTPS clients (the Cloudflare API): ring, the one kube's
+/// client uses too. reqwest is built without a provider of its own (so no second crypto library is compiled), so
+/// one must be installed before any reqwest client is built; installing it again is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// A bound, ready-to-serve Spawnpoint. Binding happens in [`Application::build`] so tests can ask for port 0
 /// and learn the real port before serving.
@@ -48,6 +57,7 @@ pub struct Application {
 impl Application {
     /// Loads the catalog, connects to and migrates the database, and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        install_crypto_provider();
         let catalog = settings.load_catalog().context("while loading the game catalog")?;
         let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
         db.migrate().await.context("while migrating the database")?;
@@ -81,14 +91,17 @@ impl Application {
             driver.clone(),
             settings.max_servers_per_customer,
         ));
+        let dns = dns_provider(settings)?;
         let reconciler = Reconciler::new(
             servers.clone(),
             catalog.clone(),
             driver.clone(),
+            dns,
             ReconcilerConfig {
                 resync_interval: settings.resync_interval,
                 backoff: settings.restart_backoff,
                 start_timeout: settings.start_timeout,
+                dns_repair_interval: settings.dns_repair_interval,
                 host: settings.game_host.clone(),
             },
         );
@@ -157,6 +170,18 @@ async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrato
             };
             let driver = AgonesDriver::start(client, agones).await.context("while watching GameServers")?;
             Ok(driver)
+        }
+    }
+}
+
+/// The configured DNS provider, if any.
+fn dns_provider(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Dns>>> {
+    match &settings.dns {
+        DnsProvider::None => Ok(None),
+        DnsProvider::Cloudflare(config) => {
+            let cloudflare = Cloudflare::new(config.clone()).context("while setting up the Cloudflare client")?;
+            tracing::info!(base_domain = %config.base_domain, "servers get DNS names from Cloudflare");
+            Ok(Some(Arc::new(cloudflare)))
         }
     }
 }

@@ -8,6 +8,10 @@
 //! Passes over one server never overlap (a trigger during a pass reruns it afterwards), while different
 //! servers proceed independently: one game taking its time to stop holds up nobody else.
 //!
+//! With a DNS provider, each pass also keeps the server's records leading to where its game runs (a failure
+//! there never holds the game up: it is shown in the status message and retried), a deleted server's records
+//! go before its row, and the resync compares the zone's records that Spawnpoint owns with the rows.
+//!
 //! What is remembered between passes lives in memory and only tunes timing (crash history, backoff): after a
 //! restart of Spawnpoint every server simply gets a fresh pass.
 
@@ -21,8 +25,9 @@ use catalog::{Catalog, ServerStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use crate::dns::{Dns, OwnedRecord, RecordIds, ServerRecords};
 use crate::orchestrator::{Observed, Orchestrator, Phase, ServerSpec};
-use crate::servers::{Desired, ServerService};
+use crate::servers::{DNS_NOT_UPDATED, Desired, ServerService};
 
 /// A game that crashes this often within [`CRASH_WINDOW`] is marked failed instead of restarted again.
 const CRASH_LIMIT: usize = 5;
@@ -43,6 +48,9 @@ pub struct ReconcilerConfig {
     pub backoff: Duration,
     /// How long a game may take to become ready: past this, what was started is stopped and the server fails.
     pub start_timeout: Duration,
+    /// Time between comparisons of the DNS zone with the rows (a listing of every record Spawnpoint owns, so
+    /// less often than the resync: API requests are rate-limited).
+    pub dns_repair_interval: Duration,
     /// The host players are given on the single box, where Spawnpoint chooses ports itself.
     pub host: String,
 }
@@ -51,14 +59,32 @@ pub struct Reconciler {
     servers: Arc<ServerService>,
     catalog: Arc<Catalog>,
     driver: Arc<dyn Orchestrator>,
+    /// Who publishes servers' DNS names, if anyone.
+    dns: Option<Arc<dyn Dns>>,
     config: ReconcilerConfig,
     /// Servers with a pass under way, and whether another was asked for meanwhile.
     queue: Mutex<HashMap<String, bool>>,
     passes: tokio::sync::Semaphore,
-    memory: Mutex<HashMap<String, Memory>>,
+    memory: Notes<Memory>,
     /// Stored data without a row, found by the last resync, to be destroyed.
     orphans: Mutex<HashSet<String>>,
+    /// Servers' DNS upkeep: which need a thorough look, and the backoff of failing ones.
+    dns_memory: Notes<DnsMemory>,
+    /// When the zone was last compared with the rows.
+    dns_compared: Mutex<Option<Instant>>,
     stopping: AtomicBool,
+}
+
+/// What the reconciler remembers about one server's DNS records between passes.
+#[derive(Debug, Default)]
+struct DnsMemory {
+    /// The zone does not hold exactly the records the row says (drift, or a publish cut short): the next
+    /// publish looks up what is there instead of trusting the stored ids.
+    suspect: bool,
+    /// Failed publishes in a row.
+    failures: u32,
+    /// No new attempt before this.
+    not_before: Option<Instant>,
 }
 
 /// What the reconciler remembers about one server between passes, for one generation of it (a user's start
@@ -83,17 +109,21 @@ impl Reconciler {
         servers: Arc<ServerService>,
         catalog: Arc<Catalog>,
         driver: Arc<dyn Orchestrator>,
+        dns: Option<Arc<dyn Dns>>,
         config: ReconcilerConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
             servers,
             catalog,
             driver,
+            dns,
             config,
             queue: Mutex::default(),
             passes: tokio::sync::Semaphore::new(CONCURRENT_PASSES),
-            memory: Mutex::default(),
+            memory: Notes::default(),
             orphans: Mutex::default(),
+            dns_memory: Notes::default(),
+            dns_compared: Mutex::default(),
             stopping: AtomicBool::new(false),
         })
     }
@@ -138,8 +168,22 @@ impl Reconciler {
     }
 
     /// A pass over every server with a row and every game server the orchestrator has, except those found in a
-    /// steady state (see [`in_sync`]): one query and the driver's view, compared in memory.
+    /// steady state (see [`in_sync`]): one query and the driver's view, compared in memory. With DNS, the
+    /// records Spawnpoint owns are listed too: a server whose records differ from its row gets a thorough pass,
+    /// and records of servers that no longer exist are deleted.
     pub async fn resync(self: &Arc<Self>) {
+        // Listed before the rows are read: records are only made for a row that exists, so a record found
+        // without a row belongs to a server that was deleted.
+        let owned = match &self.dns {
+            Some(dns) if self.dns_comparison_due() => match dns.owned().await {
+                Ok(owned) => Some(owned),
+                Err(error) => {
+                    tracing::warn!(%error, "resync could not list the DNS records");
+                    None
+                }
+            },
+            _ => None,
+        };
         let rows = match self.servers.all_desired().await {
             Ok(rows) => rows,
             Err(error) => {
@@ -150,9 +194,12 @@ impl Reconciler {
         let mut observed: HashMap<String, Observed> =
             self.driver.observe().await.into_iter().map(|o| (o.id.clone(), o)).collect();
         let mut due: Vec<String> = Vec::new();
+        if let Some(owned) = owned {
+            due.extend(self.compare_dns(&rows, owned).await);
+        }
         let mut with_rows = HashSet::new();
         for row in rows {
-            if !in_sync(&row, observed.get(&row.id)) {
+            if !in_sync(&row, observed.get(&row.id), self.dns.is_some()) {
                 due.push(row.id.clone());
             }
             observed.remove(&row.id);
@@ -173,6 +220,59 @@ impl Reconciler {
         for id in due {
             self.schedule(&id);
         }
+    }
+
+    /// Whether the zone is due to be compared with the rows; if so, the comparison counts as made now.
+    fn dns_comparison_due(&self) -> bool {
+        let Ok(mut last) = self.dns_compared.lock() else { return false };
+        let due = last.is_none_or(|at| at.elapsed() >= self.config.dns_repair_interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Compares the owned records in the zone with what the rows say was published. Returns the servers whose
+    /// records differ (marked for a thorough pass); deletes the records of servers without a row.
+    async fn compare_dns(&self, rows: &[Desired], owned: Vec<OwnedRecord>) -> Vec<String> {
+        let mut found: HashMap<String, Vec<OwnedRecord>> = HashMap::new();
+        for record in owned {
+            found.entry(record.server_id.clone()).or_default().push(record);
+        }
+        let mut suspects = Vec::new();
+        for row in rows {
+            let theirs = found.remove(&row.id).unwrap_or_default();
+            // A deleted server's pass removes its records.
+            if row.status == ServerStatus::Deleted {
+                continue;
+            }
+            let ours = match row.dns_published() {
+                Some((ip, port)) => self.records(row, ip, port).map(|records| records.wanted()).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let matches = theirs.len() == ours.len()
+                && ours.iter().all(|wanted| {
+                    theirs.iter().any(|there| {
+                        there.record.as_ref().is_some_and(|record| record.same_as(wanted))
+                            && row.dns_ids.get(wanted.slot()) == Some(there.id.as_str())
+                    })
+                });
+            if !matches {
+                tracing::info!(server = %row.id, "DNS records differ from what was published; repairing");
+                self.dns_memory.with(&row.id, |memory| memory.suspect = true);
+                suspects.push(row.id.clone());
+            }
+        }
+        let Some(dns) = &self.dns else { return suspects };
+        for (server, records) in found {
+            for record in records {
+                tracing::info!(%server, record = %record.id, "deleting a DNS record of a server that no longer exists");
+                if let Err(error) = dns.delete(&record.id).await {
+                    tracing::warn!(%server, %error, "could not delete a stray DNS record; the next resync retries");
+                }
+            }
+        }
+        suspects
     }
 
     /// Asks for a pass over `id`: now, or right after the one under way.
@@ -218,7 +318,8 @@ impl Reconciler {
         let row = self.servers.desired(id).await?;
         let observed = self.driver.phase(id).await;
         let Some(row) = row else {
-            self.forget(id);
+            self.memory.forget(id);
+            self.dns_memory.forget(id);
             let stored_orphan = self.orphans.lock().is_ok_and(|mut orphans| orphans.remove(id));
             if observed.is_some() || stored_orphan {
                 // Something runs that no row asks for: an orphan.
@@ -229,21 +330,22 @@ impl Reconciler {
         };
         match row.status {
             ServerStatus::Pending | ServerStatus::Running | ServerStatus::Failed => {
-                self.keep_running(row, observed).await
+                self.keep_running(row, observed).await?;
+                self.keep_dns(id).await
             }
             ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment => {
-                self.forget(id);
+                self.memory.forget(id);
                 if observed.is_some()
                     && let Err(error) = self.driver.stop(id).await
                 {
                     self.servers.transition(id, row.status, row.status, Some(&error.to_string())).await?;
                     self.schedule_after(id, self.config.backoff);
                 }
-                Ok(())
+                self.keep_dns(id).await
             }
-            ServerStatus::Deleted => match self.driver.destroy(id).await {
+            ServerStatus::Deleted => match self.clean_up(&row).await {
                 Ok(()) => {
-                    self.forget(id);
+                    self.memory.forget(id);
                     self.servers.forget(id).await
                 }
                 Err(error) => {
@@ -259,7 +361,7 @@ impl Reconciler {
     /// A server that should run (pending, running, or failed and due for a retry).
     async fn keep_running(self: &Arc<Self>, row: Desired, observed: Option<Observed>) -> Result<(), AppError> {
         let id = row.id.as_str();
-        self.remember(id, |memory| {
+        self.memory.with(id, |memory| {
             if memory.generation != row.generation {
                 *memory = Memory { generation: row.generation, ..Memory::default() };
             }
@@ -268,16 +370,16 @@ impl Reconciler {
         let current = observed.filter(|observed| observed.generation == row.generation).map(|observed| observed.phase);
         match current {
             Some(Phase::Ready { host, port }) => {
-                self.remember(id, |memory| memory.starting_since = None);
+                self.memory.with(id, |memory| memory.starting_since = None);
                 if self.servers.record_running(id, row.generation, &host, port).await? {
-                    self.remember(id, |memory| memory.failures = 0);
+                    self.memory.with(id, |memory| memory.failures = 0);
                 }
                 return Ok(());
             }
             Some(Phase::Starting) => return self.starting(&row).await,
             // Exited by itself, and not yet counted: a crash.
             Some(Phase::Exited { reason })
-                if row.status != ServerStatus::Failed && !self.remember(id, |memory| memory.restart_due) =>
+                if row.status != ServerStatus::Failed && !self.memory.with(id, |memory| memory.restart_due) =>
             {
                 return self.crashed(&row, &reason).await;
             }
@@ -288,14 +390,14 @@ impl Reconciler {
             }
             _ => {}
         }
-        if let Some(wait) = self.remember(id, |memory| memory.not_before.map(|at| at - Instant::now().min(at)))
+        if let Some(wait) = self.memory.with(id, |memory| memory.not_before.map(|at| at - Instant::now().min(at)))
             && !wait.is_zero()
         {
             return Ok(()); // A timer set with the backoff brings the next attempt.
         }
         match self.run_game(&row).await {
             Ok(()) => {
-                self.remember(id, |memory| {
+                self.memory.with(id, |memory| {
                     memory.restart_due = false;
                     memory.not_before = None;
                     memory.starting_since = Some(Instant::now());
@@ -319,14 +421,14 @@ impl Reconciler {
     /// The game is on its way up. One that takes longer than the start timeout (never scheduled, never says it
     /// is ready) is stopped and the server failed, to be retried with backoff like any failure.
     async fn starting(self: &Arc<Self>, row: &Desired) -> Result<(), AppError> {
-        let since = self.remember(&row.id, |memory| *memory.starting_since.get_or_insert_with(Instant::now));
+        let since = self.memory.with(&row.id, |memory| *memory.starting_since.get_or_insert_with(Instant::now));
         if since.elapsed() < self.config.start_timeout {
             return Ok(());
         }
         let message = format!("did not become ready within {} s", self.config.start_timeout.as_secs_f32().ceil());
         tracing::warn!(server = %row.id, "{message}");
         self.driver.stop(&row.id).await.map_err(|e| crate::error::internal("stopping a stuck start", e))?;
-        self.remember(&row.id, |memory| memory.starting_since = None);
+        self.memory.with(&row.id, |memory| memory.starting_since = None);
         self.servers.transition(&row.id, row.status, ServerStatus::Failed, Some(&message)).await?;
         self.back_off_retry(&row.id);
         Ok(())
@@ -335,7 +437,7 @@ impl Reconciler {
     /// The game exited by itself: restart it after a backoff, or give up on a crash loop.
     async fn crashed(self: &Arc<Self>, row: &Desired, reason: &str) -> Result<(), AppError> {
         let now = Instant::now();
-        let crashes = self.remember(&row.id, |memory| {
+        let crashes = self.memory.with(&row.id, |memory| {
             memory.crashes.retain(|at| now.duration_since(*at) < CRASH_WINDOW);
             memory.crashes.push_back(now);
             memory.restart_due = true;
@@ -353,7 +455,7 @@ impl Reconciler {
         }
         let delay = doubled(self.config.backoff, crashes - 1, MAX_RESTART_DELAY);
         let message = format!("crashed ({reason}); restarting in {} s", delay.as_secs_f32().ceil());
-        self.remember(&row.id, |memory| memory.not_before = Some(now + delay));
+        self.memory.with(&row.id, |memory| memory.not_before = Some(now + delay));
         self.servers.transition(&row.id, row.status, ServerStatus::Pending, Some(&message)).await?;
         self.schedule_after(&row.id, delay);
         Ok(())
@@ -362,7 +464,7 @@ impl Reconciler {
     /// Counts a failure and schedules the retry.
     fn back_off_retry(self: &Arc<Self>, id: &str) {
         let delay = self.retry_delay(id);
-        self.remember(id, |memory| {
+        self.memory.with(id, |memory| {
             memory.failures += 1;
             memory.crashes.clear();
             memory.restart_due = false;
@@ -372,8 +474,70 @@ impl Reconciler {
     }
 
     fn retry_delay(&self, id: &str) -> Duration {
-        let failures = self.remember(id, |memory| memory.failures);
+        let failures = self.memory.with(id, |memory| memory.failures);
         doubled(self.config.backoff * 15, failures as usize, MAX_RETRY_DELAY)
+    }
+
+    /// Everything of a deleted server but its row: the game server and its data, then its DNS records.
+    async fn clean_up(&self, row: &Desired) -> Result<(), String> {
+        self.driver.destroy(&row.id).await.map_err(|error| error.to_string())?;
+        if let Some(dns) = &self.dns {
+            dns.remove(&row.id, &row.dns_ids).await.map_err(|error| format!("DNS records not removed: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the server's DNS records leading to where its game runs (see [`Desired::dns_target`]). Reads the
+    /// row afresh: the pass may have just recorded a new address. A failure is shown in the status message
+    /// and retried with backoff; the game itself is never held up by it.
+    async fn keep_dns(self: &Arc<Self>, id: &str) -> Result<(), AppError> {
+        let Some(dns) = &self.dns else { return Ok(()) };
+        let Some(row) = self.servers.desired(id).await? else { return Ok(()) };
+        let suspect = self.dns_memory.with(id, |memory| memory.suspect);
+        let target = row.dns_target();
+        if row.status == ServerStatus::Deleted || (target == row.dns_published() && !suspect) {
+            return Ok(());
+        }
+        if self.dns_memory.with(id, |memory| memory.not_before.is_some_and(|at| at > Instant::now())) {
+            return Ok(()); // A timer set with the backoff brings the next attempt.
+        }
+        let published = match target {
+            Some((ip, port)) => match self.records(&row, ip, port) {
+                Ok(records) => {
+                    // Trusting stored ids saves a lookup; without any, or when in doubt, look first.
+                    let thorough = suspect || row.dns_ids == RecordIds::default();
+                    dns.publish(&records, &row.dns_ids, thorough).await.map(|ids| (Some(records), ids))
+                }
+                Err(reason) => Err(crate::dns::DnsError(reason)),
+            },
+            None => dns.remove(id, &row.dns_ids).await.map(|()| (None, RecordIds::default())),
+        };
+        match published {
+            Ok((records, ids)) => {
+                self.dns_memory.forget(id);
+                self.servers.record_dns(id, records.as_ref(), &ids).await?;
+            }
+            Err(error) => {
+                let failures = self.dns_memory.with(id, |memory| {
+                    memory.failures += 1;
+                    memory.failures
+                });
+                let delay = doubled(self.config.backoff, failures as usize - 1, MAX_RETRY_DELAY);
+                self.dns_memory.with(id, |memory| memory.not_before = Some(Instant::now() + delay));
+                tracing::warn!(server = %id, %error, failures, "DNS records not updated");
+                let message = format!("{DNS_NOT_UPDATED} {error}; retrying in {} s", delay.as_secs_f32().ceil());
+                self.servers.transition(id, row.status, row.status, Some(&message)).await?;
+                self.schedule_after(id, delay);
+            }
+        }
+        Ok(())
+    }
+
+    /// The DNS records server `row` has when its game is at `ip:port`.
+    fn records(&self, row: &Desired, ip: &str, port: u16) -> Result<ServerRecords, String> {
+        let dns = self.dns.as_ref().ok_or("no DNS provider")?;
+        let srv_prefix = self.catalog.game(&row.game).and_then(catalog::Game::srv_prefix);
+        ServerRecords::new(&row.id, dns.hostname(&row.id), ip, port, srv_prefix)
     }
 
     /// Asks the orchestrator to run the server's current generation, with a game port when it needs one.
@@ -401,25 +565,41 @@ impl Reconciler {
         };
         self.driver.ensure_running(&spec).await.map_err(|error| error.to_string())
     }
+}
 
-    fn remember<T>(&self, id: &str, f: impl FnOnce(&mut Memory) -> T) -> T {
-        let mut memory = self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(memory.entry(id.to_owned()).or_default())
+/// Notes about each server, kept between passes.
+struct Notes<T>(Mutex<HashMap<String, T>>);
+
+impl<T: Default> Notes<T> {
+    /// Runs `f` on the server's notes (fresh ones if it has none).
+    fn with<R>(&self, id: &str, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut notes = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(notes.entry(id.to_owned()).or_default())
     }
 
     fn forget(&self, id: &str) {
-        if let Ok(mut memory) = self.memory.lock() {
-            memory.remove(id);
+        if let Ok(mut notes) = self.0.lock() {
+            notes.remove(id);
         }
     }
 }
 
+impl<T> Default for Notes<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
 /// Whether a pass over this server would find nothing to do: running at the recorded address in the wanted
-/// generation, or stopped with nothing running. Anything else gets a pass.
-fn in_sync(row: &Desired, observed: Option<&Observed>) -> bool {
+/// generation (and with `dns`, its records leading there), or stopped with nothing running. Anything else gets
+/// a pass.
+fn in_sync(row: &Desired, observed: Option<&Observed>, dns: bool) -> bool {
     match (row.status, observed.map(|o| (o.generation, &o.phase))) {
         (ServerStatus::Running, Some((generation, Phase::Ready { host, port }))) => {
-            generation == row.generation && row.node_ip.as_deref() == Some(host.as_str()) && row.port == Some(*port)
+            generation == row.generation
+                && row.node_ip.as_deref() == Some(host.as_str())
+                && row.port == Some(*port)
+                && (!dns || row.dns_published() == row.dns_target())
         }
         (ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment, None) => true,
         _ => false,
@@ -452,12 +632,16 @@ mod tests {
             node_ip: node_ip.map(str::to_owned),
             port,
             generation: 2,
+            dns_ip: None,
+            dns_port: None,
+            dns_ids: RecordIds::default(),
         };
         let ready = |generation, port| Observed {
             id: "s".into(),
             generation,
             phase: Phase::Ready { host: "10.0.0.1".into(), port },
         };
+        let in_sync = |row: &Desired, observed: Option<&Observed>| in_sync(row, observed, false);
         let running = row(ServerStatus::Running, Some("10.0.0.1"), Some(7000));
         assert!(in_sync(&running, Some(&ready(2, 7000))));
         assert!(!in_sync(&running, Some(&ready(2, 7001))), "moved: the row must follow");
@@ -470,6 +654,17 @@ mod tests {
         for status in [ServerStatus::Pending, ServerStatus::Failed, ServerStatus::Deleted] {
             assert!(!in_sync(&row(status, Some("10.0.0.1"), Some(7000)), Some(&ready(2, 7000))), "{status:?}");
         }
+
+        // With DNS, a running server is settled only once its records lead to where it runs.
+        let with_dns = |row: &Desired| super::in_sync(row, Some(&ready(2, 7000)), true);
+        assert!(!with_dns(&running), "never published");
+        let published = |ip: &str, port| Desired { dns_ip: Some(ip.into()), dns_port: Some(port), ..running.clone() };
+        assert!(with_dns(&published("10.0.0.1", 7000)));
+        assert!(!with_dns(&published("10.0.0.9", 7000)), "the records lead to the old node");
+        assert!(!with_dns(&published("10.0.0.1", 7009)), "the SRV record names the old port");
+        let stopped =
+            Desired { dns_ip: Some("10.0.0.9".into()), dns_port: Some(1), ..row(ServerStatus::Stopped, None, None) };
+        assert!(super::in_sync(&stopped, None, true), "a stopped server keeps the records it has");
     }
 
     #[test]

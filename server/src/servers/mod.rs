@@ -21,10 +21,15 @@ use sqlx::any::AnyRow;
 use tokio::sync::broadcast;
 
 use crate::db::{Db, now};
+use crate::dns::{RecordIds, ServerRecords};
 use crate::error::internal;
 use crate::orchestrator::Orchestrator;
 
-const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, node_ip, port, generation, created_at";
+const COLUMNS: &str =
+    "id, user_id, name, game, plan, status, status_message, node_ip, port, dns_ip, dns_port, dns_address, created_at";
+
+/// How a status message about DNS begins: a successful publish clears such a message and no other.
+pub const DNS_NOT_UPDATED: &str = "DNS not updated:";
 
 /// Most log lines one request may ask for (what the local driver keeps in memory).
 pub const MAX_LOG_TAIL: usize = 1000;
@@ -51,12 +56,32 @@ pub struct Desired {
     pub node_ip: Option<String>,
     pub port: Option<u16>,
     pub generation: i64,
+    /// Where its published DNS records lead, if it has any.
+    pub dns_ip: Option<String>,
+    pub dns_port: Option<u16>,
+    pub dns_ids: RecordIds,
 }
 
-const DESIRED_COLUMNS: &str = "id, user_id, game, plan, status, status_message, node_ip, port, generation";
+impl Desired {
+    /// Where its DNS records should lead: where it runs, while it runs; otherwise where they lead now (a
+    /// stopped or expired server keeps its name).
+    pub fn dns_target(&self) -> Option<(&str, u16)> {
+        match (self.status, self.node_ip.as_deref(), self.port) {
+            (ServerStatus::Running, Some(ip), Some(port)) => Some((ip, port)),
+            _ => self.dns_published(),
+        }
+    }
+
+    /// Where its published DNS records lead.
+    pub fn dns_published(&self) -> Option<(&str, u16)> {
+        self.dns_ip.as_deref().zip(self.dns_port)
+    }
+}
+
+const DESIRED_COLUMNS: &str = "id, user_id, game, plan, status, status_message, node_ip, port, generation, \
+                               dns_ip, dns_port, dns_host_record, dns_srv_record";
 
 fn read_desired(row: &AnyRow) -> Result<Desired, sqlx::Error> {
-    let port: Option<i64> = row.try_get("port")?;
     Ok(Desired {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -65,9 +90,17 @@ fn read_desired(row: &AnyRow) -> Result<Desired, sqlx::Error> {
         status: parse_status(row)?,
         status_message: row.try_get("status_message")?,
         node_ip: row.try_get("node_ip")?,
-        port: port.and_then(|port| u16::try_from(port).ok()),
+        port: read_port(row, "port")?,
         generation: row.try_get("generation")?,
+        dns_ip: row.try_get("dns_ip")?,
+        dns_port: read_port(row, "dns_port")?,
+        dns_ids: RecordIds { host: row.try_get("dns_host_record")?, srv: row.try_get("dns_srv_record")? },
     })
+}
+
+fn read_port(row: &AnyRow, column: &str) -> Result<Option<u16>, sqlx::Error> {
+    let port: Option<i64> = row.try_get(column)?;
+    Ok(port.and_then(|port| u16::try_from(port).ok()))
 }
 
 impl ServerService {
@@ -265,6 +298,35 @@ impl ServerService {
         self.published_if(id, updated.rows_affected()).await
     }
 
+    /// Records that the server's DNS records now lead to `published` (its records; `None`: it has none) and
+    /// have the provider ids `ids`, and clears a status message about DNS trouble. Written whatever the status,
+    /// so that a server deleted meanwhile still has its records' ids for its clean-up.
+    pub async fn record_dns(
+        &self,
+        id: &str,
+        published: Option<&ServerRecords>,
+        ids: &RecordIds,
+    ) -> Result<bool, AppError> {
+        let updated = sqlx::query(
+            "UPDATE servers SET dns_ip = $1, dns_port = $2, dns_address = $3, dns_host_record = $4, \
+             dns_srv_record = $5, updated_at = $6, \
+             status_message = CASE WHEN status_message LIKE $7 THEN NULL ELSE status_message END \
+             WHERE id = $8",
+        )
+        .bind(published.map(|records| records.ip.to_string()))
+        .bind(published.map(|records| i64::from(records.port)))
+        .bind(published.map(ServerRecords::address))
+        .bind(ids.host.clone())
+        .bind(ids.srv.clone())
+        .bind(now())
+        .bind(format!("{DNS_NOT_UPDATED}%"))
+        .bind(id.to_owned())
+        .execute(self.db.pool())
+        .await
+        .map_err(|e| internal("recording a server's DNS records", e))?;
+        self.published_if(id, updated.rows_affected()).await
+    }
+
     /// Gives the server a game port of its own from `range` on `host`, unless it has one; returns its port.
     /// `is_free` is asked before a port is taken, so one that something else on the machine holds is skipped.
     pub async fn allocate_port(
@@ -401,12 +463,16 @@ fn from_row(row: &AnyRow) -> Result<GameServer, AppError> {
     let read = || -> Result<GameServer, sqlx::Error> {
         let status = parse_status(row)?;
         let node_ip: Option<String> = row.try_get("node_ip")?;
-        let port: Option<i64> = row.try_get("port")?;
-        // An address only means something while the game is up.
+        let port = read_port(row, "port")?;
+        let dns_ip: Option<String> = row.try_get("dns_ip")?;
+        let dns_port = read_port(row, "dns_port")?;
+        let dns_address: Option<String> = row.try_get("dns_address")?;
+        // An address only means something while the game is up; its DNS name only while the records lead there.
         let address = match (status, node_ip, port) {
-            (ServerStatus::Running, Some(host), Some(port)) => {
-                u16::try_from(port).ok().map(|port| address(&host, port))
-            }
+            (ServerStatus::Running, Some(host), Some(port)) => match dns_address {
+                Some(name) if dns_ip.as_ref() == Some(&host) && dns_port == Some(port) => Some(name),
+                _ => Some(address(&host, port)),
+            },
             _ => None,
         };
         Ok(GameServer {

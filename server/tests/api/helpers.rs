@@ -123,12 +123,7 @@ impl TestApp {
     pub fn browser(&self) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::ORIGIN, self.address.parse().expect("origin"));
-        reqwest::Client::builder()
-            .cookie_store(true)
-            .default_headers(headers)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .expect("client")
+        http().cookie_store(true).default_headers(headers).timeout(REQUEST_TIMEOUT).build().expect("client")
     }
 
     /// `POST path` with a JSON body from a plain API client (no cookies, no Origin).
@@ -357,6 +352,13 @@ impl TestDb {
     }
 }
 
+/// A reqwest client builder for tests: the process's crypto provider installed first, as the binary does at
+/// start (reqwest has none of its own in this workspace).
+pub fn http() -> reqwest::ClientBuilder {
+    server::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A password that satisfies the rules.
@@ -465,7 +467,7 @@ pub async fn spawn_app_on(backend: Backend, driver: TestDriver, adjust: impl FnO
     let db = app.state().db.clone();
     tokio::spawn(app.serve());
     // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
-    let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+    let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
     TestApp { address, client, db, database: Arc::new(database), data_dir: Arc::new(data_dir), cluster }
 }
 
@@ -512,7 +514,7 @@ impl TestApp {
         cluster: Option<Arc<Simulator>>,
     ) -> TestApp {
         let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("the test database");
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+        let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
         TestApp { address: address.to_owned(), client, db, database, data_dir, cluster }
     }
 }
@@ -584,7 +586,7 @@ pub struct RunningBinary {
 impl RunningBinary {
     /// Waits until it answers `/health`; returns a `TestApp` speaking to it.
     pub async fn healthy(&self) -> TestApp {
-        let client = reqwest::Client::new();
+        let client = http().build().expect("client");
         for _ in 0..200 {
             if client.get(format!("{}/health", self.address)).send().await.is_ok_and(|r| r.status() == 200) {
                 let (database, dir, cluster) = (self.database.clone(), self.dir.clone(), self.cluster.clone());

@@ -344,6 +344,30 @@ async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     assert_eq!(env(container, "SPAWNPOINT_PUBLIC_IP_LABEL"), defaults.public_ip_label.as_str());
 }
 
+/// Spawnpoint accepts the Deployment's configuration once an operator has filled in the placeholders (secrets
+/// from the Secret, `REPLACE-ME…` values): the cluster mode it describes is the one Spawnpoint starts.
+#[test]
+fn the_deployment_configures_the_cluster_mode() {
+    let objects = rendered();
+    let container = containers(pod_spec(find(&objects, "Deployment", "spawnpoint")))[0];
+    let vars = container["env"].as_array().expect("env");
+    let filled_in = |var: &Value| -> String {
+        match var["value"].as_str() {
+            Some(value) if value.starts_with("REPLACE-ME") => "023e105f4ecef8ad9ca31a8372d0c353".into(),
+            Some(value) => value.into(),
+            None => "an operator's secret value, at least 32 characters long".into(),
+        }
+    };
+    let settings =
+        server::config::Settings::from_lookup(|name| vars.iter().find(|var| var["name"] == name).map(filled_in))
+            .expect("the Deployment's settings are accepted");
+    assert_eq!(settings.driver, server::config::Driver::Agones);
+    assert_eq!(settings.database_kind(), "postgres");
+    let server::config::DnsProvider::Cloudflare(dns) = &settings.dns else { panic!("servers are named on a cluster") };
+    assert_eq!(dns.api_base, "https://api.cloudflare.com/client/v4");
+    assert!(!format!("{settings:?}").contains("an operator's secret value"), "secrets stay out of debug output");
+}
+
 #[test]
 fn the_image_runs_as_a_user_not_root() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");

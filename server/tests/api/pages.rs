@@ -86,7 +86,7 @@ async fn server_functions_answer_with_the_status_of_their_error() {
 async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
     let _turn = one_page_test_at_a_time().await;
     let app = spawn_app(Backend::Sqlite).await;
-    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let no_redirects = crate::helpers::http().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     for (page, next) in [
         ("/account", "%2Faccount"),
         ("/admin", "%2Fadmin"),

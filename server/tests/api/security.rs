@@ -111,7 +111,9 @@ async fn cookie_requests_from_another_origin_are_refused(backend: Backend) {
     assert_eq!(server_fn.status(), 403, "server functions are covered too");
 
     // Without Origin or Referer a cookie request cannot be placed: refused.
-    let plain = reqwest::Client::new()
+    let plain = crate::helpers::http()
+        .build()
+        .expect("client")
         .post(app.url("/auth/logout"))
         .header("cookie", format!("spawnpoint_session={token}"))
         .send()
