@@ -30,7 +30,8 @@ target_dir() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))'
 }
 
-# Everything `cargo leptos build` needs: the wasm target, cargo-leptos, wasm-bindgen-cli, and wasm-opt from npm.
+# Everything `cargo leptos build` needs: the wasm target, cargo-leptos, wasm-bindgen-cli, wasm-opt from npm, and
+# xterm.js (from npm, copied among the site's assets so Spawnpoint serves it itself).
 setup_build_tools() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     log "installing Node.js and npm"
@@ -51,10 +52,14 @@ setup_build_tools() {
     # Not --locked: its lockfile pins a crate version the registry no longer serves.
     cargo install wasm-bindgen-cli --version "$wbg"
   fi
-  if [ ! -x "$REPO_ROOT/node_modules/.bin/wasm-opt" ]; then
-    log "installing build tools from npm (wasm-opt)"
+  local xterm="$REPO_ROOT/node_modules/@xterm/xterm"
+  if [ ! -x "$REPO_ROOT/node_modules/.bin/wasm-opt" ] || [ ! -f "$xterm/lib/xterm.js" ]; then
+    log "installing build packages from npm (wasm-opt, xterm.js)"
     (cd "$REPO_ROOT" && npm ci --ignore-scripts --no-audit --no-fund)
   fi
+  # Into the assets directory cargo-leptos copies to the site (public/vendor/ is not committed).
+  mkdir -p "$REPO_ROOT/public/vendor/xterm"
+  cp "$xterm/lib/xterm.js" "$xterm/css/xterm.css" "$xterm/LICENSE" "$REPO_ROOT/public/vendor/xterm/"
   # Debian's own wasm-opt produces a release WASM that fails to hydrate; the npm one goes first on PATH.
   export PATH="$REPO_ROOT/node_modules/.bin:$PATH"
 }

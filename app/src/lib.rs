@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod catalog_page;
+pub mod console;
 pub mod error;
 pub mod servers;
 
@@ -25,6 +26,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // xterm.js for the live console, from npm at build time (see scripts/setup.sh), served from here.
+                <link rel="stylesheet" href="/vendor/xterm/xterm.css" />
+                <script src="/vendor/xterm/xterm.js"></script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>

@@ -12,6 +12,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::auth::RequireUser;
+use crate::console::Console;
 use crate::error::AppError;
 
 /// The signed-in user's servers, or with `all` (administrators only) everyone's.
@@ -46,14 +47,6 @@ pub async fn get_server(id: String) -> Result<GameServer, AppError> {
 #[server(prefix = "/rpc", endpoint = "power")]
 pub async fn power(id: String, action: Action) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.act(&user, &id, action).await }).await
-}
-
-/// The last lines of the server's output.
-#[server(prefix = "/rpc", endpoint = "server_logs")]
-pub async fn server_logs(id: String) -> Result<Vec<String>, AppError> {
-    /// Log lines the server page shows.
-    const LOG_LINES: usize = 100;
-    ssr::with_servers(move |servers, user| async move { servers.logs(&user, &id, LOG_LINES).await }).await
 }
 
 #[component]
@@ -281,26 +274,6 @@ fn LiveServer(server: GameServer) -> impl IntoView {
     let power = ServerAction::<Power>::new();
     let error = Signal::derive(move || power.value().get().and_then(Result::err));
     let status = Memo::new(move |_| current.read().as_ref().map(|server| server.status));
-    let logs = Resource::new(move || (status.get(), power.version().get()), {
-        let id = id.clone();
-        move |(status, _)| {
-            let id = id.clone();
-            async move {
-                match status {
-                    // Being deleted or gone: its row may vanish any moment, and its output with it.
-                    Some(ServerStatus::Deleted) | None => Ok(Vec::new()),
-                    Some(_) => server_logs(id).await,
-                }
-            }
-        }
-    });
-    let refresh = RwSignal::new(0);
-    Effect::new(move |previous: Option<()>| {
-        refresh.track();
-        if previous.is_some() {
-            logs.refetch();
-        }
-    });
     let confirming = RwSignal::new(false);
     let id = StoredValue::new(id);
     // Copy, so every button can have it.
@@ -389,23 +362,7 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                     </button>
                 </div>
             </Show>
-            <section class="logs">
-                <h2>
-                    "Recent output "
-                    <button type="button" class="small" on:click=move |_| refresh.update(|n| *n += 1)>
-                        "Refresh"
-                    </button>
-                </h2>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        match logs.await {
-                            Ok(lines) if lines.is_empty() => view! { <p class="hint">"No output yet."</p> }.into_any(),
-                            Ok(lines) => view! { <pre class="log">{lines.join("\n")}</pre> }.into_any(),
-                            Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
-                        }
-                    })}
-                </Transition>
-            </section>
+            <Console id=id.get_value() />
         </Show>
     }
 }
@@ -483,8 +440,6 @@ pub mod ssr {
             id: &'a str,
             action: Action,
         ) -> BoxFuture<'a, Result<GameServer, AppError>>;
-        fn logs<'a>(&'a self, user: &'a User, id: &'a str, tail: usize)
-        -> BoxFuture<'a, Result<Vec<String>, AppError>>;
     }
 
     /// Runs a server function body with the service and the signed-in user, answering with the error's status.

@@ -2,9 +2,11 @@
 //!
 //! This crate does no I/O and has no features, so it compiles unchanged for `wasm32` (the hydrated app) and
 //! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
-//! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization.
+//! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization, and the live [`console`]'s
+//! wire protocol.
 
 pub mod account;
+pub mod console;
 pub mod games;
 pub mod gameserver;
 pub mod quantity;

@@ -12,7 +12,8 @@
 //! Every client is sent `STATE <state>` on each change and `RUNNING_LENGTH <seconds>` when a match starts;
 //! when the match length has passed the state becomes `stop` (a new match may then be requested).
 //!
-//! The operator's console is standard input: `say <text>` prints `[Server] <text>`, `list` prints the
+//! The operator's console is standard input: `say <text>` prints `[Server] <text>`, `repeat <n> <text>` prints
+//! it `n` times, numbered (a flood, for trying the live console), `list` prints the
 //! connected players, `stop` (or SIGTERM, or the console closing) saves and exits cleanly. A world file in the
 //! data directory counts the matches played, so persistence across restarts can be seen.
 
@@ -31,6 +32,8 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::world::World;
 
+/// Most lines one `repeat` prints.
+const MAX_REPEAT: u32 = 1_000_000;
 /// The longest match a client may ask for (a day): anything longer is a typo.
 const MAX_MATCH_SECONDS: u64 = 86_400;
 
@@ -240,6 +243,18 @@ async fn console(server: Arc<Server>) {
         let (command, argument) = line.split_once(' ').map_or((line, ""), |(c, a)| (c, a.trim()));
         match command {
             "say" => say(&format!("[Server] {argument}")),
+            // A chatty game, on demand: `repeat 3 hi` prints `[Server] hi 0` to `[Server] hi 2` at once.
+            "repeat" => match argument.split_once(' ').map(|(n, text)| (n.parse::<u32>(), text)) {
+                Some((Ok(times), text)) if times <= MAX_REPEAT => {
+                    use std::io::Write as _;
+                    let mut stdout = std::io::stdout().lock();
+                    for i in 0..times {
+                        let _ = writeln!(stdout, "[Server] {text} {i}");
+                    }
+                    let _ = stdout.flush();
+                }
+                _ => say(&format!("Usage: repeat <1-{MAX_REPEAT}> <text>")),
+            },
             "list" => {
                 let game = server.game.lock().await;
                 let names: Vec<String> = game.players.values().map(ToString::to_string).collect();
@@ -250,7 +265,7 @@ async fn console(server: Arc<Server>) {
                 return;
             }
             "" => {}
-            other => say(&format!("Unknown command `{other}`; try say <text>, list or stop")),
+            other => say(&format!("Unknown command `{other}`; try say <text>, repeat <n> <text>, list or stop")),
         }
     }
     say("Console closed, stopping");

@@ -1,5 +1,5 @@
 import { connect } from "node:net";
-import { test, expect, hydrated, signUp } from "./fixtures";
+import { test, expect, hydrated, signUp, submitSignIn, password } from "./fixtures";
 
 /** Asks a demo game server for its state over its own TCP protocol, as a player's client would. */
 function gameState(address: string): Promise<string> {
@@ -45,7 +45,7 @@ test("create a demo server, watch it come up without reloading, stop it and dele
   await expect(button("Start")).toBeDisabled();
   await expect(button("Stop")).toBeEnabled();
   await expect(button("Restart")).toBeEnabled();
-  await expect(page.locator("pre.log")).toContainText("Server ready on port");
+  await expect(page.locator(".console .terminal")).toContainText("Server ready on port");
 
   await button("Stop").click();
   await expect(status).toHaveText("stopped");
@@ -97,4 +97,50 @@ test("a plan chosen in the catalog carries over to the create form", async ({ pa
   await page.getByRole("status").getByRole("link", { name: "Create this server" }).click();
   await expect(page).toHaveURL(/\/servers\?game=demo&plan=small$/);
   await expect(page.getByLabel("Plan")).toHaveValue("small");
+});
+
+test("two browsers on one server's console both see what one of them typed", async ({ page, browser }) => {
+  const email = `console-${Date.now()}@example.com`;
+  await signUp(page, email);
+  await page.goto("/servers");
+  await hydrated(page);
+  await page.getByLabel("Name").fill("Console");
+  await page.getByRole("button", { name: "Create server" }).click();
+  await expect(page).toHaveURL(/\/servers\/[a-z0-9]+-de-[a-z0-9]+$/);
+  await expect(page.locator(".facts .status")).toHaveText("running", { timeout: 20_000 });
+
+  // The same account in a second browser (its own cookies), on the same page.
+  const other = await (await browser.newContext({ baseURL: new URL(page.url()).origin })).newPage();
+  await other.goto("/signin");
+  await submitSignIn(other, email, password);
+  await expect(other).toHaveURL(/\/account$/);
+  await other.goto(page.url());
+  await hydrated(other);
+
+  const terminal = (p: typeof page) => p.locator(".console .terminal");
+  for (const p of [page, other]) {
+    await expect(p.locator(".console .link")).toHaveText("live");
+    await expect(terminal(p)).toContainText("Server ready on port");
+  }
+  const command = page.getByLabel("Command");
+  await command.fill("say hello");
+  await command.press("Enter");
+  await expect(command).toHaveValue("");
+  for (const p of [page, other]) {
+    await expect(terminal(p)).toContainText("[Server] hello");
+  }
+
+  // The command box remembers: up brings the last command back.
+  await command.press("ArrowUp");
+  await expect(command).toHaveValue("say hello");
+
+  // Stopped: the console says so, and says so again when it runs once more, output resuming.
+  await page.getByRole("group", { name: "Power" }).getByRole("button", { name: "Stop", exact: true }).click();
+  await expect(terminal(other)).toContainText("the server is stopped");
+  await page.getByRole("group", { name: "Power" }).getByRole("button", { name: "Start", exact: true }).click();
+  await expect(terminal(other)).toContainText("the server is running", { timeout: 20_000 });
+  await other.getByLabel("Command").fill("say back again");
+  await other.getByLabel("Command").press("Enter");
+  await expect(terminal(page)).toContainText("[Server] back again");
+  await other.context().close();
 });

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Shared;
-use crate::store::{Change, RESOURCES, Resource, StoreError, matches_selector, merge_patch};
+use crate::store::{Change, PODS, RESOURCES, Resource, StoreError, matches_selector, merge_patch};
 
 /// Where a request points: a resource, maybe a namespace, maybe one object, maybe a subresource.
 struct Target {
@@ -67,7 +67,7 @@ pub fn status(code: StatusCode, reason: &str, message: String, details: Value) -
     (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn not_found(resource: Resource, name: &str) -> Response {
+pub(crate) fn not_found(resource: Resource, name: &str) -> Response {
     let details = json!({ "name": name, "group": group(resource), "kind": resource.plural });
     status(StatusCode::NOT_FOUND, "NotFound", format!("{} \"{name}\" not found", qualified(resource)), details)
 }
@@ -125,7 +125,7 @@ fn json_response(code: StatusCode, body: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn query_map(query: Option<&str>) -> HashMap<String, String> {
+pub(crate) fn query_map(query: Option<&str>) -> HashMap<String, String> {
     query
         .unwrap_or_default()
         .split('&')
@@ -162,9 +162,17 @@ fn decode(text: &str) -> String {
 
 /// Every request comes here, and is recorded with its answer's status.
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
-    let response = answer(&shared, &parts, &body).await;
+    let response = match parse_path(parts.uri.path()) {
+        // A WebSocket upgrade, which needs the request's parts themselves.
+        Some(Target { resource, namespace: Some(namespace), name: Some(name), subresource: Some(sub) })
+            if resource == PODS && sub == "attach" && parts.method == Method::GET =>
+        {
+            crate::streams::attach(&shared, &mut parts, &namespace, &name).await
+        }
+        _ => answer(&shared, &parts, &body).await,
+    };
     shared.log_request(&parts.method, &parts.uri.to_string(), &body, response.status().as_u16());
     response
 }
@@ -241,8 +249,8 @@ async fn answer(shared: &Arc<Shared>, parts: &axum::http::request::Parts, body: 
             }
         }
         (&Method::PATCH, Some(name), None) => patch(shared, &target, name, &parts.headers, body),
-        (&Method::GET, Some(name), Some("log")) if target.resource.plural == "pods" => {
-            pod_log(shared, &namespace, name, &query)
+        (&Method::GET, Some(name), Some("log")) if target.resource == PODS => {
+            crate::streams::log(shared, &namespace, name, &query)
         }
         _ => status(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -338,16 +346,6 @@ fn patch(shared: &Shared, target: &Target, name: &str, headers: &HeaderMap, body
         Ok(object) => json_response(StatusCode::OK, &object),
         Err(error) => store_error(error, target.resource, name),
     }
-}
-
-fn pod_log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<String, String>) -> Response {
-    if shared.store().get(crate::store::PODS, namespace, name).is_none() {
-        return not_found(crate::store::PODS, name);
-    }
-    let lines = shared.pod_log(name);
-    let tail: usize = query.get("tailLines").and_then(|t| t.parse().ok()).unwrap_or(lines.len());
-    let text: String = lines[lines.len().saturating_sub(tail)..].iter().map(|line| format!("{line}\n")).collect();
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response()
 }
 
 /// A watch: newline-delimited `{"type", "object"}` events from the requested resourceVersion on, with

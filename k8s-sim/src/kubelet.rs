@@ -37,6 +37,8 @@ pub struct SimImage {
 /// Where a kubelet-run pod stands.
 pub(crate) struct PodProcess {
     pid: i32,
+    /// The container's standard input, open while it runs (for `pods/attach`; a container with `stdin: true`).
+    pub(crate) stdin: tokio::sync::Mutex<Option<tokio::process::ChildStdin>>,
     node: String,
     host_port: u16,
     volume: PathBuf,
@@ -68,6 +70,11 @@ pub(crate) fn volume(shared: &Shared, namespace: &str, claim: &str) -> Option<Pa
 /// Host ports held by processes on `node`, including ones still shutting down.
 pub(crate) fn ports_in_use(shared: &Shared, node: &str) -> HashSet<u64> {
     lock(&shared.processes).values().filter(|p| p.node == node).map(|p| u64::from(p.host_port)).collect()
+}
+
+/// A pod's running process.
+pub(crate) fn process(shared: &Shared, namespace: &str, name: &str) -> Option<Arc<PodProcess>> {
+    lock(&shared.processes).get(&(namespace.to_owned(), name.to_owned())).cloned()
 }
 
 /// The pid of a pod's running process.
@@ -119,10 +126,14 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
     let pid = child.id().and_then(|pid| i32::try_from(pid).ok()).unwrap_or_default();
     let (exited_tx, exited) = watch::channel(false);
     let key = (start.namespace.clone(), start.name.clone());
+    // Kept open for as long as the process runs: a game may read its console, and `pods/attach` writes to it.
+    let stdin = start.container["stdin"].as_bool().unwrap_or(false).then(|| child.stdin.take()).flatten();
+    shared.container_running(&start.name, true);
     lock(&shared.processes).insert(
         key.clone(),
         Arc::new(PodProcess {
             pid,
+            stdin: tokio::sync::Mutex::new(stdin),
             node: start.node.clone(),
             host_port: start.host_port,
             volume: volume.clone(),
@@ -130,9 +141,10 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
         }),
     );
     let start = Arc::new(start);
+    let mut readers = Vec::new();
     for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
         let (shared, start, ready_line) = (shared.clone(), start.clone(), image.ready_line.clone());
-        tokio::spawn(async move {
+        readers.push(tokio::spawn(async move {
             let mut lines = BufReader::new(output).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
@@ -140,7 +152,7 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
                 }
                 shared.append_pod_log(&start.name, line);
             }
-        });
+        }));
     }
     if image.ready_line.is_none() {
         let (shared, start) = (shared.clone(), start.clone());
@@ -149,10 +161,15 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
             crate::agones::ready(&shared, &start.namespace, &start.name, &start.uid);
         });
     }
-    // Keeps the stdin pipe open for as long as the process runs: a game may read its console.
+    // Without `stdin: true` the container's stdin is still a pipe held open, as the runtime's would be.
     let _stdin = child.stdin.take();
     let status = child.wait().await;
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL); // nothing of the pod outlives it
+    // Its last lines are in the log before followers' streams end.
+    for reader in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+    }
+    shared.container_running(&start.name, false);
     {
         let mut processes = lock(&shared.processes);
         if processes.get(&key).is_some_and(|p| p.pid == pid) {

@@ -9,6 +9,7 @@
 mod agones;
 mod api;
 mod kubelet;
+mod streams;
 pub mod schema;
 pub mod store;
 
@@ -128,9 +129,16 @@ pub(crate) struct Shared {
     drops: watch::Sender<u64>,
     lists: Mutex<HashMap<String, usize>>,
     watches: Mutex<HashMap<String, usize>>,
-    pod_logs: Mutex<HashMap<String, Vec<String>>>,
+    pod_logs: Mutex<HashMap<String, PodLog>>,
     processes: Mutex<kubelet::Processes>,
     placements: Mutex<agones::Placements>,
+}
+
+/// A pod's output: every line so far, and while its container runs, each new line for `follow` requests.
+#[derive(Default)]
+pub(crate) struct PodLog {
+    lines: Vec<String>,
+    live: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,12 +185,39 @@ impl Shared {
         *lock(&self.watches).entry(plural.to_owned()).or_default() += 1;
     }
 
-    fn pod_log(&self, name: &str) -> Vec<String> {
-        lock(&self.pod_logs).get(name).cloned().unwrap_or_default()
+    /// A pod's log: its last `tail` lines (all without a tail) and, while its container runs, a subscription to
+    /// what comes next (taken together, so no line is missed or repeated). `None` when its container never
+    /// started.
+    fn pod_log(
+        &self,
+        name: &str,
+        tail: Option<usize>,
+    ) -> Option<(Vec<String>, Option<tokio::sync::broadcast::Receiver<String>>)> {
+        let logs = lock(&self.pod_logs);
+        let log = logs.get(name)?;
+        let tail = tail.unwrap_or(log.lines.len());
+        let lines = log.lines[log.lines.len().saturating_sub(tail)..].to_vec();
+        Some((lines, log.live.as_ref().map(tokio::sync::broadcast::Sender::subscribe)))
     }
 
     pub(crate) fn append_pod_log(&self, name: &str, line: String) {
-        lock(&self.pod_logs).entry(name.to_owned()).or_default().push(line);
+        let mut logs = lock(&self.pod_logs);
+        let log = logs.entry(name.to_owned()).or_default();
+        if let Some(live) = &log.live {
+            let _ = live.send(line.clone());
+        }
+        log.lines.push(line);
+    }
+
+    /// The pod's container started (`true`) or ended: `follow` requests stream its output while it runs.
+    pub(crate) fn container_running(&self, name: &str, running: bool) {
+        let mut logs = lock(&self.pod_logs);
+        if running {
+            logs.entry(name.to_owned()).or_default().live = Some(tokio::sync::broadcast::channel(4096).0);
+        } else if let Some(log) = logs.get_mut(name) {
+            // (A deleted pod's log is gone already and stays gone.)
+            log.live = None;
+        }
     }
 
     /// Admission: defaults and validation, as the Agones webhooks do, before an object is stored.

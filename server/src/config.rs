@@ -10,6 +10,7 @@ use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::proxy::TrustedProxies;
+use crate::console::ConsoleLimits;
 use crate::dns::cloudflare::CloudflareConfig;
 
 /// Everything the binary can be told. Secrets are [`SecretString`]s so `{:?}` never prints them.
@@ -72,6 +73,8 @@ pub struct Settings {
     /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each
     /// failure. Not read from the environment (tests shorten it).
     pub restart_backoff: Duration,
+    /// The live console's throttle and per-viewer buffer. Not read from the environment (tests tighten them).
+    pub console: ConsoleLimits,
 }
 
 /// Where game servers run.
@@ -208,6 +211,7 @@ impl Settings {
             start_timeout,
             restart_backoff: Duration::from_secs(2),
             kube_request_timeout: Duration::from_secs(10),
+            console: ConsoleLimits::default(),
             driver,
             dns,
             dns_repair_interval,

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod dns;
 pub mod error;
@@ -27,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
 use crate::config::{DnsProvider, Driver, Settings};
+use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
 use crate::dns::cloudflare::Cloudflare;
@@ -105,7 +107,16 @@ impl Application {
                 host: settings.game_host.clone(),
             },
         );
-        let state = AppState { catalog, db, auth, servers, public_url: settings.public_url.clone(), leptos_options };
+        let consoles = Arc::new(Consoles::new(driver.clone(), servers.clone(), settings.console));
+        let state = AppState {
+            catalog,
+            db,
+            auth,
+            servers,
+            consoles,
+            public_url: settings.public_url.clone(),
+            leptos_options,
+        };
         let router = router(state.clone());
         Ok(Self { listener, router, state, reconciler, driver })
     }
@@ -201,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(auth::routes::routes())
         .merge(servers::routes::routes())
+        .merge(console::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

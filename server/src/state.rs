@@ -7,6 +7,7 @@ use catalog::Catalog;
 use leptos::config::LeptosOptions;
 
 use crate::auth::AuthService;
+use crate::console::Consoles;
 use crate::db::Db;
 use crate::servers::ServerService;
 
@@ -16,6 +17,7 @@ pub struct AppState {
     pub db: Db,
     pub auth: Arc<AuthService>,
     pub servers: Arc<ServerService>,
+    pub consoles: Arc<Consoles>,
     /// `SPAWNPOINT_PUBLIC_URL`, the origin browser requests must come from (see `auth::middleware`).
     pub public_url: Option<String>,
     pub leptos_options: LeptosOptions,

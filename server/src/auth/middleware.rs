@@ -68,13 +68,22 @@ pub async fn check_origin(State(state): State<AppState>, request: Request, next:
     if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) || bearer_token(headers).is_some() {
         return next.run(request).await;
     }
-    let refused =
-        |why: &str| ApiError(AppError::Forbidden(format!("cross-site request refused: {why}"))).into_response();
-    match request_origin(headers) {
-        Some(origin) if is_own_origin(&origin, state.public_url.as_deref(), headers) => next.run(request).await,
-        Some(origin) => refused(&format!("origin `{origin}` is not this site")),
-        None if session_cookie(headers).is_some() => refused("the request names no Origin or Referer"),
+    match cross_site(&state, headers) {
+        Some(refusal) => ApiError(refusal).into_response(),
         None => next.run(request).await,
+    }
+}
+
+/// The refusal for a request a browser may have sent on another site's behalf: one whose `Origin` (or
+/// `Referer`) is not this site, or that carries the session cookie without naming its origin at all. `None`
+/// when the request comes from the app's own pages or from a client that is not a browser.
+pub fn cross_site(state: &AppState, headers: &HeaderMap) -> Option<AppError> {
+    let refused = |why: &str| AppError::Forbidden(format!("cross-site request refused: {why}"));
+    match request_origin(headers) {
+        Some(origin) if is_own_origin(&origin, state.public_url.as_deref(), headers) => None,
+        Some(origin) => Some(refused(&format!("origin `{origin}` is not this site"))),
+        None if session_cookie(headers).is_some() => Some(refused("the request names no Origin or Referer")),
+        None => None,
     }
 }
 
@@ -100,6 +109,12 @@ fn is_own_origin(origin: &str, public_url: Option<&str>, headers: &HeaderMap) ->
                 .is_some_and(|o| o.eq_ignore_ascii_case(host))
         }
     }
+}
+
+/// Whether the request authenticates with a bearer token: a client that is not a browser, or a page that got
+/// the token itself, so not one a browser could have been tricked into sending.
+pub fn has_bearer_token(headers: &HeaderMap) -> bool {
+    bearer_token(headers).is_some()
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {

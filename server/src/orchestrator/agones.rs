@@ -12,7 +12,7 @@ use std::sync::Arc;
 use catalog::Game;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, Preconditions};
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{CustomResource, ResourceExt as _};
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{Mutex, broadcast};
 
-use super::{BoxFuture, DriverError, Observed, Orchestrator, Phase, ServerSpec};
+use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, ServerSpec};
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "spawnpoint");
 pub const SERVER_ID_LABEL: &str = "spawnpoint.io/server-id";
@@ -220,6 +220,15 @@ impl AgonesDriver {
         })
     }
 
+    /// The game's container in a server's pod (the pod also has Agones' SDK sidecar) and the uid of the
+    /// GameServer running it, from the cache; `NotRunning` when there is no GameServer.
+    fn game_container(&self, id: &str) -> Result<(String, String), DriverError> {
+        let gameserver = self.cached(id).ok_or_else(|| DriverError::NotRunning(id.to_owned()))?;
+        let container = gameserver.spec.template.spec.as_ref().and_then(|pod| pod.containers.first());
+        let container = container.ok_or_else(|| DriverError::NotRunning(id.to_owned()))?;
+        Ok((container.name.clone(), gameserver.uid().unwrap_or_default()))
+    }
+
     /// A lookup by name in the watch's cache: no API call, and no scan of the other GameServers.
     fn cached(&self, id: &str) -> Option<Arc<GameServer>> {
         self.cache.get(&ObjectRef::new(id).within(&self.namespace))
@@ -250,7 +259,8 @@ pub fn claim(spec: &ServerSpec, user_id: &str) -> PersistentVolumeClaim {
 }
 
 /// The GameServer for a server: one container named after the game, with the catalog image and env, the plan's
-/// cpu and memory as requests and limits, the claim at `/data`, and every port with a dynamic host port.
+/// cpu and memory as requests and limits, the claim at `/data`, standard input kept open for the console, and
+/// every port with a dynamic host port.
 pub fn gameserver(spec: &ServerSpec, user_id: &str) -> GameServer {
     let game = &spec.game;
     let mut ports = vec![GameServerPort {
@@ -276,6 +286,9 @@ pub fn gameserver(spec: &ServerSpec, user_id: &str) -> GameServer {
                 "env": env,
                 "resources": { "requests": resources, "limits": resources },
                 "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
+                // The console types commands on the game's standard input (pods/attach), which stays open
+                // between attachments.
+                "stdin": true,
             }],
             "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": format!("{}-data", spec.id) } }],
         },
@@ -410,9 +423,59 @@ impl Orchestrator for AgonesDriver {
         })
     }
 
-    fn send_input<'a>(&'a self, id: &'a str, _line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
-        // Console input on Kubernetes goes through pods/attach, which comes with the live console.
-        Box::pin(async move { Err(DriverError::NotRunning(id.to_owned())) })
+    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
+        Box::pin(async move {
+            use futures_util::AsyncBufReadExt as _;
+            let (container, run) = self.game_container(id)?;
+            let params = LogParams {
+                container: Some(container),
+                follow: true,
+                tail_lines: i64::try_from(tail).ok(),
+                ..LogParams::default()
+            };
+            match self.bounded(self.pods.log_stream(id, &params)).await {
+                // The stream ends when the container does, or when the connection drops (then it is followed
+                // again, from the same run).
+                Ok(stream) => {
+                    let lines = stream.lines().take_while(|line| std::future::ready(line.is_ok()));
+                    Ok(Output { run, lines: lines.filter_map(|line| std::future::ready(line.ok())).boxed() })
+                }
+                // No pod yet (404), or its container has not started (400 "waiting to start").
+                Err(error) if is_status(&error, 404) || is_status(&error, 400) => {
+                    Err(DriverError::NotRunning(id.to_owned()))
+                }
+                Err(error) => Err(api_error(format!("following the log of {id}"))(error)),
+            }
+        })
+    }
+
+    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let (container, _) = self.game_container(id)?;
+            // Attached for one line: commands come at the pace of people typing, and a short attachment cannot
+            // be left behind on a pod that was replaced meanwhile.
+            let params = AttachParams::default().container(container).stdin(true).stdout(false).stderr(false);
+            let mut attached = match self.bounded(self.pods.attach(id, &params)).await {
+                Ok(attached) => attached,
+                Err(error) if is_status(&error, 404) || is_status(&error, 400) => {
+                    return Err(DriverError::NotRunning(id.to_owned()));
+                }
+                Err(error) => return Err(api_error(format!("attaching to the console of {id}"))(error)),
+            };
+            let io = |source| DriverError::Io { context: format!("typing on server {id}'s console"), source };
+            let mut stdin = attached.stdin().ok_or_else(|| io(std::io::Error::other("no stdin stream")))?;
+            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(io)?;
+            // Closing our end of stdin (not the game's: its container keeps stdin open) sends what was written
+            // and ends the attachment.
+            stdin.shutdown().await.map_err(io)?;
+            let done = tokio::time::timeout(self.request_timeout, attached.join()).await;
+            match done {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(io(std::io::Error::other(error.to_string()))),
+                Err(_) => Err(io(std::io::Error::other("the API server did not finish the attachment in time"))),
+            }
+        })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {

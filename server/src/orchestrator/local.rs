@@ -24,10 +24,16 @@ use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{Mutex, broadcast, watch};
 
-use super::{BoxFuture, DriverError, Observed, Orchestrator, Phase, ServerSpec};
+use futures_util::StreamExt as _;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, ServerSpec};
 
 /// Output lines kept in memory per server (the console backlog).
-const BACKLOG_LINES: usize = 1000;
+const BACKLOG_LINES: usize = catalog::console::BACKLOG_LINES;
+/// Output lines a follower may fall behind by before it misses some. The console reads them at once, so this
+/// only matters for bursts while it is busy.
+const FOLLOW_BUFFER: usize = 4096;
 /// `console.log` is moved to `console.log.1` past this size, so a chatty game cannot fill the disk.
 const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -61,6 +67,9 @@ struct Process {
     stdin: Mutex<Option<ChildStdin>>,
     phase: watch::Sender<Phase>,
     backlog: SyncMutex<VecDeque<String>>,
+    /// Each output line as it comes, for [`Orchestrator::follow`]. Only the output readers hold the sender, so
+    /// followers' streams end when the game's output does.
+    output: broadcast::WeakSender<String>,
 }
 
 impl LocalDriver {
@@ -148,6 +157,7 @@ impl LocalDriver {
             written.map_err(io(format!("writing {}", pid_file.display())))?;
         }
 
+        let followers = broadcast::channel(FOLLOW_BUFFER).0;
         let process = Arc::new(Process {
             id: spec.id.clone(),
             generation: spec.generation,
@@ -156,12 +166,14 @@ impl LocalDriver {
             stdin: Mutex::new(child.stdin.take()),
             phase: watch::channel(Phase::Starting).0,
             backlog: SyncMutex::new(VecDeque::new()),
+            output: followers.downgrade(),
         });
         let ready = Phase::Ready { host: self.host.clone(), port };
         let log = Arc::new(Mutex::new(LogFile::new(dir.join("console.log"), LOG_ROTATE_BYTES)));
         let ready_line = local.ready_line.clone();
         for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
             let (process, log, events) = (process.clone(), log.clone(), self.events.clone());
+            let followers = followers.clone();
             let (ready_line, ready) = (ready_line.clone(), ready.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(output).lines();
@@ -170,7 +182,7 @@ impl LocalDriver {
                     if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
                         process.set_phase(ready.clone(), &events);
                     }
-                    process.remember(line);
+                    process.remember(line, &followers);
                 }
             });
         }
@@ -238,12 +250,15 @@ impl Process {
         matches!(*self.phase.borrow(), Phase::Exited { .. })
     }
 
-    fn remember(&self, line: String) {
+    /// Keeps a line in the backlog and passes it to followers, under the backlog's lock so that a follower that
+    /// starts meanwhile gets it exactly once (in the backlog it copies, or live).
+    fn remember(&self, line: String, output: &broadcast::Sender<String>) {
         if let Ok(mut backlog) = self.backlog.lock() {
             if backlog.len() == BACKLOG_LINES {
                 backlog.pop_front();
             }
-            backlog.push_back(line);
+            backlog.push_back(line.clone());
+            let _ = output.send(line);
         }
     }
 }
@@ -335,6 +350,31 @@ impl Orchestrator for LocalDriver {
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(error) => Err(DriverError::Io { context: format!("reading {}", path.display()), source: error }),
             }
+        })
+    }
+
+    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
+        Box::pin(async move {
+            let not_running = || DriverError::NotRunning(id.to_owned());
+            let process = self.processes.lock().await.get(id).cloned().ok_or_else(not_running)?;
+            let (recent, live) = {
+                let backlog = process.backlog.lock().map_err(|_| not_running())?;
+                // Gone once both output readers have ended: the game's output is over.
+                let output = process.output.upgrade().ok_or_else(not_running)?;
+                let recent: Vec<String> = backlog.iter().skip(backlog.len().saturating_sub(tail)).cloned().collect();
+                (recent, output.subscribe())
+            };
+            let live = futures_util::stream::unfold(live, |mut live| async move {
+                loop {
+                    match live.recv().await {
+                        Ok(line) => return Some((line, live)),
+                        // Not expected (the console reads at once); what was missed is in `console.log`.
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            });
+            Ok(Output { run: process.pid.to_string(), lines: futures_util::stream::iter(recent).chain(live).boxed() })
         })
     }
 

@@ -11,9 +11,19 @@ use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use catalog::{Game, Plan};
+use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A running game's output, live: the last lines it printed (up to the `tail` asked for), then each new line as
+/// it comes. The stream ends when the game does.
+pub struct Output {
+    /// Names this run of the game (a process, a GameServer): output followed again from the same run repeats its
+    /// recent lines, output from a new run does not.
+    pub run: String,
+    pub lines: BoxStream<'static, String>,
+}
 
 /// Everything needed to run one game server.
 #[derive(Debug, Clone)]
@@ -100,7 +110,10 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn events(&self) -> broadcast::Receiver<Observed>;
     /// The last `tail` lines of the game's output.
     fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>>;
-    /// Types a line on the game's console.
+    /// The game's output as it comes, starting with its last `tail` lines; [`DriverError::NotRunning`] when no game
+    /// runs (or its output cannot be read yet).
+    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
+    /// Types a line on the game's console (its standard input).
     fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Spawnpoint is stopping. Local processes are stopped politely (their rows still say running, so they
     /// start again with Spawnpoint); an orchestrator whose game servers outlive Spawnpoint does nothing.

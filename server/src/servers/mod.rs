@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use crate::db::{Db, now};
 use crate::dns::{RecordIds, ServerRecords};
 use crate::error::internal;
-use crate::orchestrator::Orchestrator;
+use crate::orchestrator::{DriverError, Orchestrator};
 
 const COLUMNS: &str =
     "id, user_id, name, game, plan, status, status_message, node_ip, port, dns_ip, dns_port, dns_address, created_at";
@@ -233,6 +233,20 @@ impl ServerService {
         }
         self.get(user, id).await?;
         self.driver.logs(id, tail).await.map_err(|e| internal("reading a server's log", e))
+    }
+
+    /// Types `line` on the server's console, for its owner or an administrator.
+    pub async fn type_command(&self, user: &User, id: &str, line: &str) -> Result<(), AppError> {
+        self.get(user, id).await?;
+        self.driver.send_input(id, line).await.map_err(|error| match error {
+            DriverError::NotRunning(_) => {
+                AppError::Conflict { field: "status".into(), message: "the server is not running; start it first".into() }
+            }
+            error => internal(&format!("typing on server {id}'s console"), error),
+        })?;
+        // The command itself is not logged: people type passwords into game consoles.
+        tracing::info!(server = %id, user = %user.id, bytes = line.len(), "console command");
+        Ok(())
     }
 
     /// The reconciler's view of one server; `None` when it has no row.
@@ -447,10 +461,6 @@ impl Servers for ServerService {
 
     fn act<'a>(&'a self, user: &'a User, id: &'a str, action: Action) -> BoxFuture<'a, Result<GameServer, AppError>> {
         Box::pin(ServerService::act(self, user, id, action))
-    }
-
-    fn logs<'a>(&'a self, user: &'a User, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, AppError>> {
-        Box::pin(ServerService::logs(self, user, id, tail))
     }
 }
 

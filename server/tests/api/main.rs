@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod agones;
 mod cli;
+mod console;
 mod dns;
 mod games;
 mod health;

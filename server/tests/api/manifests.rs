@@ -252,6 +252,8 @@ fn used_permissions(requests: &[k8s_sim::Recorded]) -> BTreeSet<(String, String,
                 _ => panic!("an unexpected path {path}"),
             };
             let verb = match (request.method.as_str(), named) {
+                // A WebSocket upgrade: kube-apiserver authorizes attach (and exec) as `create` whatever the method.
+                ("GET", true) if resource == "pods/attach" => "create",
                 ("GET", true) => "get",
                 ("GET", false) if query.contains("watch=true") || query.contains("watch=1") => "watch",
                 ("GET", false) => "list",
@@ -285,7 +287,8 @@ fn granted(role: &Value) -> BTreeSet<(String, String, String)> {
 }
 
 /// The Role and ClusterRole grant exactly what the driver uses through a server's whole life (created, running,
-/// its output read, crashed and restarted, stopped, started, deleted), bound to the Deployment's account.
+/// its output read, crashed and restarted, its console watched and typed on, stopped, started, deleted), bound
+/// to the Deployment's account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     let objects = rendered();
@@ -304,6 +307,14 @@ async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     });
     crashed.await;
     assert_eq!(app.get_as(&token, &format!("/api/servers/{id}/logs")).await.status(), 200);
+    let mut console = crate::console::viewer(&app, &token, &id).await;
+    console.send("hello").await;
+    crate::helpers::eventually("the command was attached", || {
+        let cluster = app.cluster.as_ref().expect("cluster");
+        cluster.requests().iter().any(|r| r.uri.contains("/attach?") && r.status == 101)
+    })
+    .await;
+    drop(console);
     for action in ["stop", "start", "delete"] {
         assert_eq!(app.act(&token, &id, action).await.status(), 202);
         let want = match action {

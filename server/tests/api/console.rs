@@ -1,0 +1,261 @@
+//! The live console (`GET /api/servers/{id}/console`): what viewers see over a real WebSocket, on both drivers,
+//! with the demo game's real output and standard input.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::every_driver;
+use crate::helpers::{Backend, TestApp, TestDriver, spawn_app, spawn_app_on, spawn_app_with};
+
+every_driver!(viewers_share_one_stream_type_commands_and_follow_stop_and_start);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// One viewer's console connection, read message by message.
+pub struct Viewer {
+    socket: Socket,
+}
+
+/// How a WebSocket handshake was answered: the HTTP status of a refusal.
+async fn handshake(app: &TestApp, id: &str, headers: &[(&str, String)]) -> Result<Viewer, u16> {
+    let url = app.url(&format!("/api/servers/{id}/console")).replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().expect("request");
+    for (name, value) in headers {
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
+        request.headers_mut().insert(name, value.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(Viewer { socket }),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(error) => panic!("the handshake failed: {error}"),
+    }
+}
+
+/// A viewer with a bearer token (an API client: no Origin).
+pub async fn viewer(app: &TestApp, token: &str, id: &str) -> Viewer {
+    handshake(app, id, &[("authorization", format!("Bearer {token}"))]).await.expect("the console opens")
+}
+
+impl Viewer {
+    async fn next(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.socket.next()).await.ok()?? {
+                Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).expect("JSON messages")),
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                other => panic!("unexpected message: {other:?}"),
+            }
+        }
+    }
+
+    /// Messages until one satisfies `until` (included); panics after 30 s without one.
+    async fn until(&mut self, what: &str, until: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Some(message) = self.next(deadline - tokio::time::Instant::now()).await {
+            let done = until(&message);
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no {what} within 30 s; saw {seen:?}");
+    }
+
+    /// Output lines until `line` shows (included).
+    async fn lines_until(&mut self, line: &str) -> Vec<String> {
+        let messages = self.until(&format!("output `{line}`"), |m| lines_of(m).iter().any(|l| l == line)).await;
+        messages.iter().flat_map(lines_of).collect()
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        let message = json!({ "type": "command", "line": line }).to_string();
+        self.socket.send(Message::Text(message.into())).await.expect("sent");
+    }
+}
+
+/// The output lines a message carries (backlog or output).
+fn lines_of(message: &Value) -> Vec<String> {
+    match message["type"].as_str() {
+        Some("backlog" | "output") => {
+            message["lines"].as_array().expect("lines").iter().map(|l| l.as_str().expect("text").to_owned()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn is_status(message: &Value, status: &str) -> bool {
+    message["type"] == "status" && message["status"] == status
+}
+
+/// `pods/log?follow=true` requests the simulated cluster received.
+fn follows(app: &TestApp) -> usize {
+    let cluster = app.cluster.as_ref().expect("a cluster");
+    cluster.requests().iter().filter(|r| r.uri.contains("/log?") && r.uri.contains("follow=true")).count()
+}
+
+async fn viewers_share_one_stream_type_commands_and_follow_stop_and_start(backend: Backend, driver: TestDriver) {
+    let app = spawn_app_on(backend, driver, |_| {}).await;
+    let token = app.signed_up("owner@example.com").await;
+    let id = app.created(&token, "demo", "tiny").await;
+    app.running(&token, &id).await;
+
+    let mut first = viewer(&app, &token, &id).await;
+    let backlog = first.next(Duration::from_secs(10)).await.expect("the backlog");
+    assert_eq!(backlog["type"], "backlog", "{backlog}");
+    assert_eq!(backlog["status"], "running");
+    first.until("the game's start in the console", |m| lines_of(m).iter().any(|l| l.contains("Server ready"))).await;
+    let mut second = viewer(&app, &token, &id).await;
+    let backlog = second.next(Duration::from_secs(10)).await.expect("the backlog");
+    assert!(lines_of(&backlog).iter().any(|l| l.contains("Server ready")), "joins with what was printed: {backlog}");
+
+    // Typed by one viewer, into the game's standard input; its answer reaches both.
+    first.send("say hello").await;
+    first.lines_until("[Server] hello").await;
+    second.lines_until("[Server] hello").await;
+    if driver == TestDriver::Agones {
+        assert_eq!(follows(&app), 1, "one log stream for both viewers");
+        let cluster = app.cluster.as_ref().expect("a cluster");
+        let attached = cluster.requests().into_iter().filter(|r| r.uri.contains("/attach?")).collect::<Vec<_>>();
+        assert!(!attached.is_empty() && attached.iter().all(|r| r.uri.contains("stdin=true")), "{attached:?}");
+    }
+
+    // Bad commands are refused with the reason, for the viewer who sent them only.
+    first.send("").await;
+    let refused = first.until("a refusal", |m| m["type"] == "error").await;
+    assert!(refused.last().expect("one")["message"].as_str().expect("text").starts_with("command:"), "{refused:?}");
+
+    // Stopped: both viewers are told; commands are refused with the reason.
+    assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
+    first.until("the stop", |m| is_status(m, "stopped")).await;
+    second.until("the stop", |m| is_status(m, "stopped")).await;
+    first.send("say anyone?").await;
+    let refused = first.until("a refusal", |m| m["type"] == "error").await;
+    assert_eq!(refused.last().expect("one")["message"], "status: the server is not running; start it first");
+
+    // Started again: the stream resumes with the new run's output, and commands work again.
+    assert_eq!(app.act(&token, &id, "start").await.status(), 202);
+    second.until("the start", |m| is_status(m, "running")).await;
+    first.until("the new run's output", |m| lines_of(m).iter().any(|l| l.contains("Server ready"))).await;
+    first.send("say again").await;
+    second.lines_until("[Server] again").await;
+
+    // A viewer that reconnects gets the screen again: every line once.
+    drop(second);
+    let mut again = viewer(&app, &token, &id).await;
+    let backlog = again.next(Duration::from_secs(10)).await.expect("the backlog");
+    let lines = lines_of(&backlog);
+    for line in ["[Server] hello", "[Server] again"] {
+        assert_eq!(lines.iter().filter(|l| *l == line).count(), 1, "{line} once in {lines:?}");
+    }
+}
+
+/// Spawns the app on SQLite with the local driver and a running demo server; returns (app, owner token, id).
+async fn running_demo(adjust: impl FnOnce(&mut server::config::Settings)) -> (TestApp, String, String) {
+    let app = spawn_app_with(Backend::Sqlite, adjust).await;
+    let token = app.signed_up("owner@example.com").await;
+    let id = app.created(&token, "demo", "tiny").await;
+    app.running(&token, &id).await;
+    (app, token, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_owner_or_an_administrator_from_this_site_may_open_a_console() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let owner = app.signed_up("owner@example.com").await;
+    let other = app.signed_up("other@example.com").await;
+    let id = app.created(&owner, "demo", "tiny").await;
+    let bearer = |token: &str| vec![("authorization", format!("Bearer {token}"))];
+    let cookie = |token: &str| ("cookie", format!("spawnpoint_session={token}"));
+
+    assert_eq!(handshake(&app, &id, &[]).await.err(), Some(401), "signed out");
+    assert_eq!(handshake(&app, &id, &bearer(&other)).await.err(), Some(404), "someone else's server");
+    assert_eq!(handshake(&app, "nope-de-000000", &bearer(&owner)).await.err(), Some(404), "no such server");
+    // A page on another site opening a socket with the owner's cookie (cross-site WebSocket hijacking).
+    let evil = [cookie(&owner), ("origin", "https://evil.example".to_owned())];
+    assert_eq!(handshake(&app, &id, &evil).await.err(), Some(403), "another site's page");
+    assert_eq!(handshake(&app, &id, &[cookie(&owner)]).await.err(), Some(403), "a cookie but no origin");
+
+    // The app's own page (cookie, own origin) and an API client (bearer) get in; so does an administrator.
+    let own = [cookie(&owner), ("origin", app.address.clone())];
+    let mut page = handshake(&app, &id, &own).await.expect("the app's own page");
+    assert_eq!(page.next(Duration::from_secs(10)).await.expect("the backlog")["type"], "backlog");
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+        .bind("other@example.com")
+        .execute(app.db.pool())
+        .await
+        .expect("promoted");
+    let mut admin = handshake(&app, &id, &bearer(&other)).await.expect("an administrator");
+    assert_eq!(admin.next(Duration::from_secs(10)).await.expect("the backlog")["type"], "backlog");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_viewers_get_every_line_in_order() {
+    const VIEWERS: usize = 20;
+    const LINES: u32 = 1000;
+    let (app, token, id) = running_demo(|_| {}).await;
+    let mut viewers = Vec::new();
+    for _ in 0..VIEWERS {
+        viewers.push(viewer(&app, &token, &id).await);
+    }
+    viewers[0].send(&format!("repeat {LINES} line")).await;
+    let expected: Vec<String> = (0..LINES).map(|i| format!("[Server] line {i}")).collect();
+    for viewer in &mut viewers {
+        let seen = viewer.lines_until(expected.last().expect("lines")).await;
+        let ours: Vec<&String> = seen.iter().filter(|l| l.starts_with("[Server] line ")).collect();
+        assert_eq!(ours, expected.iter().collect::<Vec<_>>(), "every line, in order, once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_viewer_is_skipped_forward_and_holds_nobody_up() {
+    const LINES: u32 = 100_000;
+    // No throttle here: the slow viewer must fall behind by more than its buffer (4 096 messages' worth).
+    let (app, token, id) = running_demo(|settings| settings.console.lines_per_window = usize::MAX).await;
+    let mut fast = viewer(&app, &token, &id).await;
+    // A viewer that stops reading, with a small receive window, so the server's sends to it soon block.
+    let url = app.url(&format!("/api/servers/{id}/console")).replacen("http://", "ws://", 1);
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("buffer size");
+    let address = app.address.trim_start_matches("http://").parse().expect("address");
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(socket.connect(address).await.expect("connected"));
+    let (socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("the console opens");
+    let mut slow = Viewer { socket };
+
+    let text = "x".repeat(100);
+    fast.send(&format!("repeat {LINES} {text}")).await;
+    let last = format!("[Server] {text} {}", LINES - 1);
+    let seen = fast.lines_until(&last).await;
+    assert_eq!(seen.iter().filter(|l| l.starts_with("[Server] x")).count(), LINES as usize, "the fast viewer got all");
+
+    // Only now does the slow viewer read: it was moved forward with a notice, and is current again.
+    let caught_up = slow.until("the last line", |m| lines_of(m).contains(&last)).await;
+    let skipped: u64 = caught_up.iter().filter(|m| m["type"] == "skipped").map(|m| m["lines"].as_u64().expect("n")).sum();
+    let got = caught_up.iter().flat_map(lines_of).filter(|l| l.starts_with("[Server] x")).count() as u64;
+    assert!(skipped > 0, "the slow viewer was told it skipped lines");
+    assert!(got < u64::from(LINES), "and did not get them all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_beyond_the_throttle_is_left_out_and_summarised() {
+    const LINES: u32 = 10_000;
+    let (app, token, id) = running_demo(|_| {}).await;
+    let mut viewer = viewer(&app, &token, &id).await;
+    viewer.send(&format!("repeat {LINES} flood")).await;
+    let messages = viewer.until("a throttle notice", |m| m["type"] == "throttled").await;
+    let passed: Vec<String> =
+        messages.iter().flat_map(lines_of).filter(|l| l.starts_with("[Server] flood ")).collect();
+    let expected: Vec<String> = (0..2000).map(|i| format!("[Server] flood {i}")).collect();
+    assert_eq!(passed[..2000], expected[..], "the first 2 000 lines of the window, in order");
+    let left_out = messages.last().expect("the notice")["lines"].as_u64().expect("a count");
+    assert!(left_out > 0 && passed.len() as u64 + left_out <= u64::from(LINES), "{} passed, {left_out} left out", passed.len());
+
+    // The game itself is not held back: it answers at once.
+    viewer.send("say still here").await;
+    viewer.lines_until("[Server] still here").await;
+}
