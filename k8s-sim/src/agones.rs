@@ -118,9 +118,13 @@ async fn provision(shared: Arc<Shared>, namespace: String, name: String) {
         .and_then(|a| a["address"].as_str())
         .unwrap_or_default()
         .to_owned();
+    // The pod runs the GameServer's containers (Agones also adds its SDK sidecar, which nothing here needs).
+    let containers = shared.store().get(GAMESERVERS, &namespace, &name).unwrap_or_default()["spec"]["template"]["spec"]
+        ["containers"]
+        .clone();
     let pod = json!({
         "metadata": { "name": name, "labels": { "agones.dev/gameserver": name, "agones.dev/role": "gameserver" } },
-        "spec": { "nodeName": node_name, "containers": [] },
+        "spec": { "nodeName": node_name, "containers": containers },
         "status": { "phase": "Running" },
     });
     if shared.store().create(PODS, &namespace, pod).is_err() {

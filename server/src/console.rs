@@ -120,11 +120,6 @@ impl Consoles {
         Viewer { channel, backlog: Some(backlog), items, ahead: None }
     }
 
-    /// Channels with an upstream running, for tests and the benchmark.
-    pub fn open_channels(&self) -> usize {
-        lock(&self.channels).values().filter(|channel| channel.strong_count() > 0).count()
-    }
-
     fn open(&self, server: &GameServer) -> Channel {
         let feed = Arc::new(Feed {
             id: server.id.clone(),

@@ -463,17 +463,30 @@ impl Orchestrator for AgonesDriver {
                 }
                 Err(error) => return Err(api_error(format!("attaching to the console of {id}"))(error)),
             };
-            let io = |source| DriverError::Io { context: format!("typing on server {id}'s console"), source };
-            let mut stdin = attached.stdin().ok_or_else(|| io(std::io::Error::other("no stdin stream")))?;
-            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(io)?;
+            let failed = |why: String| DriverError::Io {
+                context: format!("typing on server {id}'s console"),
+                source: std::io::Error::other(why),
+            };
+            // Taken before joining: the attachment ends with the API server's `Status`, which needs a receiver.
+            let status = attached.take_status();
+            let mut stdin = attached.stdin().ok_or_else(|| failed("no stdin stream".into()))?;
+            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(|e| failed(e.to_string()))?;
             // Closing our end of stdin (not the game's: its container keeps stdin open) sends what was written
             // and ends the attachment.
-            stdin.shutdown().await.map_err(io)?;
-            let done = tokio::time::timeout(self.request_timeout, attached.join()).await;
-            match done {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(io(std::io::Error::other(error.to_string()))),
-                Err(_) => Err(io(std::io::Error::other("the API server did not finish the attachment in time"))),
+            stdin.shutdown().await.map_err(|e| failed(e.to_string()))?;
+            match tokio::time::timeout(self.request_timeout, attached.join()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(failed(error.to_string())),
+                Err(_) => return Err(failed("the API server did not finish the attachment in time".into())),
+            }
+            match status {
+                Some(status) => match status.await {
+                    Some(status) if status.status.as_deref() == Some("Failure") => {
+                        Err(failed(status.message.unwrap_or_else(|| "the attachment failed".into())))
+                    }
+                    _ => Ok(()),
+                },
+                None => Ok(()),
             }
         })
     }
