@@ -209,7 +209,9 @@ mod browser {
             let json = serde_json::to_string(&ConsoleCommand::Command { line: line.to_owned() });
             socket
                 .try_with_value(|socket| match (socket, json) {
-                    (Some(socket), Ok(json)) if socket.ready_state() == WebSocket::OPEN => socket.send_with_str(&json).is_ok(),
+                    (Some(socket), Ok(json)) if socket.ready_state() == WebSocket::OPEN => {
+                        socket.send_with_str(&json).is_ok()
+                    }
                     _ => false,
                 })
                 .unwrap_or(false)

@@ -9,9 +9,9 @@
 mod agones;
 mod api;
 mod kubelet;
-mod streams;
 pub mod schema;
 pub mod store;
+mod streams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::Shared;
 use crate::api::status;
 use crate::kubelet::{self, PodProcess};
 use crate::store::PODS;
-use crate::Shared;
 
 const STDIN: u8 = 0;
 const STATUS: u8 = 3;
@@ -34,9 +34,10 @@ fn bad_request(message: String) -> Response {
 fn container<'a>(pod: &'a Value, name: &str, query: &HashMap<String, String>) -> Result<&'a Value, Response> {
     let containers = pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
     match query.get("container") {
-        Some(wanted) => containers.iter().find(|c| c["name"] == wanted.as_str()).ok_or_else(|| {
-            bad_request(format!("container {wanted} is not valid for pod {name}"))
-        }),
+        Some(wanted) => containers
+            .iter()
+            .find(|c| c["name"] == wanted.as_str())
+            .ok_or_else(|| bad_request(format!("container {wanted} is not valid for pod {name}"))),
         None if containers.len() == 1 => Ok(&containers[0]),
         None => Err(bad_request(format!("a container name must be specified for pod {name}"))),
     }
@@ -104,9 +105,7 @@ pub(crate) async fn attach(shared: &Arc<Shared>, parts: &mut Parts, namespace: &
         Ok(upgrade) => upgrade,
         Err(_) => return bad_request("attach needs a WebSocket upgrade".into()),
     };
-    upgrade
-        .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
-        .on_upgrade(move |socket| session(socket, process))
+    upgrade.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| session(socket, process))
 }
 
 /// Copies stream 0 to the container's stdin until the client closes it, then answers with a `Success` status

@@ -108,15 +108,8 @@ impl Application {
             },
         );
         let consoles = Arc::new(Consoles::new(driver.clone(), servers.clone(), settings.console));
-        let state = AppState {
-            catalog,
-            db,
-            auth,
-            servers,
-            consoles,
-            public_url: settings.public_url.clone(),
-            leptos_options,
-        };
+        let state =
+            AppState { catalog, db, auth, servers, consoles, public_url: settings.public_url.clone(), leptos_options };
         let router = router(state.clone());
         Ok(Self { listener, router, state, reconciler, driver })
     }

@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use app::error::AppError;
+use axum::Router;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use catalog::console::{ConsoleCommand, ConsoleEvent, MAX_COMMAND_LEN};
 use futures_util::{SinkExt as _, StreamExt as _};
 
@@ -48,16 +48,14 @@ async fn console(
     };
     let viewer = state.consoles.watch(&server);
     let (servers, user) = (state.servers.clone(), session.user);
-    Ok(upgrade
-        .max_message_size(MAX_COMMAND_LEN * 4)
-        .on_upgrade(move |socket| async move {
-            tracing::debug!(server = %viewer.server_id(), user = %user.id, "console opened");
-            serve(socket, viewer, move |line| {
-                let (servers, user, id) = (servers.clone(), user.clone(), id.clone());
-                async move { servers.type_command(&user, &id, &line).await }
-            })
-            .await;
-        }))
+    Ok(upgrade.max_message_size(MAX_COMMAND_LEN * 4).on_upgrade(move |socket| async move {
+        tracing::debug!(server = %viewer.server_id(), user = %user.id, "console opened");
+        serve(socket, viewer, move |line| {
+            let (servers, user, id) = (servers.clone(), user.clone(), id.clone());
+            async move { servers.type_command(&user, &id, &line).await }
+        })
+        .await;
+    }))
 }
 
 /// Passes the channel's messages to one viewer and its commands to the game, until either side closes.
@@ -100,7 +98,7 @@ where
 
 /// A command line from a viewer's message, or why it is refused.
 fn command(text: &str) -> std::result::Result<String, String> {
-    let command: ConsoleCommand = serde_json::from_str(text)
-        .map_err(|_| r#"command: expected {"type":"command","line":"…"}"#.to_owned())?;
+    let command: ConsoleCommand =
+        serde_json::from_str(text).map_err(|_| r#"command: expected {"type":"command","line":"…"}"#.to_owned())?;
     command.check().map(str::to_owned)
 }

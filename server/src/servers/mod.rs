@@ -239,9 +239,10 @@ impl ServerService {
     pub async fn type_command(&self, user: &User, id: &str, line: &str) -> Result<(), AppError> {
         self.get(user, id).await?;
         self.driver.send_input(id, line).await.map_err(|error| match error {
-            DriverError::NotRunning(_) => {
-                AppError::Conflict { field: "status".into(), message: "the server is not running; start it first".into() }
-            }
+            DriverError::NotRunning(_) => AppError::Conflict {
+                field: "status".into(),
+                message: "the server is not running; start it first".into(),
+            },
             error => internal(&format!("typing on server {id}'s console"), error),
         })?;
         // The command itself is not logged: people type passwords into game consoles.
