@@ -107,8 +107,10 @@ pub fn Console(id: String) -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 mod browser {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::rc::Rc;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use catalog::console::{ConsoleCommand, ConsoleEvent};
@@ -180,7 +182,8 @@ mod browser {
         error: RwSignal<Option<String>>,
     ) -> impl Fn(&str) -> bool + Copy + 'static {
         let socket = StoredValue::new_local(None::<WebSocket>);
-        let alive = Rc::new(Cell::new(true));
+        // Shared with the clean-up, which Leptos requires to be `Send`.
+        let alive = Arc::new(AtomicBool::new(true));
         let terminal = StoredValue::new_local(None::<Rc<Terminal>>);
         Effect::new({
             let alive = alive.clone();
@@ -197,7 +200,7 @@ mod browser {
             }
         });
         on_cleanup(move || {
-            alive.set(false);
+            alive.store(false, Ordering::Relaxed);
             if let Some(socket) = socket.try_update_value(Option::take).flatten() {
                 let _ = socket.close();
             }
@@ -224,12 +227,12 @@ mod browser {
         socket: StoredValue<Option<WebSocket>, LocalStorage>,
         link: RwSignal<Link>,
         error: RwSignal<Option<String>>,
-        alive: Rc<Cell<bool>>,
+        alive: Arc<AtomicBool>,
     }
 
     /// Opens a socket; on close, tries again after a delay that grows with each failed attempt.
     fn open(session: Rc<Session>, failures: u32) {
-        if !session.alive.get() {
+        if !session.alive.load(Ordering::Relaxed) {
             return;
         }
         let location = window().location();
@@ -252,7 +255,7 @@ mod browser {
         let on_close = Closure::<dyn Fn(CloseEvent)>::new({
             let session = session.clone();
             move |_: CloseEvent| {
-                if !session.alive.get() {
+                if !session.alive.load(Ordering::Relaxed) {
                     return;
                 }
                 session.link.set(Link::Reconnecting);

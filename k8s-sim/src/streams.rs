@@ -30,16 +30,17 @@ fn bad_request(message: String) -> Response {
     status(StatusCode::BAD_REQUEST, "BadRequest", message, json!({}))
 }
 
-/// The pod's container named by `container`, as kube-apiserver picks it: the only one when none is named.
-fn container<'a>(pod: &'a Value, name: &str, query: &HashMap<String, String>) -> Result<&'a Value, Response> {
+/// The pod's container named by `container`, as kube-apiserver picks it: the only one when none is named. The
+/// error is the 400's message.
+fn container<'a>(pod: &'a Value, name: &str, query: &HashMap<String, String>) -> Result<&'a Value, String> {
     let containers = pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
     match query.get("container") {
         Some(wanted) => containers
             .iter()
             .find(|c| c["name"] == wanted.as_str())
-            .ok_or_else(|| bad_request(format!("container {wanted} is not valid for pod {name}"))),
+            .ok_or_else(|| format!("container {wanted} is not valid for pod {name}")),
         None if containers.len() == 1 => Ok(&containers[0]),
-        None => Err(bad_request(format!("a container name must be specified for pod {name}"))),
+        None => Err(format!("a container name must be specified for pod {name}")),
     }
 }
 
@@ -51,7 +52,7 @@ pub(crate) fn log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<
     };
     let container = match container(&pod, name, query) {
         Ok(container) => container["name"].as_str().unwrap_or_default().to_owned(),
-        Err(refusal) => return refusal,
+        Err(why) => return bad_request(why),
     };
     let tail = query.get("tailLines").and_then(|t| t.parse().ok());
     let Some((lines, live)) = shared.pod_log(name, tail) else {
@@ -88,7 +89,7 @@ pub(crate) async fn attach(shared: &Arc<Shared>, parts: &mut Parts, namespace: &
     };
     let container = match container(&pod, name, &query) {
         Ok(container) => container.clone(),
-        Err(refusal) => return refusal,
+        Err(why) => return bad_request(why),
     };
     let flag = |key: &str| query.get(key).is_some_and(|v| v == "true" || v == "1");
     if !flag("stdin") || flag("stdout") || flag("stderr") || flag("tty") {
