@@ -125,7 +125,7 @@ async fn the_dashboard_renders_my_servers_and_only_mine() {
     let list = alice.get(app.url("/servers")).send().await.expect("sent").text().await.expect("body");
     assert!(list.contains("Alice&#x27;s world") || list.contains("Alice's world"), "{list}");
     let page = alice.get(app.url(&format!("/servers/{id}"))).send().await.expect("sent").text().await.expect("body");
-    assert!(page.contains(id) && page.contains("Recent output"), "{page}");
+    assert!(page.contains(id) && page.contains("aria-label=\"Console output\""), "{page}");
 
     let bob = app.browser();
     let form = [("email", "bob@example.com"), ("password", PASSWORD), ("next", "/servers")];
