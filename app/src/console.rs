@@ -83,7 +83,7 @@ pub fn Console(id: String) -> impl IntoView {
                     {move || link.get().label()}
                 </span>
             </h2>
-            <div class="terminal" node_ref=screen aria-label="Console output"></div>
+            <div class="screen" node_ref=screen aria-label="Console output"></div>
             <form class="command" on:submit=on_submit>
                 <label for="console-command" class="visually-hidden">
                     "Command"

@@ -45,7 +45,7 @@ test("create a demo server, watch it come up without reloading, stop it and dele
   await expect(button("Start")).toBeDisabled();
   await expect(button("Stop")).toBeEnabled();
   await expect(button("Restart")).toBeEnabled();
-  await expect(page.locator(".console .terminal")).toContainText("Server ready on port");
+  await expect(page.locator(".console .screen")).toContainText("Server ready on port");
 
   await button("Stop").click();
   await expect(status).toHaveText("stopped");
@@ -117,7 +117,7 @@ test("two browsers on one server's console both see what one of them typed", asy
   await other.goto(page.url());
   await hydrated(other);
 
-  const terminal = (p: typeof page) => p.locator(".console .terminal");
+  const terminal = (p: typeof page) => p.locator(".console .screen");
   for (const p of [page, other]) {
     await expect(p.locator(".console .link")).toHaveText("live");
     await expect(terminal(p)).toContainText("Server ready on port");
