@@ -95,12 +95,14 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     // Restarted: a new process, running again.
     let before = app.game_pid(&id).expect("a pid while running");
     assert_eq!(app.act(&token, &id, "restart").await.status(), 202);
-    app.wait_for(&token, &id, "running in a new process", |s| {
-        s["status"] == "running" && app.game_pid(&id).is_some_and(|pid| pid != before)
-    })
-    .await;
+    let server = app
+        .wait_for(&token, &id, "running in a new process", |s| {
+            s["status"] == "running" && app.game_pid(&id).is_some_and(|pid| pid != before)
+        })
+        .await;
     assert!(!alive(&before), "the old process is gone");
-    let mut player = join(&addr).await;
+    // At the address shown now: on a cluster the new GameServer may have been placed on another node.
+    let mut player = join(&address(&server)).await;
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
 
     // Deleted: process, data and row gone.
