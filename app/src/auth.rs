@@ -116,6 +116,7 @@ pub fn AccountNav() -> impl IntoView {
                         view! {
                             <div class="account-nav">
                                 <A href="/servers">"My servers"</A>
+                                <A href="/billing">"Billing"</A>
                                 {admin.then(|| view! { <A href="/admin">"Admin"</A> })}
                                 <A href="/account" attr:class="who">{user.email}</A>
                                 <ActionForm action=auth.sign_out attr:class="inline">
@@ -404,6 +405,22 @@ pub mod ssr {
             );
         }
         result
+    }
+
+    /// Runs a server function's body with the signed-in user and the service `S` from context (with
+    /// [`with_status`]'s error statuses).
+    pub async fn with_service<S, T, F, Fut>(body: F) -> Result<T, AppError>
+    where
+        S: ?Sized + Send + Sync + 'static,
+        F: FnOnce(std::sync::Arc<S>, User) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        with_status(async move {
+            let user = require_session()?.user;
+            let service = use_context::<std::sync::Arc<S>>().ok_or(AppError::Internal)?;
+            body(service, user).await
+        })
+        .await
     }
 
     pub fn set_cookie(cookie: &str) {

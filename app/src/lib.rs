@@ -3,6 +3,7 @@
 //! Server-only code lives behind the `ssr` feature; the browser build (`hydrate`) never sees it.
 
 pub mod auth;
+pub mod billing;
 pub mod catalog_page;
 pub mod console;
 pub mod error;
@@ -14,6 +15,7 @@ use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::auth::{AccountNav, AccountPage, AdminPage, Auth, SignInPage, SignUpPage};
+use crate::billing::BillingPage;
 use crate::catalog_page::CatalogPage;
 use crate::servers::{ServerPage, ServersPage};
 
@@ -73,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
                     <Route path=path!("/servers") view=ServersPage ssr=SsrMode::Async />
                     <Route path=path!("/servers/:id") view=ServerPage ssr=SsrMode::Async />
+                    <Route path=path!("/billing") view=BillingPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

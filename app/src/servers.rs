@@ -27,12 +27,16 @@ pub async fn new_server_choices() -> Result<Vec<Game>, AppError> {
     ssr::with_servers(|servers, _| async move { Ok(servers.runnable_games()) }).await
 }
 
-/// Creates a server and goes to its page.
+/// Creates a server and goes to its page (with billing on, to its checkout).
 #[server(prefix = "/rpc", endpoint = "create_server")]
 pub async fn create_server(name: String, game: String, plan: String) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move {
         let server = servers.create(&user, &name, &game, &plan).await?;
-        leptos_axum::redirect(&format!("/servers/{}", server.id));
+        // With billing on, to Stripe's checkout first; it sends the customer back to the server's page.
+        match &server.checkout_url {
+            Some(checkout) => leptos_axum::redirect(checkout),
+            None => leptos_axum::redirect(&format!("/servers/{}", server.id)),
+        }
         Ok(server)
     })
     .await
@@ -321,6 +325,10 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                             <dd>
                                 <StatusBadge status=server.status />
                                 {server.status_message.clone().map(|m| view! { <span class="status-message">{m}</span> })}
+                                {server.checkout_url.clone().map(|url| view! {
+                                    <a href=url class="button primary pay">"Pay now"</a>
+                                    <span class="status-message">"It is set up as soon as the payment arrives."</span>
+                                })}
                             </dd>
                             <dt>"Address"</dt>
                             <dd class="address">
@@ -415,9 +423,8 @@ pub mod ssr {
     use catalog::account::User;
     use catalog::gameserver::GameServer;
     use catalog::{Action, Game};
-    use leptos::prelude::*;
 
-    use crate::auth::ssr::{BoxFuture, require_session};
+    use crate::auth::ssr::BoxFuture;
     use crate::error::AppError;
 
     /// What the dashboard's server functions need from the server's game-server service (the same one the
@@ -448,11 +455,6 @@ pub mod ssr {
         F: FnOnce(Arc<dyn Servers>, User) -> Fut,
         Fut: Future<Output = Result<T, AppError>>,
     {
-        crate::auth::ssr::with_status(async move {
-            let user = require_session()?.user;
-            let servers = use_context::<Arc<dyn Servers>>().ok_or(AppError::Internal)?;
-            body(servers, user).await
-        })
-        .await
+        crate::auth::ssr::with_service(body).await
     }
 }

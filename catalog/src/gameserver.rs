@@ -25,6 +25,8 @@ pub struct GameServer {
     pub user_id: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// Where to pay for it, while billing is on and the first payment is awaited.
+    pub checkout_url: Option<String>,
 }
 
 /// What a player types to connect: `host:port`, with an IPv6 host in brackets.

@@ -2,10 +2,11 @@
 //!
 //! This crate does no I/O and has no features, so it compiles unchanged for `wasm32` (the hydrated app) and
 //! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
-//! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization, and the live [`console`]'s
-//! wire protocol.
+//! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization, the live [`console`]'s
+//! wire protocol, and what the [`billing`] page shows.
 
 pub mod account;
+pub mod billing;
 pub mod console;
 pub mod games;
 pub mod gameserver;
@@ -17,4 +18,4 @@ pub use games::{
     QueryProtocol, QuerySpec, format_price,
 };
 pub use quantity::{ByteSize, Cpu, QuantityError};
-pub use state::{Action, ServerStatus, TransitionError, UnknownStatus};
+pub use state::{Action, Payment, ServerStatus, TransitionError, UnknownStatus};

@@ -38,6 +38,18 @@ pub enum Action {
     Delete,
 }
 
+/// What a payment provider says about a server's subscription (billing on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payment {
+    /// Paid (first payment, renewal, or a failed payment settled late).
+    Paid,
+    /// Payment failed, or the subscription ended or fell behind.
+    Lapsed,
+    /// The checkout was abandoned: the first payment will never come.
+    CheckoutExpired,
+}
+
 /// An action that the current state does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {action} a server that is {status}")]
@@ -74,6 +86,22 @@ impl ServerStatus {
             _ => return Err(TransitionError { action, status: self }),
         };
         Ok(next)
+    }
+
+    /// The state after `payment`, or `None` when it changes nothing from here.
+    ///
+    /// A payment provisions an unpaid server and brings an expired one back (the caller checks that its grace
+    /// period has not run out); a lapse expires a server that has been paid for, whatever the user did with it
+    /// since. Nothing brings back a deleted server.
+    pub fn on_payment(self, payment: Payment) -> Option<ServerStatus> {
+        use Payment::*;
+        use ServerStatus::*;
+        match (payment, self) {
+            (Paid, AwaitingPayment | Expired) => Some(Pending),
+            (Lapsed, Pending | Running | Stopped | Failed) => Some(Expired),
+            (CheckoutExpired, AwaitingPayment) => Some(Deleted),
+            _ => None,
+        }
     }
 
     /// Whether `action` is allowed now (for enabling buttons).
@@ -163,6 +191,27 @@ mod tests {
                     None => assert_eq!(got, Err(TransitionError { action, status }), "{action} from {status}"),
                 }
                 assert_eq!(status.allows(action), next.is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn payments_move_only_the_states_they_concern() {
+        use Payment::*;
+        //                    paid            lapsed          checkout expired
+        let table = [
+            (AwaitingPayment, [Some(Pending), None, Some(Deleted)]),
+            (Pending, [None, Some(Expired), None]),
+            (Running, [None, Some(Expired), None]),
+            (Stopped, [None, Some(Expired), None]),
+            (Expired, [Some(Pending), None, None]),
+            (Deleted, [None, None, None]),
+            (Failed, [None, Some(Expired), None]),
+        ];
+        assert_eq!(table.len(), ServerStatus::ALL.len());
+        for (status, expected) in table {
+            for (payment, next) in [Paid, Lapsed, CheckoutExpired].into_iter().zip(expected) {
+                assert_eq!(status.on_payment(payment), next, "{payment:?} when {status}");
             }
         }
     }

@@ -10,6 +10,8 @@ use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::proxy::TrustedProxies;
+use crate::billing::StripeConfig;
+use crate::clock::Clock;
 use crate::console::ConsoleLimits;
 use crate::dns::cloudflare::CloudflareConfig;
 
@@ -75,6 +77,19 @@ pub struct Settings {
     pub restart_backoff: Duration,
     /// The live console's throttle and per-viewer buffer. Not read from the environment (tests tighten them).
     pub console: ConsoleLimits,
+    /// `SPAWNPOINT_BILLING`: `none` (servers are free within the quota, the default) or `stripe` (a monthly
+    /// subscription per server; needs `SPAWNPOINT_PUBLIC_URL` for Stripe to send customers back to).
+    pub billing: BillingMode,
+    /// The time billing deadlines are judged by. Not read from the environment (tests move it forward).
+    pub clock: Clock,
+}
+
+/// Whether and how servers are paid for.
+#[derive(Debug, Clone)]
+pub enum BillingMode {
+    None,
+    /// With `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET` and `STRIPE_API_BASE` (default `https://api.stripe.com`).
+    Stripe(StripeConfig),
 }
 
 /// Where game servers run.
@@ -192,6 +207,7 @@ impl Settings {
             }
         };
         let dns = dns_provider(&lookup)?;
+        let billing = billing_mode(&lookup, public_url.is_some())?;
         let game_host = lookup("SPAWNPOINT_GAME_HOST")
             .or_else(|| public_url.as_deref().and_then(url_host))
             .unwrap_or_else(|| "127.0.0.1".into());
@@ -212,6 +228,8 @@ impl Settings {
             restart_backoff: Duration::from_secs(2),
             kube_request_timeout: Duration::from_secs(10),
             console: ConsoleLimits::default(),
+            billing,
+            clock: Clock::default(),
             driver,
             dns,
             dns_repair_interval,
@@ -283,6 +301,39 @@ fn dns_provider(lookup: &impl Fn(&str) -> Option<String>) -> Result<DnsProvider,
         Some(other) => Err(ConfigError::Invalid {
             name: "SPAWNPOINT_DNS",
             reason: format!("`{other}` is not a DNS provider (use none or cloudflare)"),
+        }),
+    }
+}
+
+/// `SPAWNPOINT_BILLING` and Stripe's keys, each checked and named when missing or wrong.
+fn billing_mode(lookup: &impl Fn(&str) -> Option<String>, has_public_url: bool) -> Result<BillingMode, ConfigError> {
+    match lookup("SPAWNPOINT_BILLING").as_deref() {
+        None | Some("none") => Ok(BillingMode::None),
+        Some("stripe") => {
+            let required = |name: &'static str| {
+                lookup(name)
+                    .ok_or(ConfigError::Invalid { name, reason: "is required with SPAWNPOINT_BILLING=stripe".into() })
+            };
+            if !has_public_url {
+                return Err(ConfigError::Invalid {
+                    name: "SPAWNPOINT_PUBLIC_URL",
+                    reason: "is required with SPAWNPOINT_BILLING=stripe (Stripe sends customers back there)".into(),
+                });
+            }
+            let secret_key = SecretString::from(required("STRIPE_SECRET_KEY")?);
+            let webhook_secret = SecretString::from(required("STRIPE_WEBHOOK_SECRET")?);
+            let api_base = lookup("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
+            if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    name: "STRIPE_API_BASE",
+                    reason: format!("`{api_base}` must start with https:// (or http://)"),
+                });
+            }
+            Ok(BillingMode::Stripe(StripeConfig { secret_key, webhook_secret, api_base }))
+        }
+        Some(other) => Err(ConfigError::Invalid {
+            name: "SPAWNPOINT_BILLING",
+            reason: format!("`{other}` is not a billing mode (use none or stripe)"),
         }),
     }
 }
@@ -422,6 +473,33 @@ mod tests {
             let error = settings(&pairs).expect_err(bad);
             assert!(error.to_string().starts_with(name), "{error}");
             assert!(!error.to_string().contains("cf-secret-token"));
+        }
+    }
+
+    #[test]
+    fn billing_settings_are_checked_and_the_keys_kept_secret() {
+        assert!(matches!(settings(&[]).expect("defaults").billing, BillingMode::None));
+        let stripe = [
+            ("SPAWNPOINT_BILLING", "stripe"),
+            ("SPAWNPOINT_PUBLIC_URL", "https://panel.example.com"),
+            ("STRIPE_SECRET_KEY", "sk_test_secret"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_secret"),
+        ];
+        let ok = settings(&stripe).expect("valid");
+        let BillingMode::Stripe(config) = &ok.billing else { panic!("stripe expected") };
+        assert_eq!(config.api_base, "https://api.stripe.com");
+        let shown = format!("{ok:?}");
+        assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_secret"), "{shown}");
+        for (missing, _) in &stripe[1..] {
+            let without: Vec<(&str, &str)> = stripe.iter().copied().filter(|(k, _)| k != missing).collect();
+            let error = settings(&without).expect_err(missing);
+            assert!(error.to_string().starts_with(missing), "{error}");
+        }
+        for (name, bad) in [("SPAWNPOINT_BILLING", "paypal"), ("STRIPE_API_BASE", "api.stripe.com")] {
+            let mut pairs: Vec<(&str, &str)> = stripe.iter().copied().filter(|(k, _)| *k != name).collect();
+            pairs.push((name, bad));
+            let error = settings(&pairs).expect_err(bad);
+            assert!(error.to_string().starts_with(name), "{error}");
         }
     }
 

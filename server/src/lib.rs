@@ -2,6 +2,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
+pub mod clock;
 pub mod config;
 pub mod console;
 pub mod db;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use app::auth::ssr::Accounts;
+use app::billing::ssr::BillingPages;
 use app::servers::ssr::Servers;
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -27,7 +30,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
-use crate::config::{DnsProvider, Driver, Settings};
+use crate::billing::Billing;
+use crate::config::{BillingMode, DnsProvider, Driver, Settings};
 use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
@@ -87,11 +91,14 @@ impl Application {
         let driver = orchestrator(settings).await?;
 
         let catalog = Arc::new(catalog);
+        let billing = billing(settings, &db)?;
         let servers = Arc::new(ServerService::new(
             db.clone(),
             catalog.clone(),
             driver.clone(),
             settings.max_servers_per_customer,
+            billing.clone(),
+            settings.clock.clone(),
         ));
         let dns = dns_provider(settings)?;
         let reconciler = Reconciler::new(
@@ -99,6 +106,7 @@ impl Application {
             catalog.clone(),
             driver.clone(),
             dns,
+            billing,
             ReconcilerConfig {
                 resync_interval: settings.resync_interval,
                 backoff: settings.restart_backoff,
@@ -178,6 +186,20 @@ async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrato
     }
 }
 
+/// The configured billing, if any.
+pub fn billing(settings: &Settings, db: &Db) -> anyhow::Result<Option<Arc<Billing>>> {
+    match &settings.billing {
+        BillingMode::None => Ok(None),
+        BillingMode::Stripe(config) => {
+            let public_url = settings.public_url.as_deref().unwrap_or_default();
+            let billing = Billing::new(config, db.clone(), public_url)
+                .map_err(|reason| anyhow::anyhow!("while setting up the Stripe client: {reason}"))?;
+            tracing::info!("servers are paid for with Stripe subscriptions");
+            Ok(Some(Arc::new(billing)))
+        }
+    }
+}
+
 /// The configured DNS provider, if any.
 fn dns_provider(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Dns>>> {
     match &settings.dns {
@@ -196,16 +218,19 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
     let servers = state.servers.clone() as Arc<dyn Servers>;
+    let billing = state.servers.clone() as Arc<dyn BillingPages>;
     let app_context = move || {
         provide_context(catalog.clone());
         provide_context(accounts.clone());
         provide_context(servers.clone());
+        provide_context(billing.clone());
     };
     Router::new()
         .merge(api::routes())
         .merge(auth::routes::routes())
         .merge(servers::routes::routes())
         .merge(console::routes::routes())
+        .merge(billing::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use server::Application;
 use server::auth::AuthService;
 use server::auth::token::{Tokens, load_or_create_secret};
-use server::config::Settings;
+use server::billing::stripe::{StripeApi, Synced};
+use server::config::{BillingMode, Settings};
 use server::db::Db;
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +33,16 @@ enum Command {
     /// Manage administrator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Stripe billing (SPAWNPOINT_BILLING=stripe).
+    #[command(subcommand)]
+    Stripe(StripeCommand),
+}
+
+#[derive(Subcommand)]
+enum StripeCommand {
+    /// Create or update a Stripe product per game and a monthly price per plan, as the catalog says. Safe to
+    /// run again: what already matches is left alone.
+    Sync,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database = settings.database_kind(), "migrations applied");
             Ok(())
         }
+        Command::Stripe(StripeCommand::Sync) => stripe_sync(&settings).await,
         Command::Admin(AdminCommand::Create { email }) => {
             let password = read_password()?;
             let db = open_database(&settings).await?;
@@ -75,6 +87,28 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `spawnpoint stripe sync`: prints one line per product and price with what was done to it.
+async fn stripe_sync(settings: &Settings) -> anyhow::Result<()> {
+    server::install_crypto_provider();
+    let BillingMode::Stripe(config) = &settings.billing else {
+        anyhow::bail!("SPAWNPOINT_BILLING is not `stripe`: there is nothing to sync");
+    };
+    let catalog = settings.load_catalog().context("while loading the game catalog")?;
+    let api = StripeApi::new(&config.secret_key, &config.api_base).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    let (mut changed, mut unchanged) = (0, 0);
+    api.sync(&catalog, |what, synced| {
+        match synced {
+            Synced::Unchanged => unchanged += 1,
+            Synced::Created | Synced::Updated => changed += 1,
+        }
+        println!("{:<9} {what}", format!("{synced:?}").to_lowercase());
+    })
+    .await
+    .context("while syncing prices with Stripe (what was done before the failure stays; run it again)")?;
+    println!("{changed} created or updated, {unchanged} unchanged");
+    Ok(())
 }
 
 async fn open_database(settings: &Settings) -> anyhow::Result<Db> {

@@ -25,6 +25,7 @@ use catalog::{Catalog, ServerStatus};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use crate::billing::Billing;
 use crate::dns::{Dns, OwnedRecord, RecordIds, ServerRecords};
 use crate::orchestrator::{Observed, Orchestrator, Phase, ServerSpec};
 use crate::servers::{DNS_NOT_UPDATED, Desired, ServerService};
@@ -61,6 +62,8 @@ pub struct Reconciler {
     driver: Arc<dyn Orchestrator>,
     /// Who publishes servers' DNS names, if anyone.
     dns: Option<Arc<dyn Dns>>,
+    /// Where servers' subscriptions are, with billing on.
+    billing: Option<Arc<Billing>>,
     config: ReconcilerConfig,
     /// Servers with a pass under way, and whether another was asked for meanwhile.
     queue: Mutex<HashMap<String, bool>>,
@@ -110,6 +113,7 @@ impl Reconciler {
         catalog: Arc<Catalog>,
         driver: Arc<dyn Orchestrator>,
         dns: Option<Arc<dyn Dns>>,
+        billing: Option<Arc<Billing>>,
         config: ReconcilerConfig,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -117,6 +121,7 @@ impl Reconciler {
             catalog,
             driver,
             dns,
+            billing,
             config,
             queue: Mutex::default(),
             passes: tokio::sync::Semaphore::new(CONCURRENT_PASSES),
@@ -199,7 +204,7 @@ impl Reconciler {
         }
         let mut with_rows = HashSet::new();
         for row in rows {
-            if !in_sync(&row, observed.get(&row.id), self.dns.is_some()) {
+            if !in_sync(&row, observed.get(&row.id), self.dns.is_some()) || self.servers.overdue(&row) {
                 due.push(row.id.clone());
             }
             observed.remove(&row.id);
@@ -334,6 +339,10 @@ impl Reconciler {
                 self.keep_dns(id).await
             }
             ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment => {
+                // Unpaid past its deadline: deleted, and the deletion's pass follows.
+                if self.servers.delete_if_overdue(&row).await? {
+                    return Ok(());
+                }
                 self.memory.forget(id);
                 if observed.is_some()
                     && let Err(error) = self.driver.stop(id).await
@@ -478,8 +487,21 @@ impl Reconciler {
         doubled(self.config.backoff * 15, failures as usize, MAX_RETRY_DELAY)
     }
 
-    /// Everything of a deleted server but its row: the game server and its data, then its DNS records.
+    /// Everything of a deleted server but its row: first its subscription (so it is never billed again, even if
+    /// the rest takes a while), then the game server and its data, then its DNS records.
     async fn clean_up(&self, row: &Desired) -> Result<(), String> {
+        if !row.billing_settled && (row.subscription.is_some() || row.checkout_session.is_some()) {
+            match &self.billing {
+                Some(billing) => {
+                    billing.settle(row).await.map_err(|error| format!("subscription not cancelled: {error}"))?;
+                    self.servers.record_settled(&row.id).await.map_err(|error| error.to_string())?;
+                }
+                // Switched off since: nothing here can reach Stripe, and holding the deletion would not help.
+                None => {
+                    tracing::error!(server = %row.id, "billing is off; cancel this server's subscription at Stripe")
+                }
+            }
+        }
         self.driver.destroy(&row.id).await.map_err(|error| error.to_string())?;
         if let Some(dns) = &self.dns {
             dns.remove(&row.id, &row.dns_ids).await.map_err(|error| format!("DNS records not removed: {error}"))?;
@@ -635,6 +657,10 @@ mod tests {
             dns_ip: None,
             dns_port: None,
             dns_ids: RecordIds::default(),
+            delete_after: None,
+            subscription: None,
+            checkout_session: None,
+            billing_settled: false,
         };
         let ready = |generation, port| Observed {
             id: "s".into(),

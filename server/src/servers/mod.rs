@@ -11,22 +11,27 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use app::auth::ssr::{BoxFuture, authorize};
+use app::billing::ssr::BillingPages;
 use app::error::AppError;
 use app::servers::ssr::Servers;
 use catalog::account::{Resource, User};
+use catalog::billing::{BillingOverview, Subscription};
 use catalog::gameserver::{GameServer, ServerEvent, address, check_name, server_id};
 use catalog::{Action, Catalog, Game, ServerStatus};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 use tokio::sync::broadcast;
 
+use crate::billing::webhook::Change;
+use crate::billing::{Billing, CHECKOUT_WINDOW, GRACE_PERIOD};
+use crate::clock::Clock;
 use crate::db::{Db, now};
 use crate::dns::{RecordIds, ServerRecords};
 use crate::error::internal;
 use crate::orchestrator::{DriverError, Orchestrator};
 
-const COLUMNS: &str =
-    "id, user_id, name, game, plan, status, status_message, node_ip, port, dns_ip, dns_port, dns_address, created_at";
+const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, node_ip, port, dns_ip, dns_port, \
+                       dns_address, created_at, checkout_url";
 
 /// How a status message about DNS begins: a successful publish clears such a message and no other.
 pub const DNS_NOT_UPDATED: &str = "DNS not updated:";
@@ -41,6 +46,23 @@ pub struct ServerService {
     /// How many servers (not counting deleted ones) a customer may have; administrators are not limited.
     max_per_customer: u32,
     events: broadcast::Sender<ServerEvent>,
+    /// With billing on, servers are paid for before they are provisioned.
+    billing: Option<Arc<Billing>>,
+    /// Judges billing deadlines (see [`Clock`]).
+    clock: Clock,
+}
+
+/// What applying a payment event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The server moved to this state.
+    Moved(ServerStatus),
+    /// Its subscription's details were recorded; its state stays.
+    Recorded,
+    /// An event older than one already applied: ignored.
+    Stale,
+    /// No server has this subscription.
+    UnknownServer,
 }
 
 /// A server's row as the reconciler reads it: what should be, and what was last recorded.
@@ -60,6 +82,14 @@ pub struct Desired {
     pub dns_ip: Option<String>,
     pub dns_port: Option<u16>,
     pub dns_ids: RecordIds,
+    /// When an unpaid or expired server is due for deletion (Unix seconds).
+    pub delete_after: Option<i64>,
+    /// Its Stripe subscription, once paid for.
+    pub subscription: Option<String>,
+    /// The Checkout Session of its first payment.
+    pub checkout_session: Option<String>,
+    /// Whatever it had at Stripe has been cancelled.
+    pub billing_settled: bool,
 }
 
 impl Desired {
@@ -79,7 +109,8 @@ impl Desired {
 }
 
 const DESIRED_COLUMNS: &str = "id, user_id, game, plan, status, status_message, node_ip, port, generation, \
-                               dns_ip, dns_port, dns_host_record, dns_srv_record";
+                               dns_ip, dns_port, dns_host_record, dns_srv_record, delete_after, \
+                               stripe_subscription_id, checkout_session_id, subscription_ended_at";
 
 fn read_desired(row: &AnyRow) -> Result<Desired, sqlx::Error> {
     Ok(Desired {
@@ -95,6 +126,10 @@ fn read_desired(row: &AnyRow) -> Result<Desired, sqlx::Error> {
         dns_ip: row.try_get("dns_ip")?,
         dns_port: read_port(row, "dns_port")?,
         dns_ids: RecordIds { host: row.try_get("dns_host_record")?, srv: row.try_get("dns_srv_record")? },
+        delete_after: row.try_get("delete_after")?,
+        subscription: row.try_get("stripe_subscription_id")?,
+        checkout_session: row.try_get("checkout_session_id")?,
+        billing_settled: row.try_get::<Option<i64>, _>("subscription_ended_at")?.is_some(),
     })
 }
 
@@ -104,8 +139,20 @@ fn read_port(row: &AnyRow, column: &str) -> Result<Option<u16>, sqlx::Error> {
 }
 
 impl ServerService {
-    pub fn new(db: Db, catalog: Arc<Catalog>, driver: Arc<dyn Orchestrator>, max_per_customer: u32) -> Self {
-        Self { db, catalog, driver, max_per_customer, events: broadcast::channel(1024).0 }
+    pub fn new(
+        db: Db,
+        catalog: Arc<Catalog>,
+        driver: Arc<dyn Orchestrator>,
+        max_per_customer: u32,
+        billing: Option<Arc<Billing>>,
+        clock: Clock,
+    ) -> Self {
+        Self { db, catalog, driver, max_per_customer, events: broadcast::channel(1024).0, billing, clock }
+    }
+
+    /// Whether servers are paid for.
+    pub fn billing(&self) -> Option<&Arc<Billing>> {
+        self.billing.as_ref()
     }
 
     /// Every change to any server from now on. A receiver that falls behind gets `Lagged` and should reload.
@@ -128,8 +175,9 @@ impl ServerService {
         rows.iter().map(from_row).collect()
     }
 
-    /// Records a new server, `pending`, after checking name, game, plan and the user's quota. Writes nothing
-    /// when any check fails.
+    /// Records a new server after checking name, game, plan and the user's quota; writes nothing when any check
+    /// fails. Without billing it is `pending` at once. With billing it is `awaiting_payment`, with a Checkout
+    /// Session to pay at (`checkout_url`) and a deadline; if Stripe cannot open one, the row is removed again.
     pub async fn create(&self, user: &User, name: &str, game: &str, plan: &str) -> Result<GameServer, AppError> {
         let name = check_name(name)?;
         let game =
@@ -141,12 +189,16 @@ impl ServerService {
         // writing are one statement.
         let limit = if user.is_admin() { i64::MAX } else { i64::from(self.max_per_customer) };
         let created_at = now();
+        let (status, delete_after) = match self.billing {
+            None => (ServerStatus::Pending, None),
+            Some(_) => (ServerStatus::AwaitingPayment, Some(self.clock.now() + secs(CHECKOUT_WINDOW))),
+        };
         for _ in 0..3 {
             let id = server_id(&user.id, &game.id, &uuid::Uuid::new_v4().simple().to_string());
             // RETURNING: the answer is the row as written, before the reconciler has moved it on.
             let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+                "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at, delete_after) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9 \
                  WHERE (SELECT COUNT(*) FROM servers WHERE user_id = $2 AND status <> 'deleted') < $8 \
                  ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
             )))
@@ -155,15 +207,19 @@ impl ServerService {
             .bind(&name)
             .bind(&game.id)
             .bind(&plan.id)
-            .bind(ServerStatus::Pending.as_str())
+            .bind(status.as_str())
             .bind(created_at)
             .bind(limit)
+            .bind(delete_after)
             .fetch_optional(self.db.pool())
             .await
             .map_err(|e| internal("inserting a server", e))?;
             if let Some(row) = inserted {
                 tracing::info!(server = %id, user = %user.id, game = %game.id, plan = %plan.id, "server created");
-                let server = from_row(&row)?;
+                let mut server = from_row(&row)?;
+                if let Some(billing) = &self.billing {
+                    server.checkout_url = Some(self.open_checkout(billing, user, &server).await?);
+                }
                 let _ = self.events.send(ServerEvent::Changed { server: server.clone() });
                 return Ok(server);
             }
@@ -175,6 +231,31 @@ impl ServerService {
             // Otherwise the random part of the id collided with another server's: draw again.
         }
         Err(internal("inserting a server", "no free server id after 3 draws"))
+    }
+
+    /// Opens the new server's Checkout Session and records it; on failure removes the row, which was never
+    /// shown to anyone, and tells the user to try again.
+    async fn open_checkout(&self, billing: &Billing, user: &User, server: &GameServer) -> Result<String, AppError> {
+        match billing.checkout(user, &server.id, &server.game, &server.plan).await {
+            Ok(checkout) => {
+                sqlx::query("UPDATE servers SET checkout_session_id = $1, checkout_url = $2 WHERE id = $3")
+                    .bind(checkout.id)
+                    .bind(checkout.url.clone())
+                    .bind(server.id.clone())
+                    .execute(self.db.pool())
+                    .await
+                    .map_err(|e| internal("recording a checkout", e))?;
+                Ok(checkout.url)
+            }
+            Err(error) => {
+                sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'awaiting_payment'")
+                    .bind(server.id.clone())
+                    .execute(self.db.pool())
+                    .await
+                    .map_err(|e| internal("removing an unpaid server", e))?;
+                Err(error)
+            }
+        }
     }
 
     /// One server, if the user may see it (its owner or an administrator); anyone else gets "not found".
@@ -389,6 +470,183 @@ impl ServerService {
         Ok(None)
     }
 
+    /// Applies what a Stripe event says (created at `created`) to the server it concerns: its subscription's
+    /// details, and the state the payment leads to ([`ServerStatus::on_payment`]). An expired server comes back
+    /// only within its grace period; one that lapses gets a grace period of [`GRACE_PERIOD`]. An event older than
+    /// one already applied to the server changes nothing, so late deliveries never roll a server back.
+    pub async fn apply_payment(&self, change: &Change, created: i64) -> Result<Applied, AppError> {
+        let Some(id) = self.server_for(change).await? else { return Ok(Applied::UnknownServer) };
+        // Conditional on the state read, like `act`: a lost race is judged again.
+        for _ in 0..5 {
+            let row =
+                sqlx::query("SELECT status, status_message, delete_after, billing_event_at FROM servers WHERE id = $1")
+                    .bind(id.clone())
+                    .fetch_optional(self.db.pool())
+                    .await
+                    .map_err(|e| internal("reading a server's billing", e))?;
+            let Some(row) = row else { return Ok(Applied::UnknownServer) };
+            let read = || -> Result<_, sqlx::Error> {
+                let last: Option<i64> = row.try_get("billing_event_at")?;
+                let delete_after: Option<i64> = row.try_get("delete_after")?;
+                let message: Option<String> = row.try_get("status_message")?;
+                Ok((parse_status(&row)?, message, delete_after, last))
+            };
+            let (status, message, delete_after, last) =
+                read().map_err(|e| internal("reading a server's billing", e))?;
+            if last.is_some_and(|last| last > created) {
+                return Ok(Applied::Stale);
+            }
+            let deadline_now = self.clock.now();
+            let in_grace = delete_after.is_none_or(|at| at > deadline_now);
+            let next = change
+                .payment
+                .and_then(|payment| status.on_payment(payment))
+                .filter(|next| !(status == ServerStatus::Expired && *next == ServerStatus::Pending && !in_grace));
+            let (delete_after, message) = match next {
+                Some(ServerStatus::Expired) => (
+                    Some(deadline_now + secs(GRACE_PERIOD)),
+                    Some(format!(
+                        "the subscription is not paid: the server is stopped, and deleted with its data in {} days \
+                         unless it is paid",
+                        GRACE_PERIOD.as_secs() / 86_400
+                    )),
+                ),
+                Some(ServerStatus::Pending) => (None, None),
+                Some(ServerStatus::Deleted) => (delete_after, Some("the checkout was abandoned".to_owned())),
+                _ => (delete_after, message),
+            };
+            let updated = sqlx::query(
+                "UPDATE servers SET status = $1, status_message = $2, delete_after = $3, \
+                 expired_at = CASE WHEN $1 = 'expired' THEN $4 ELSE expired_at END, \
+                 stripe_subscription_id = COALESCE($5, stripe_subscription_id), \
+                 subscription_status = COALESCE($6, subscription_status), \
+                 current_period_end = COALESCE($7, current_period_end), \
+                 billing_event_at = $8, updated_at = $9 \
+                 WHERE id = $10 AND status = $11 AND (billing_event_at IS NULL OR billing_event_at <= $8)",
+            )
+            .bind(next.unwrap_or(status).as_str())
+            .bind(message)
+            .bind(delete_after)
+            .bind(deadline_now)
+            .bind(change.subscription.clone())
+            .bind(change.status.clone())
+            .bind(change.period_end)
+            .bind(created)
+            .bind(now())
+            .bind(id.clone())
+            .bind(status.as_str())
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| internal("recording a payment", e))?;
+            if updated.rows_affected() == 1 {
+                self.publish(&id).await;
+                if let Some(next) = next {
+                    tracing::info!(server = %id, from = %status, to = %next, "payment event applied");
+                    return Ok(Applied::Moved(next));
+                }
+                return Ok(Applied::Recorded);
+            }
+        }
+        Err(AppError::Conflict { field: "status".into(), message: "the server is changing; try again".into() })
+    }
+
+    /// The server an event concerns: the one its metadata names, else the one with its subscription.
+    async fn server_for(&self, change: &Change) -> Result<Option<String>, AppError> {
+        let by = |column: &'static str, value: String| async move {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM servers WHERE {column} = $1")))
+                .bind(value)
+                .fetch_optional(self.db.pool())
+                .await
+                .and_then(|row| row.map(|row| row.try_get::<String, _>("id")).transpose())
+                .map_err(|e| internal("finding a server for a payment", e))
+        };
+        if let Some(id) = &change.server_id
+            && let Some(found) = by("id", id.clone()).await?
+        {
+            return Ok(Some(found));
+        }
+        match &change.subscription {
+            Some(subscription) => by("stripe_subscription_id", subscription.clone()).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Records that a deleted server has nothing left at Stripe (its subscription or checkout was ended).
+    pub async fn record_settled(&self, id: &str) -> Result<(), AppError> {
+        sqlx::query("UPDATE servers SET subscription_ended_at = $1, updated_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id.to_owned())
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| internal("recording a cancelled subscription", e))?;
+        Ok(())
+    }
+
+    /// The user's servers with what they cost and their subscriptions (the billing page).
+    pub async fn billing_overview(&self, user: &User) -> Result<BillingOverview, AppError> {
+        let rows = sqlx::query(
+            "SELECT id, name, game, plan, status, subscription_status, current_period_end, delete_after, \
+             checkout_url FROM servers WHERE user_id = $1 AND status <> 'deleted' ORDER BY created_at, id",
+        )
+        .bind(user.id.clone())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(|e| internal("listing subscriptions", e))?;
+        let read = |row: &AnyRow| -> Result<Subscription, sqlx::Error> {
+            let (game, plan): (String, String) = (row.try_get("game")?, row.try_get("plan")?);
+            let server_status = parse_status(row)?;
+            Ok(Subscription {
+                server_id: row.try_get("id")?,
+                server_name: row.try_get("name")?,
+                server_status,
+                price_cents: self.catalog.plan(&game, &plan).map_or(0, |(_, plan)| plan.price_cents),
+                game,
+                plan,
+                status: row.try_get("subscription_status")?,
+                renews_at: row.try_get("current_period_end")?,
+                delete_after: row.try_get("delete_after")?,
+                checkout_url: match server_status {
+                    ServerStatus::AwaitingPayment => row.try_get("checkout_url")?,
+                    _ => None,
+                },
+            })
+        };
+        let subscriptions =
+            rows.iter().map(read).collect::<Result<_, _>>().map_err(|e| internal("reading subscriptions", e))?;
+        let has_customer = match &self.billing {
+            Some(billing) => billing.stored_customer(&user.id).await?.is_some(),
+            None => false,
+        };
+        Ok(BillingOverview { enabled: self.billing.is_some(), has_customer, subscriptions })
+    }
+
+    /// A Stripe Customer Portal link for the user.
+    pub async fn billing_portal(&self, user: &User) -> Result<String, AppError> {
+        match &self.billing {
+            Some(billing) => billing.portal(user).await,
+            None => Err(AppError::NotFound("billing is off: servers here are free".into())),
+        }
+    }
+
+    /// Whether `row` is unpaid or expired and its deadline has passed.
+    pub fn overdue(&self, row: &Desired) -> bool {
+        matches!(row.status, ServerStatus::AwaitingPayment | ServerStatus::Expired)
+            && row.delete_after.is_some_and(|at| at <= self.clock.now())
+    }
+
+    /// Moves an overdue server (see [`ServerService::overdue`]) to `deleted`; returns whether it did.
+    pub async fn delete_if_overdue(&self, row: &Desired) -> Result<bool, AppError> {
+        if !self.overdue(row) {
+            return Ok(false);
+        }
+        let message = match row.status {
+            ServerStatus::AwaitingPayment => "not paid within a day of its creation",
+            _ => "the subscription was not paid within its grace period",
+        };
+        tracing::info!(server = %row.id, status = %row.status, "deleting an overdue server");
+        self.transition(&row.id, row.status, ServerStatus::Deleted, Some(message)).await
+    }
+
     /// Deletes the row of a server whose clean-up is done.
     pub async fn forget(&self, id: &str) -> Result<(), AppError> {
         let user_id: Option<String> =
@@ -437,6 +695,16 @@ impl ServerService {
     }
 }
 
+impl BillingPages for ServerService {
+    fn overview<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<BillingOverview, AppError>> {
+        Box::pin(self.billing_overview(user))
+    }
+
+    fn portal<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<String, AppError>> {
+        Box::pin(self.billing_portal(user))
+    }
+}
+
 impl Servers for ServerService {
     fn list<'a>(&'a self, user: &'a User, all: bool) -> BoxFuture<'a, Result<Vec<GameServer>, AppError>> {
         Box::pin(ServerService::list(self, user, all))
@@ -463,6 +731,10 @@ impl Servers for ServerService {
     fn act<'a>(&'a self, user: &'a User, id: &'a str, action: Action) -> BoxFuture<'a, Result<GameServer, AppError>> {
         Box::pin(ServerService::act(self, user, id, action))
     }
+}
+
+fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// 409 naming the state that refused the action.
@@ -496,6 +768,11 @@ fn from_row(row: &AnyRow) -> Result<GameServer, AppError> {
             address,
             user_id: row.try_get("user_id")?,
             created_at: row.try_get("created_at")?,
+            // Only while there is something to pay.
+            checkout_url: match status {
+                ServerStatus::AwaitingPayment => row.try_get("checkout_url")?,
+                _ => None,
+            },
         })
     };
     read().map_err(|e| internal("reading a server row", e))

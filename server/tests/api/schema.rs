@@ -8,7 +8,7 @@ use crate::helpers::{Backend, TestDb};
 
 both_databases!(
     migrations_are_applied_once_and_rerunning_them_changes_nothing,
-    users_servers_and_subscriptions_store_and_cascade,
+    users_servers_and_stripe_events_store_and_cascade,
     the_schema_refuses_what_must_not_be_stored,
 );
 
@@ -49,22 +49,22 @@ async fn migrations_are_applied_once_and_rerunning_them_changes_nothing(backend:
     assert_eq!(applied.len(), MIGRATOR.iter().count());
 }
 
-async fn users_servers_and_subscriptions_store_and_cascade(backend: Backend) {
+async fn users_servers_and_stripe_events_store_and_cascade(backend: Backend) {
     let app = TestDb::new(backend).await;
     let pool = app.db.pool();
     insert_user(pool, "u1", "a@example.com").await.expect("user");
     insert_server(pool, "u1srv", "u1").await.expect("server");
-    sqlx::query(
-        "INSERT INTO subscriptions (id, server_id, stripe_subscription_id, status, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind("sub1")
-    .bind("u1srv")
-    .bind("sub_123")
-    .bind("active")
-    .bind(now())
-    .execute(pool)
-    .await
-    .expect("subscription");
+    sqlx::query("UPDATE servers SET stripe_subscription_id = $1, subscription_status = $2 WHERE id = $3")
+        .bind("sub_123")
+        .bind("active")
+        .bind("u1srv")
+        .execute(pool)
+        .await
+        .expect("a server's subscription");
+    let event = "INSERT INTO stripe_events (id, type, created, received_at) VALUES ($1, $2, $3, $3)";
+    sqlx::query(event).bind("evt_1").bind("invoice.paid").bind(now()).execute(pool).await.expect("event");
+    let again = sqlx::query(event).bind("evt_1").bind("invoice.paid").bind(now()).execute(pool).await;
+    assert!(again.is_err(), "an event id is stored once");
 
     let row = sqlx::query(
         "SELECT u.role, s.status, s.port, s.status_message FROM servers s JOIN users u ON u.id = s.user_id",
@@ -79,7 +79,7 @@ async fn users_servers_and_subscriptions_store_and_cascade(backend: Backend) {
 
     sqlx::query("DELETE FROM users WHERE id = $1").bind("u1").execute(pool).await.expect("delete user");
     assert_eq!(app.count("servers").await, 0, "a user's servers go with the user");
-    assert_eq!(app.count("subscriptions").await, 0, "and their subscriptions with them");
+    assert_eq!(app.count("stripe_events").await, 1, "handled events are kept (they are not a user's)");
 }
 
 async fn the_schema_refuses_what_must_not_be_stored(backend: Backend) {
