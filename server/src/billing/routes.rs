@@ -1,26 +1,45 @@
-//! `POST /webhooks/stripe`: Stripe's signed event deliveries.
+//! Billing's HTTP surface: `GET /api/billing` (the signed-in user's subscriptions, as the billing page shows
+//! them), `POST /api/billing/portal` (a Stripe Customer Portal link) and `POST /webhooks/stripe`, Stripe's signed
+//! event deliveries.
 //!
-//! Answers: 200 once an event is handled, or was before (a redelivery), or is of no concern (logged); 400 for a
+//! The webhook
+//! answers: 200 once an event is handled, or was before (a redelivery), or is of no concern (logged); 400 for a
 //! request whose signature does not verify or that is no event, which changes nothing; 500 when handling
 //! failed, so that Stripe delivers it again later; 404 with billing off.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use catalog::billing::BillingOverview;
 use serde_json::json;
 
 use super::webhook::Event;
+use crate::auth::middleware::CurrentUser;
+use crate::error::Result;
 use crate::servers::Applied;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/webhooks/stripe", post(stripe_webhook))
+    Router::new()
+        .route("/api/billing", get(overview))
+        .route("/api/billing/portal", post(portal))
+        .route("/webhooks/stripe", post(stripe_webhook))
+}
+
+async fn overview(State(state): State<AppState>, CurrentUser(session): CurrentUser) -> Result<Json<BillingOverview>> {
+    Ok(Json(state.servers.billing_overview(&session.user).await?))
+}
+
+async fn portal(State(state): State<AppState>, CurrentUser(session): CurrentUser) -> Result<Json<serde_json::Value>> {
+    let url = state.servers.billing_portal(&session.user).await?;
+    Ok(Json(json!({ "url": url })))
 }
 
 async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    // No session and no Origin here: Stripe's signature is what authenticates the request.
     let Some(billing) = state.servers.billing() else {
         return refuse(StatusCode::NOT_FOUND, "billing is off");
     };
@@ -68,9 +87,9 @@ async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body:
 }
 
 fn received() -> Response {
-    axum::Json(json!({ "received": true })).into_response()
+    Json(json!({ "received": true })).into_response()
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": { "message": message } }))).into_response()
+    (status, Json(json!({ "error": { "message": message } }))).into_response()
 }

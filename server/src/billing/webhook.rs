@@ -50,10 +50,7 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64, tolerance: i64
     if !has_v1 {
         return Err(SignatureError::NoV1);
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    let mac = signed_payload_mac(secret, timestamp, body);
     if !signatures.iter().any(|signature| mac.clone().verify_slice(signature).is_ok()) {
         return Err(SignatureError::Mismatch);
     }
@@ -63,13 +60,30 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64, tolerance: i64
     Ok(())
 }
 
-/// The `v1` signature of `body` at `timestamp`, as Stripe would send it: for tests and the fake Stripe.
-pub fn sign(body: &[u8], secret: &[u8], timestamp: i64) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+/// The HMAC-SHA256 state over Stripe's signed payload, `"{timestamp}.{body}"`.
+fn signed_payload_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = hmac(secret);
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
+}
+
+fn hmac(secret: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+}
+
+/// Lower-case hex HMAC-SHA256 of `message` under `secret`: the primitive under every signature.
+pub fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
+    let mut mac = hmac(secret);
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A `Stripe-Signature` header for `body` at `timestamp`, as Stripe sends it (for tests, and for trying a
+/// webhook endpoint by hand).
+pub fn sign(body: &[u8], secret: &[u8], timestamp: i64) -> String {
+    let signature = hex::encode(signed_payload_mac(secret, timestamp, body).finalize().into_bytes());
+    format!("t={timestamp},v1={signature}")
 }
 
 /// The parts of an event envelope Spawnpoint reads.
