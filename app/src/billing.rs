@@ -97,7 +97,7 @@ fn SubscriptionRow(s: Subscription) -> impl IntoView {
         <tr data-server=s.server_id.clone()>
             <td><A href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</A></td>
             <td>{format!("{} · {}", s.game, s.plan)}</td>
-            <td>{format!("{} / month", format_price(s.price_cents))}</td>
+            <td>{format_price(s.price_cents)}</td>
             <td>{status} {deadline}</td>
             <td>{s.renews_at.map(date).unwrap_or_else(|| "—".into())}</td>
         </tr>
