@@ -55,7 +55,7 @@ fn BillingDetails() -> impl IntoView {
                     }
                     let rows = overview.subscriptions.into_iter().map(|s| view! { <SubscriptionRow s /> }).collect_view();
                     view! {
-                        <table class="subscriptions">
+                        <table class="server-list subscriptions">
                             <thead>
                                 <tr>
                                     <th>"Server"</th>
