@@ -269,10 +269,7 @@ fn dns_provider(lookup: &impl Fn(&str) -> Option<String>) -> Result<DnsProvider,
     match lookup("SPAWNPOINT_DNS").as_deref() {
         None | Some("none") => Ok(DnsProvider::None),
         Some("cloudflare") => {
-            let required = |name: &'static str| {
-                lookup(name)
-                    .ok_or(ConfigError::Invalid { name, reason: "is required with SPAWNPOINT_DNS=cloudflare".into() })
-            };
+            let required = |name| required(lookup, name, "SPAWNPOINT_DNS=cloudflare");
             let token = SecretString::from(required("CLOUDFLARE_API_TOKEN")?);
             let zone_id = required("CLOUDFLARE_ZONE_ID")?;
             if !zone_id.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -288,14 +285,7 @@ fn dns_provider(lookup: &impl Fn(&str) -> Option<String>) -> Result<DnsProvider,
                     reason: format!("`{base_domain}` is not a domain name like play.example.com"),
                 });
             }
-            let api_base =
-                lookup("CLOUDFLARE_API_BASE").unwrap_or_else(|| "https://api.cloudflare.com/client/v4".into());
-            if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
-                    name: "CLOUDFLARE_API_BASE",
-                    reason: format!("`{api_base}` must start with https:// (or http://)"),
-                });
-            }
+            let api_base = api_base(lookup, "CLOUDFLARE_API_BASE", "https://api.cloudflare.com/client/v4")?;
             Ok(DnsProvider::Cloudflare(CloudflareConfig::new(api_base, token, zone_id, base_domain)))
         }
         Some(other) => Err(ConfigError::Invalid {
@@ -310,10 +300,7 @@ fn billing_mode(lookup: &impl Fn(&str) -> Option<String>, has_public_url: bool) 
     match lookup("SPAWNPOINT_BILLING").as_deref() {
         None | Some("none") => Ok(BillingMode::None),
         Some("stripe") => {
-            let required = |name: &'static str| {
-                lookup(name)
-                    .ok_or(ConfigError::Invalid { name, reason: "is required with SPAWNPOINT_BILLING=stripe".into() })
-            };
+            let required = |name| required(lookup, name, "SPAWNPOINT_BILLING=stripe");
             if !has_public_url {
                 return Err(ConfigError::Invalid {
                     name: "SPAWNPOINT_PUBLIC_URL",
@@ -322,13 +309,7 @@ fn billing_mode(lookup: &impl Fn(&str) -> Option<String>, has_public_url: bool) 
             }
             let secret_key = SecretString::from(required("STRIPE_SECRET_KEY")?);
             let webhook_secret = SecretString::from(required("STRIPE_WEBHOOK_SECRET")?);
-            let api_base = lookup("STRIPE_API_BASE").unwrap_or_else(|| "https://api.stripe.com".into());
-            if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
-                return Err(ConfigError::Invalid {
-                    name: "STRIPE_API_BASE",
-                    reason: format!("`{api_base}` must start with https:// (or http://)"),
-                });
-            }
+            let api_base = api_base(lookup, "STRIPE_API_BASE", "https://api.stripe.com")?;
             Ok(BillingMode::Stripe(StripeConfig { secret_key, webhook_secret, api_base }))
         }
         Some(other) => Err(ConfigError::Invalid {
@@ -336,6 +317,24 @@ fn billing_mode(lookup: &impl Fn(&str) -> Option<String>, has_public_url: bool) 
             reason: format!("`{other}` is not a billing mode (use none or stripe)"),
         }),
     }
+}
+
+/// Setting `name`, which `mode` (e.g. `SPAWNPOINT_DNS=cloudflare`) cannot do without.
+fn required(lookup: &impl Fn(&str) -> Option<String>, name: &'static str, mode: &str) -> Result<String, ConfigError> {
+    lookup(name).ok_or_else(|| ConfigError::Invalid { name, reason: format!("is required with {mode}") })
+}
+
+/// An outside API's base URL from setting `name` (tests point it at a fake), else `default`.
+fn api_base(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let base = lookup(name).unwrap_or_else(|| default.into());
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(ConfigError::Invalid { name, reason: format!("`{base}` must start with https:// (or http://)") });
+    }
+    Ok(base)
 }
 
 /// A domain names can be made under: dot-separated labels of letters, digits and inner hyphens, with room left
@@ -441,6 +440,24 @@ mod tests {
         assert_eq!(ok.session_ttl, Duration::from_secs(60));
     }
 
+    /// Leaving out any setting of `valid` but the first (the mode) is refused, naming it.
+    fn each_is_required(valid: &[(&str, &str)]) {
+        for (missing, _) in &valid[1..] {
+            let without: Vec<(&str, &str)> = valid.iter().copied().filter(|(k, _)| k != missing).collect();
+            let error = settings(&without).expect_err(missing);
+            assert!(error.to_string().starts_with(missing), "{error}");
+        }
+    }
+
+    /// `valid` with `name` set to `bad` is refused, naming `name`; returns the error's text.
+    fn refused_naming(valid: &[(&str, &str)], name: &str, bad: &str) -> String {
+        let mut pairs: Vec<(&str, &str)> = valid.iter().copied().filter(|(k, _)| *k != name).collect();
+        pairs.push((name, bad));
+        let error = settings(&pairs).expect_err(bad).to_string();
+        assert!(error.starts_with(name), "{error}");
+        error
+    }
+
     #[test]
     fn dns_settings_are_checked_and_the_token_kept_secret() {
         assert!(matches!(settings(&[]).expect("defaults").dns, DnsProvider::None));
@@ -456,11 +473,7 @@ mod tests {
         assert_eq!(config.api_base, "https://api.cloudflare.com/client/v4");
         assert!(!format!("{ok:?}").contains("cf-secret-token"));
 
-        for (missing, _) in &cloudflare[1..] {
-            let without: Vec<(&str, &str)> = cloudflare.iter().copied().filter(|(k, _)| k != missing).collect();
-            let error = settings(&without).expect_err(missing);
-            assert!(error.to_string().starts_with(missing), "{error}");
-        }
+        each_is_required(&cloudflare);
         for (name, bad) in [
             ("DNS_BASE_DOMAIN", "localhost"),
             ("DNS_BASE_DOMAIN", "play_ground.example.com"),
@@ -468,11 +481,7 @@ mod tests {
             ("CLOUDFLARE_API_BASE", "api.cloudflare.com"),
             ("SPAWNPOINT_DNS", "route53"),
         ] {
-            let mut pairs: Vec<(&str, &str)> = cloudflare.iter().copied().filter(|(k, _)| *k != name).collect();
-            pairs.push((name, bad));
-            let error = settings(&pairs).expect_err(bad);
-            assert!(error.to_string().starts_with(name), "{error}");
-            assert!(!error.to_string().contains("cf-secret-token"));
+            assert!(!refused_naming(&cloudflare, name, bad).contains("cf-secret-token"));
         }
     }
 
@@ -490,16 +499,9 @@ mod tests {
         assert_eq!(config.api_base, "https://api.stripe.com");
         let shown = format!("{ok:?}");
         assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_secret"), "{shown}");
-        for (missing, _) in &stripe[1..] {
-            let without: Vec<(&str, &str)> = stripe.iter().copied().filter(|(k, _)| k != missing).collect();
-            let error = settings(&without).expect_err(missing);
-            assert!(error.to_string().starts_with(missing), "{error}");
-        }
+        each_is_required(&stripe);
         for (name, bad) in [("SPAWNPOINT_BILLING", "paypal"), ("STRIPE_API_BASE", "api.stripe.com")] {
-            let mut pairs: Vec<(&str, &str)> = stripe.iter().copied().filter(|(k, _)| *k != name).collect();
-            pairs.push((name, bad));
-            let error = settings(&pairs).expect_err(bad);
-            assert!(error.to_string().starts_with(name), "{error}");
+            refused_naming(&stripe, name, bad);
         }
     }
 

@@ -61,11 +61,6 @@ impl Billing {
         })
     }
 
-    /// The Stripe API, for `spawnpoint stripe sync`.
-    pub fn api(&self) -> &StripeApi {
-        &self.api
-    }
-
     /// Checks a webhook's signature against the endpoint's secret, at the current (system) time.
     pub fn verify(&self, header: &str, body: &[u8]) -> Result<(), webhook::SignatureError> {
         let secret = self.webhook_secret.expose_secret().as_bytes();

@@ -116,14 +116,14 @@ impl Event {
                 // A session paid by a slow method (a bank debit) completes unpaid; its payment comes later.
                 let paid = matches!(object["payment_status"].as_str(), Some("paid" | "no_payment_required"));
                 Change {
-                    server_id: text(&object["client_reference_id"]).or_else(|| text(&object["metadata"]["server_id"])),
+                    server_id: checkout_server(object),
                     subscription: id(&object["subscription"]),
                     payment: paid.then_some(Payment::Paid),
                     ..Change::default()
                 }
             }
             "checkout.session.expired" => Change {
-                server_id: text(&object["client_reference_id"]).or_else(|| text(&object["metadata"]["server_id"])),
+                server_id: checkout_server(object),
                 payment: Some(Payment::CheckoutExpired),
                 ..Change::default()
             },
@@ -192,6 +192,11 @@ pub fn payment_for_status(status: &str) -> Option<Payment> {
         "past_due" | "unpaid" | "canceled" | "incomplete_expired" | "paused" => Some(Payment::Lapsed),
         _ => None,
     }
+}
+
+/// The server a Checkout Session is for: its `client_reference_id`, else its metadata.
+fn checkout_server(session: &Value) -> Option<String> {
+    text(&session["client_reference_id"]).or_else(|| text(&session["metadata"]["server_id"]))
 }
 
 fn text(value: &Value) -> Option<String> {

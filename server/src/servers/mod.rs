@@ -605,10 +605,7 @@ impl ServerService {
                 status: row.try_get("subscription_status")?,
                 renews_at: row.try_get("current_period_end")?,
                 delete_after: row.try_get("delete_after")?,
-                checkout_url: match server_status {
-                    ServerStatus::AwaitingPayment => row.try_get("checkout_url")?,
-                    _ => None,
-                },
+                checkout_url: read_checkout_url(row, server_status)?,
             })
         };
         let subscriptions =
@@ -768,14 +765,18 @@ fn from_row(row: &AnyRow) -> Result<GameServer, AppError> {
             address,
             user_id: row.try_get("user_id")?,
             created_at: row.try_get("created_at")?,
-            // Only while there is something to pay.
-            checkout_url: match status {
-                ServerStatus::AwaitingPayment => row.try_get("checkout_url")?,
-                _ => None,
-            },
+            checkout_url: read_checkout_url(row, status)?,
         })
     };
     read().map_err(|e| internal("reading a server row", e))
+}
+
+/// Where to pay for the server: only while there is something to pay.
+fn read_checkout_url(row: &AnyRow, status: ServerStatus) -> Result<Option<String>, sqlx::Error> {
+    match status {
+        ServerStatus::AwaitingPayment => row.try_get("checkout_url"),
+        _ => Ok(None),
+    }
 }
 
 fn parse_status(row: &AnyRow) -> Result<ServerStatus, sqlx::Error> {

@@ -584,7 +584,6 @@ fn the_stripe_sync_command_reports_and_a_second_run_changes_nothing() {
     let text = String::from_utf8_lossy(&second.stdout).into_owned();
     assert!(second.status.success() && text.contains("0 created or updated"), "{text}");
     assert!(!String::from_utf8_lossy(&second.stderr).contains(SECRET_KEY), "the key is never printed");
-    drop(stripe);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
