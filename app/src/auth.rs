@@ -9,22 +9,24 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Redirect};
 use leptos_router::hooks::{use_location, use_query_map};
 
+#[cfg(feature = "ssr")]
+use crate::context;
 use crate::error::AppError;
 
 /// The signed-in user, or `None`.
 #[server(prefix = "/rpc", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<User>, AppError> {
-    Ok(ssr::session().map(|session| session.user))
+    Ok(context::session().map(|session| session.user))
 }
 
 /// Creates an account and signs it in.
 #[server(prefix = "/rpc", endpoint = "sign_up")]
 pub async fn sign_up(email: String, password: String, next: Option<String>) -> Result<User, AppError> {
-    ssr::with_status(async move {
-        let (accounts, request) = (ssr::accounts()?, ssr::request()?);
+    context::with_status(async move {
+        let (accounts, request) = (ssr::accounts()?, context::request()?);
         accounts.register(&request, &email, &password).await?;
         let signed_in = accounts.sign_in(&request, &email, &password).await?;
-        ssr::set_cookie(&signed_in.cookie);
+        context::set_cookie(&signed_in.cookie);
         leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
         Ok(signed_in.user)
     })
@@ -33,9 +35,9 @@ pub async fn sign_up(email: String, password: String, next: Option<String>) -> R
 
 #[server(prefix = "/rpc", endpoint = "sign_in")]
 pub async fn sign_in(email: String, password: String, next: Option<String>) -> Result<User, AppError> {
-    ssr::with_status(async move {
-        let signed_in = ssr::accounts()?.sign_in(&ssr::request()?, &email, &password).await?;
-        ssr::set_cookie(&signed_in.cookie);
+    context::with_status(async move {
+        let signed_in = ssr::accounts()?.sign_in(&context::request()?, &email, &password).await?;
+        context::set_cookie(&signed_in.cookie);
         leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
         Ok(signed_in.user)
     })
@@ -44,23 +46,12 @@ pub async fn sign_in(email: String, password: String, next: Option<String>) -> R
 
 #[server(prefix = "/rpc", endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    ssr::with_status(async move {
-        let session = ssr::require_session()?;
+    context::with_status(async move {
+        let session = context::require_session()?;
         let cookie = ssr::accounts()?.sign_out(&session).await?;
-        ssr::set_cookie(&cookie);
+        context::set_cookie(&cookie);
         leptos_axum::redirect("/");
         Ok(())
-    })
-    .await
-}
-
-/// Every account, for administrators.
-#[server(prefix = "/rpc", endpoint = "list_users")]
-pub async fn list_users() -> Result<Vec<User>, AppError> {
-    ssr::with_status(async move {
-        let session = ssr::require_session()?;
-        ssr::authorize(&session.user, catalog::account::Resource::AdminArea, "the admin area")?;
-        ssr::accounts()?.list_users().await
     })
     .await
 }
@@ -99,7 +90,7 @@ impl Auth {
     }
 }
 
-fn use_auth() -> Auth {
+pub(crate) fn use_auth() -> Auth {
     expect_context::<Auth>()
 }
 
@@ -264,69 +255,14 @@ pub fn AccountPage() -> impl IntoView {
     view! { <RequireUser render /> }
 }
 
-#[component]
-pub fn AdminPage() -> impl IntoView {
-    fn render(_admin: User) -> AnyView {
-        view! {
-            <crate::servers::AllServers />
-            <UserTable />
-        }
-        .into_any()
-    }
-    view! { <RequireUser admin=true render /> }
-}
-
-#[component]
-fn UserTable() -> impl IntoView {
-    let users = Resource::new(|| (), |_| list_users());
-    view! {
-        <section class="admin">
-            <h1>"Accounts"</h1>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match users.await {
-                        Ok(users) => {
-                            view! {
-                                <table class="users">
-                                    <caption>"All accounts"</caption>
-                                    <thead>
-                                        <tr>
-                                            <th scope="col">"Email"</th>
-                                            <th scope="col">"Role"</th>
-                                        </tr>
-                                    </thead>
-                                    <tbody>
-                                        {users
-                                            .into_iter()
-                                            .map(|user| view! { <tr><td>{user.email}</td><td>{user.role.to_string()}</td></tr> })
-                                            .collect_view()}
-                                    </tbody>
-                                </table>
-                            }
-                                .into_any()
-                        }
-                        Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Suspense>
-        </section>
-    }
-}
-
-/// Server-side plumbing: the account service the server provides, and the request's session.
+/// Server-side: the account service the server provides.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::sync::Arc;
-
-    use catalog::account::{Resource, User, authorize as decide};
+    use catalog::account::User;
     use http::request::Parts;
-    use leptos::prelude::*;
 
+    use crate::context::{BoxFuture, Session};
     use crate::error::AppError;
-
-    pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
     /// What the app's server functions need from the server's account service. The server implements it
     /// with the same service its REST routes use, and provides it as `Arc<dyn Accounts>` in context.
@@ -350,85 +286,16 @@ pub mod ssr {
         fn list_users(&self) -> BoxFuture<'_, Result<Vec<User>, AppError>>;
     }
 
+    /// The account service, from context.
+    pub fn accounts() -> Result<std::sync::Arc<dyn Accounts>, AppError> {
+        leptos::prelude::use_context::<std::sync::Arc<dyn Accounts>>().ok_or(AppError::Internal)
+    }
+
     /// A new session: the user, its token, and the `Set-Cookie` value carrying it to a browser.
     pub struct SignedIn {
         pub user: User,
         pub token: String,
         pub cookie: String,
-    }
-
-    /// How a request proved who it is.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Credential {
-        Cookie,
-        Bearer,
-    }
-
-    /// The authenticated session of a request, put into the request's extensions by the server's
-    /// authentication middleware before any handler or server function runs.
-    #[derive(Debug, Clone)]
-    pub struct Session {
-        pub id: String,
-        pub user: User,
-        pub credential: Credential,
-    }
-
-    pub fn accounts() -> Result<Arc<dyn Accounts>, AppError> {
-        use_context::<Arc<dyn Accounts>>().ok_or(AppError::Internal)
-    }
-
-    /// The request being served (leptos_axum provides it to server functions and to rendering).
-    pub fn request() -> Result<Parts, AppError> {
-        use_context::<Parts>().ok_or(AppError::Internal)
-    }
-
-    pub fn session() -> Option<Session> {
-        use_context::<Parts>()?.extensions.get::<Session>().cloned()
-    }
-
-    pub fn require_session() -> Result<Session, AppError> {
-        session().ok_or_else(|| AppError::Unauthorized("sign in first".into()))
-    }
-
-    /// The authorization rule, as every server function applies it.
-    pub fn authorize(user: &User, resource: Resource<'_>, what: &str) -> Result<(), AppError> {
-        decide(user, resource).map_err(|denied| AppError::denied(denied, what))
-    }
-
-    /// Runs a server function's body and, when it fails, answers with its error's HTTP status (401, 422, …)
-    /// instead of the generic 500, so clients and logs see what happened.
-    pub async fn with_status<T>(body: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
-        let result = body.await;
-        if let (Err(error), Some(response)) = (&result, use_context::<leptos_axum::ResponseOptions>()) {
-            response.set_status(
-                http::StatusCode::from_u16(error.status()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-            );
-        }
-        result
-    }
-
-    /// Runs a server function's body with the signed-in user and the service `S` from context (with
-    /// [`with_status`]'s error statuses).
-    pub async fn with_service<S, T, F, Fut>(body: F) -> Result<T, AppError>
-    where
-        S: ?Sized + Send + Sync + 'static,
-        F: FnOnce(std::sync::Arc<S>, User) -> Fut,
-        Fut: Future<Output = Result<T, AppError>>,
-    {
-        with_status(async move {
-            let user = require_session()?.user;
-            let service = use_context::<std::sync::Arc<S>>().ok_or(AppError::Internal)?;
-            body(service, user).await
-        })
-        .await
-    }
-
-    pub fn set_cookie(cookie: &str) {
-        if let (Some(response), Ok(value)) =
-            (use_context::<leptos_axum::ResponseOptions>(), http::HeaderValue::from_str(cookie))
-        {
-            response.append_header(http::header::SET_COOKIE, value);
-        }
     }
 }
 

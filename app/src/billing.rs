@@ -87,14 +87,14 @@ fn SubscriptionRow(s: Subscription) -> impl IntoView {
     let status = match (&s.status, &s.checkout_url) {
         (_, Some(url)) => view! { <a href=url.clone() class="button">"Pay now"</a> }.into_any(),
         (Some(status), None) => {
-            view! { <span class=format!("subscription subscription-{status}")>{status.clone()}</span> }.into_any()
+            view! { <span class=format!("subscription subscription-{status}")>{status.to_string()}</span> }.into_any()
         }
         (None, None) => view! { <span class="subscription">"—"</span> }.into_any(),
     };
     let deadline =
         s.delete_after.map(|at| view! { <span class="status-message">{format!("deleted after {}", date(at))}</span> });
     view! {
-        <tr data-server=s.server_id.clone()>
+        <tr data-server=s.server_id.to_string()>
             <td><A href=format!("/servers/{}", s.server_id)>{s.server_name.clone()}</A></td>
             <td>{format!("{} · {}", s.game, s.plan)}</td>
             <td>{format_price(s.price_cents)}</td>
@@ -127,7 +127,7 @@ pub mod ssr {
     use catalog::account::User;
     use catalog::billing::BillingOverview;
 
-    use crate::auth::ssr::BoxFuture;
+    use crate::context::BoxFuture;
     use crate::error::AppError;
 
     /// What the billing page needs from the server, provided as `Arc<dyn BillingPages>` in context.
@@ -142,7 +142,7 @@ pub mod ssr {
         F: FnOnce(Arc<dyn BillingPages>, User) -> Fut,
         Fut: Future<Output = Result<T, AppError>>,
     {
-        crate::auth::ssr::with_service(body).await
+        crate::context::with_service(body).await
     }
 }
 

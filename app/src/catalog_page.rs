@@ -1,17 +1,19 @@
 //! The catalog: games, their plans and prices. Works as plain HTML before hydration (every game is a link),
 //! and becomes interactive after it (choosing a plan).
 
-use catalog::{Catalog, Game, format_price};
+use catalog::{PublicGame, format_price};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-/// The game catalog as the server has it configured.
+use crate::error::AppError;
+
+/// The game catalog as the server has it configured, as the public may see it.
 #[server(prefix = "/rpc", endpoint = "games")]
-pub async fn list_games() -> Result<Catalog, ServerFnError> {
+pub async fn list_games() -> Result<Vec<PublicGame>, AppError> {
     use std::sync::Arc;
-    let catalog = use_context::<Arc<Catalog>>().ok_or_else(|| ServerFnError::new("the catalog is not configured"))?;
-    Ok(Catalog::clone(&catalog))
+    let catalog = use_context::<Arc<catalog::Catalog>>().ok_or(AppError::Internal)?;
+    Ok(catalog.public())
 }
 
 /// `(game id, plan id)` of the plan the visitor picked.
@@ -30,9 +32,8 @@ pub fn CatalogPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="loading">"Loading the catalog…"</p> }>
                 {move || Suspend::new(async move {
                     match catalog.await {
-                        Ok(catalog) => {
+                        Ok(games) => {
                             let selected = move || params.read().get("game");
-                            let games = catalog.games().to_vec();
                             view! {
                                 <GameList games=games.clone() selected=Signal::derive(selected) />
                                 {move || match selected() {
@@ -54,7 +55,7 @@ pub fn CatalogPage() -> impl IntoView {
 }
 
 #[component]
-fn GameList(games: Vec<Game>, selected: Signal<Option<String>>) -> impl IntoView {
+fn GameList(games: Vec<PublicGame>, selected: Signal<Option<String>>) -> impl IntoView {
     view! {
         <ul class="games">
             {games
@@ -79,7 +80,7 @@ fn GameList(games: Vec<Game>, selected: Signal<Option<String>>) -> impl IntoView
 }
 
 #[component]
-fn PlanTable(game: Game, chosen: Choice) -> impl IntoView {
+fn PlanTable(game: PublicGame, chosen: Choice) -> impl IntoView {
     let game_id = game.id.clone();
     let caption = format!("{} plans", game.name);
     let rows = game

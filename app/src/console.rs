@@ -20,6 +20,16 @@ enum Link {
 }
 
 impl Link {
+    /// The `data-link` attribute (styles and tests key on it); spelled out rather than formatted, which would pull
+    /// Unicode tables into the browser build.
+    fn attr(self) -> &'static str {
+        match self {
+            Link::Connecting => "connecting",
+            Link::Live => "live",
+            Link::Reconnecting => "reconnecting",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Link::Connecting => "connecting…",
@@ -30,7 +40,7 @@ impl Link {
 }
 
 #[component]
-pub fn Console(id: String) -> impl IntoView {
+pub fn Console(id: catalog::ServerId) -> impl IntoView {
     let screen = NodeRef::<leptos::html::Div>::new();
     let link = RwSignal::new(Link::Connecting);
     let command = RwSignal::new(String::new());
@@ -79,7 +89,7 @@ pub fn Console(id: String) -> impl IntoView {
         <section class="console">
             <h2>
                 "Console "
-                <span class="link" data-link=move || format!("{:?}", link.get()).to_lowercase()>
+                <span class="link" data-link=move || link.get().attr()>
                     {move || link.get().label()}
                 </span>
             </h2>
@@ -176,7 +186,7 @@ mod browser {
     /// Opens the terminal once the page is hydrated and keeps a socket to the console connected until the
     /// component goes. Returns the command sender: `false` when not connected.
     pub fn connect(
-        id: String,
+        id: catalog::ServerId,
         screen: NodeRef<leptos::html::Div>,
         link: RwSignal<Link>,
         error: RwSignal<Option<String>>,
@@ -222,7 +232,7 @@ mod browser {
     }
 
     struct Session {
-        id: String,
+        id: catalog::ServerId,
         term: Rc<Terminal>,
         socket: StoredValue<Option<WebSocket>, LocalStorage>,
         link: RwSignal<Link>,
@@ -283,7 +293,7 @@ mod browser {
 
     /// On the server the console renders empty; the browser connects it after hydration.
     pub fn connect(
-        _id: String,
+        _id: catalog::ServerId,
         _screen: NodeRef<leptos::html::Div>,
         _link: RwSignal<Link>,
         _error: RwSignal<Option<String>>,

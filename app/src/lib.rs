@@ -2,10 +2,13 @@
 //!
 //! Server-only code lives behind the `ssr` feature; the browser build (`hydrate`) never sees it.
 
+pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod catalog_page;
 pub mod console;
+#[cfg(feature = "ssr")]
+pub mod context;
 pub mod error;
 pub mod servers;
 
@@ -14,7 +17,8 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
-use crate::auth::{AccountNav, AccountPage, AdminPage, Auth, SignInPage, SignUpPage};
+use crate::admin::AdminPage;
+use crate::auth::{AccountNav, AccountPage, Auth, SignInPage, SignUpPage};
 use crate::billing::BillingPage;
 use crate::catalog_page::CatalogPage;
 use crate::servers::{ServerPage, ServersPage};

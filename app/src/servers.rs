@@ -6,7 +6,7 @@
 //! machine ([`ServerStatus::allows`]) allows the action, the same rule the server enforces.
 
 use catalog::gameserver::{GameServer, ServerEvent};
-use catalog::{Action, Game, ServerStatus, format_price};
+use catalog::{Action, PublicGame, ServerId, ServerStatus, format_price};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -23,7 +23,7 @@ pub async fn list_servers(all: bool) -> Result<Vec<GameServer>, AppError> {
 
 /// The games this Spawnpoint can run, for the create form.
 #[server(prefix = "/rpc", endpoint = "new_server_choices")]
-pub async fn new_server_choices() -> Result<Vec<Game>, AppError> {
+pub async fn new_server_choices() -> Result<Vec<PublicGame>, AppError> {
     ssr::with_servers(|servers, _| async move { Ok(servers.runnable_games()) }).await
 }
 
@@ -43,13 +43,13 @@ pub async fn create_server(name: String, game: String, plan: String) -> Result<G
 }
 
 #[server(prefix = "/rpc", endpoint = "get_server")]
-pub async fn get_server(id: String) -> Result<GameServer, AppError> {
+pub async fn get_server(id: ServerId) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.get(&user, &id).await }).await
 }
 
 /// A power action (start, stop, restart) or delete.
 #[server(prefix = "/rpc", endpoint = "power")]
-pub async fn power(id: String, action: Action) -> Result<GameServer, AppError> {
+pub async fn power(id: ServerId, action: Action) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.act(&user, &id, action).await }).await
 }
 
@@ -115,7 +115,7 @@ fn LiveTable(list: Vec<GameServer>, all: bool) -> impl IntoView {
                 </thead>
                 <tbody>
                     <For each=move || servers.get() key=|server| server.clone() let:server>
-                        <tr data-server=server.id.clone()>
+                        <tr data-server=server.id.to_string()>
                             <td>
                                 <A href=format!("/servers/{}", server.id)>{server.name.clone()}</A>
                             </td>
@@ -124,7 +124,7 @@ fn LiveTable(list: Vec<GameServer>, all: bool) -> impl IntoView {
                                 <StatusBadge status=server.status />
                             </td>
                             <td class="address">{server.address.clone().unwrap_or_default()}</td>
-                            {all.then(|| view! { <td class="owner">{server.user_id.clone()}</td> })}
+                            {all.then(|| view! { <td class="owner">{server.user_id.to_string()}</td> })}
                         </tr>
                     </For>
                 </tbody>
@@ -233,7 +233,7 @@ pub fn ServerPage() -> impl IntoView {
 #[component]
 fn ServerDetails() -> impl IntoView {
     let params = use_params_map();
-    let id = move || params.read().get("id").unwrap_or_default();
+    let id = move || ServerId::new(params.read().get("id").unwrap_or_default());
     let initial = Resource::new(id, get_server);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
@@ -264,13 +264,16 @@ fn LiveServer(server: GameServer) -> impl IntoView {
     {
         let id = id.clone();
         follow(false, move |event| {
-            if event.server_id() != id {
+            if *event.server_id() != id {
                 return;
             }
-            current.set(match event {
-                ServerEvent::Changed { server } => Some(server),
-                ServerEvent::Removed { .. } => None,
-            });
+            match event {
+                // A view older than the one shown (delivered late) is dropped.
+                ServerEvent::Changed { server }
+                    if current.with_untracked(|shown| shown.as_ref().is_some_and(|s| s.version > server.version)) => {}
+                ServerEvent::Changed { server } => current.set(Some(server)),
+                ServerEvent::Removed { .. } => current.set(None),
+            }
         });
     }
     // An action's answer is not applied here: the same change arrives as an event, in order with the ones
@@ -337,7 +340,7 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                             <dt>"Game"</dt>
                             <dd>{server.game.clone()} " · " {server.plan.clone()}</dd>
                             <dt>"Id"</dt>
-                            <dd><code>{server.id.clone()}</code></dd>
+                            <dd><code>{server.id.to_string()}</code></dd>
                         </dl>
                     </section>
                 }
@@ -375,10 +378,12 @@ fn LiveServer(server: GameServer) -> impl IntoView {
     }
 }
 
-/// Applies one pushed event to a list of servers.
+/// Applies one pushed event to a list of servers. A view older than the one shown (a stale event, delivered
+/// after a newer one or after the snapshot) is dropped.
 fn apply(servers: RwSignal<Vec<GameServer>>, event: ServerEvent) {
     servers.update(|list| match event {
         ServerEvent::Changed { server } => match list.iter_mut().find(|s| s.id == server.id) {
+            Some(slot) if slot.version > server.version => {}
             Some(slot) => *slot = server,
             None => list.push(server),
         },
@@ -414,7 +419,7 @@ fn follow(all: bool, on_event: impl Fn(ServerEvent) + 'static) {
     let _ = (all, on_event);
 }
 
-/// Server-side plumbing: the server service the server provides.
+/// Server-side: the game-server service the server provides.
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use std::future::Future;
@@ -422,17 +427,17 @@ pub mod ssr {
 
     use catalog::account::User;
     use catalog::gameserver::GameServer;
-    use catalog::{Action, Game};
+    use catalog::{Action, PublicGame, ServerId};
 
-    use crate::auth::ssr::BoxFuture;
+    use crate::context::BoxFuture;
     use crate::error::AppError;
 
-    /// What the dashboard's server functions need from the server's game-server service (the same one the
-    /// REST routes use), provided as `Arc<dyn Servers>` in context. Every method checks what `user` may touch.
+    /// What the dashboard's server functions and the REST routes need from the server's game-server service,
+    /// provided as `Arc<dyn Servers>` in context. Every method checks what `user` may touch.
     pub trait Servers: Send + Sync + 'static {
         fn list<'a>(&'a self, user: &'a User, all: bool) -> BoxFuture<'a, Result<Vec<GameServer>, AppError>>;
         /// Games in the catalog that this Spawnpoint's orchestrator can run.
-        fn runnable_games(&self) -> Vec<Game>;
+        fn runnable_games(&self) -> Vec<PublicGame>;
         fn create<'a>(
             &'a self,
             user: &'a User,
@@ -440,11 +445,11 @@ pub mod ssr {
             game: &'a str,
             plan: &'a str,
         ) -> BoxFuture<'a, Result<GameServer, AppError>>;
-        fn get<'a>(&'a self, user: &'a User, id: &'a str) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn get<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<GameServer, AppError>>;
         fn act<'a>(
             &'a self,
             user: &'a User,
-            id: &'a str,
+            id: &'a ServerId,
             action: Action,
         ) -> BoxFuture<'a, Result<GameServer, AppError>>;
     }
@@ -455,6 +460,6 @@ pub mod ssr {
         F: FnOnce(Arc<dyn Servers>, User) -> Fut,
         Fut: Future<Output = Result<T, AppError>>,
     {
-        crate::auth::ssr::with_service(body).await
+        crate::context::with_service(body).await
     }
 }

@@ -47,7 +47,7 @@ impl FromStr for Role {
 /// A user as the API and the browser see them: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub id: String,
+    pub id: crate::ids::UserId,
     pub email: String,
     pub role: Role,
     /// Unix seconds.
@@ -113,7 +113,7 @@ pub enum Resource<'a> {
     /// Admin pages and admin-only API routes.
     AdminArea,
     /// Something a user owns (a game server, a subscription), by owner id.
-    OwnedBy(&'a str),
+    OwnedBy(&'a crate::ids::UserId),
 }
 
 /// Why access was refused. `NotFound` for another user's things, so their ids cannot be probed.
@@ -127,7 +127,7 @@ pub enum Denied {
 pub fn authorize(user: &User, resource: Resource<'_>) -> Result<(), Denied> {
     match resource {
         _ if user.is_admin() => Ok(()),
-        Resource::OwnedBy(owner) if owner == user.id => Ok(()),
+        Resource::OwnedBy(owner) if *owner == user.id => Ok(()),
         Resource::OwnedBy(_) => Err(Denied::NotFound),
         Resource::AdminArea => Err(Denied::Forbidden),
     }
@@ -190,10 +190,11 @@ mod tests {
     fn authorization_table() {
         let alice = user("alice", Role::Customer);
         let admin = user("root", Role::Admin);
-        assert_eq!(authorize(&alice, Resource::OwnedBy("alice")), Ok(()));
-        assert_eq!(authorize(&alice, Resource::OwnedBy("bob")), Err(Denied::NotFound));
+        let (alices, bobs) = (crate::ids::UserId::from("alice"), crate::ids::UserId::from("bob"));
+        assert_eq!(authorize(&alice, Resource::OwnedBy(&alices)), Ok(()));
+        assert_eq!(authorize(&alice, Resource::OwnedBy(&bobs)), Err(Denied::NotFound));
         assert_eq!(authorize(&alice, Resource::AdminArea), Err(Denied::Forbidden));
-        assert_eq!(authorize(&admin, Resource::OwnedBy("bob")), Ok(()));
+        assert_eq!(authorize(&admin, Resource::OwnedBy(&bobs)), Ok(()));
         assert_eq!(authorize(&admin, Resource::AdminArea), Ok(()));
     }
 }

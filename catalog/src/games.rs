@@ -18,14 +18,15 @@ pub const BUILTIN_YAML: &str = include_str!("../games.yaml");
 /// Name of a game's main port, as used by `query.port` and by drivers.
 pub const MAIN_PORT: &str = "game";
 
-/// A validated game catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A validated game catalog. It is the operator's: it says how each game runs, so it is never sent to a browser
+/// or an API client as it is (see [`PublicGame`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalog {
     games: Vec<Game>,
 }
 
-/// One hostable game.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One hostable game, with how it runs (image, environment, local command): the operator's view.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Game {
     pub id: String,
     pub name: String,
@@ -43,6 +44,19 @@ pub struct Game {
     pub query: Option<QuerySpec>,
     /// How the single-box driver starts the game; `None` means cluster only.
     pub local: Option<LocalProcess>,
+    pub plans: Vec<Plan>,
+}
+
+/// A game as customers, browsers and API clients see it: what they choose between and what their players need to
+/// know (ports and plans with their prices), never how it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicGame {
+    pub id: String,
+    pub name: String,
+    /// The port players connect to.
+    pub port: GamePort,
+    /// Further ports (query, rcon, …).
+    pub extra_ports: Vec<GamePort>,
     pub plans: Vec<Plan>,
 }
 
@@ -82,7 +96,7 @@ pub enum QueryProtocol {
 }
 
 /// A command line for the local driver; `{port}`, `{data_dir}` and `{memory_mib}` are filled in per server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalProcess {
     pub command: String,
     pub args: Vec<String>,
@@ -131,6 +145,11 @@ impl Catalog {
         &self.games
     }
 
+    /// Every game as the public sees it.
+    pub fn public(&self) -> Vec<PublicGame> {
+        self.games.iter().map(Game::public).collect()
+    }
+
     pub fn game(&self, id: &str) -> Option<&Game> {
         self.games.iter().find(|game| game.id == id)
     }
@@ -142,7 +161,24 @@ impl Catalog {
     }
 }
 
+impl PublicGame {
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|plan| plan.id == id)
+    }
+}
+
 impl Game {
+    /// What customers and players may know of this game.
+    pub fn public(&self) -> PublicGame {
+        PublicGame {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            port: self.port.clone(),
+            extra_ports: self.extra_ports.clone(),
+            plans: self.plans.clone(),
+        }
+    }
+
     pub fn plan(&self, id: &str) -> Option<&Plan> {
         self.plans.iter().find(|plan| plan.id == id)
     }
@@ -800,10 +836,15 @@ games:
     }
 
     #[test]
-    fn the_catalog_round_trips_through_json_for_the_browser() {
-        let catalog = Catalog::builtin();
-        let json = serde_json::to_string(&catalog).expect("serializes");
-        let back: Catalog = serde_json::from_str(&json).expect("deserializes");
-        assert_eq!(back, catalog);
+    fn the_public_catalog_round_trips_through_json_and_never_says_how_a_game_runs() {
+        let public = Catalog::builtin().public();
+        let json = serde_json::to_string(&public).expect("serializes");
+        let back: Vec<PublicGame> = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back, public);
+        for key in ["image", "env", "local", "command", "args", "stop_command", "ready_line"] {
+            assert!(!json.contains(&format!("\"{key}\"")), "{key} in {json}");
+        }
+        assert!(!json.contains("itzg/"), "an image name in {json}");
+        assert!(json.contains("price_cents") && json.contains("extra_ports"));
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::FieldError;
+use crate::ids::{ServerId, UserId};
 use crate::state::ServerStatus;
 
 /// Longest server name, in characters.
@@ -12,21 +13,29 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GameServer {
     /// Short, DNS-safe and unique: it becomes a hostname and a Kubernetes object name.
-    pub id: String,
+    pub id: ServerId,
     pub name: String,
     pub game: String,
     pub plan: String,
     pub status: ServerStatus,
-    /// Why the server is in its state, when that needs saying (the last failure, say).
+    /// Why the server is in its state, when that needs saying (the last failure, say): one of Spawnpoint's own
+    /// [`crate::Notice`]s, never an outside system's words.
     pub status_message: Option<String>,
+    /// The outside system's own words behind the status message (a Kubernetes or payment provider error):
+    /// shown to administrators only, `None` for everyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_detail: Option<String>,
     /// What a player types to connect (`host:port`); `None` until the server runs.
     pub address: Option<String>,
     /// Owner's user id.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Unix seconds.
     pub created_at: i64,
     /// Where to pay for it, while billing is on and the first payment is awaited.
     pub checkout_url: Option<String>,
+    /// Bumped by every change to the server: of two views of it, the higher version is the newer.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// What a player types to connect: `host:port`, with an IPv6 host in brackets.
@@ -42,18 +51,18 @@ pub enum ServerEvent {
     /// The server as it is now: new, or changed in any way.
     Changed { server: GameServer },
     /// The server is gone for good (its deletion finished).
-    Removed { id: String, user_id: String },
+    Removed { id: ServerId, user_id: UserId },
 }
 
 impl ServerEvent {
-    pub fn user_id(&self) -> &str {
+    pub fn user_id(&self) -> &UserId {
         match self {
             ServerEvent::Changed { server } => &server.user_id,
             ServerEvent::Removed { user_id, .. } => user_id,
         }
     }
 
-    pub fn server_id(&self) -> &str {
+    pub fn server_id(&self) -> &ServerId {
         match self {
             ServerEvent::Changed { server } => &server.id,
             ServerEvent::Removed { id, .. } => id,
@@ -79,11 +88,11 @@ pub fn check_name(raw: &str) -> Result<String, FieldError> {
 /// A server id: `<8 of the user id>-<2 of the game>-<6 random>`, lower-case letters and digits only, at most
 /// 30 characters — short enough for a hostname label, and telling an operator at a glance whose and what it is.
 /// `random` supplies the last part (the caller owns randomness; this crate does no I/O).
-pub fn server_id(user_id: &str, game: &str, random: &str) -> String {
+pub fn server_id(user_id: &UserId, game: &str, random: &str) -> ServerId {
     let part = |text: &str, len: usize| -> String {
         text.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(len).collect()
     };
-    format!("{}-{}-{}", part(user_id, 8), part(game, 2), part(random, 6))
+    ServerId::new(format!("{}-{}-{}", part(user_id.as_str(), 8), part(game, 2), part(random, 6)))
 }
 
 #[cfg(test)]
@@ -117,11 +126,11 @@ mod tests {
 
     #[test]
     fn ids_are_short_dns_safe_and_say_whose_and_what() {
-        let id = server_id("3f2a9c81d4e54b6f", "minecraft-java", "k7x2p9");
+        let id = server_id(&"3f2a9c81d4e54b6f".into(), "minecraft-java", "k7x2p9");
         assert_eq!(id, "3f2a9c81-mi-k7x2p9");
-        let id = server_id("ABCDEF123456", "ark", "Q1W2E3R4");
+        let id = server_id(&"ABCDEF123456".into(), "ark", "Q1W2E3R4");
         assert_eq!(id, "abcdef12-ar-q1w2e3");
-        assert!(id.len() <= 30);
-        assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(id.as_str().len() <= 30);
+        assert!(id.as_str().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }
 }

@@ -3,19 +3,24 @@
 //! This crate does no I/O and has no features, so it compiles unchanged for `wasm32` (the hydrated app) and
 //! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
 //! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization, the live [`console`]'s
-//! wire protocol, and what the [`billing`] page shows.
+//! wire protocol, what the [`billing`] page shows and the deadline rules of paid servers, typed [`ids`], and the curated
+//! [`notice`]s a customer reads about their server.
 
 pub mod account;
 pub mod billing;
 pub mod console;
 pub mod games;
 pub mod gameserver;
+pub mod ids;
+pub mod notice;
 pub mod quantity;
 pub mod state;
 
 pub use games::{
     Catalog, CatalogError, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Problem, Protocol,
-    QueryProtocol, QuerySpec, format_price,
+    PublicGame, QueryProtocol, QuerySpec, format_price,
 };
+pub use ids::{ServerId, UserId};
+pub use notice::Notice;
 pub use quantity::{ByteSize, Cpu, QuantityError};
 pub use state::{Action, Payment, ServerStatus, TransitionError, UnknownStatus};

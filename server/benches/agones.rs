@@ -48,12 +48,12 @@ async fn run(count: usize) -> anyhow::Result<()> {
     let ids = write_servers(&url, count).await?;
 
     let mut settings = Settings::from_lookup(|_| None)?;
-    settings.addr = "127.0.0.1:0".parse()?;
+    settings.http.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().to_owned();
     settings.database_url = SecretString::from(url);
     settings.driver = Driver::Agones;
-    settings.kube_api = Some(sim.url().to_owned());
-    settings.resync_interval = Duration::from_secs(86_400); // only the first pass, and the ones timed below
+    settings.agones.kube_api = Some(sim.url().to_owned());
+    settings.reconciler.resync_interval = Duration::from_secs(86_400); // only the first pass, and the ones timed below
     let app = Application::build(&settings).await?;
     let reconciler = app.reconciler();
     let mut events = app.state().servers.subscribe();
@@ -100,7 +100,7 @@ async fn run(count: usize) -> anyhow::Result<()> {
     let (running_at, lagged) = tokio::time::timeout(Duration::from_secs(120), running).await??;
     assert_eq!(lagged, 0, "the event stream kept up");
     let mut latencies: Vec<Duration> =
-        ids.iter().map(|id| running_at[id].saturating_duration_since(ready_at[id])).collect();
+        ids.iter().map(|id| running_at[&catalog::ServerId::from(id.as_str())].saturating_duration_since(ready_at[id])).collect();
     latencies.sort();
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(

@@ -40,11 +40,11 @@ async fn run(viewers: usize) -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await;
-    settings.addr = "127.0.0.1:0".parse()?;
+    settings.http.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().to_owned();
     settings.database_url = SecretString::from(format!("sqlite://{}/spawnpoint.db", dir.path().display()));
     settings.driver = Driver::Agones;
-    settings.kube_api = Some(sim.url().to_owned());
+    settings.agones.kube_api = Some(sim.url().to_owned());
     let app = Application::build(&settings).await?;
     let base = format!("http://{}", app.local_addr()?);
     tokio::spawn(app.serve());

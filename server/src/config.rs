@@ -1,87 +1,143 @@
-//! Configuration: one [`Settings`] struct read from environment variables, with defaults that start the
+//! Configuration: one [`Settings`] struct, nested by subsystem, read from an optional TOML file
+//! (`--config` / `SPAWNPOINT_CONFIG`) with environment variables overriding it, and defaults that start the
 //! single-box mode (127.0.0.1:3000, SQLite in `./data`, the built-in catalog).
+//!
+//! Every setting has one environment variable and one key in the file ([`KEYS`]); a bad value is refused
+//! naming the one it came from. [`Tuning`] holds what only tests change, apart from the operator's settings.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::proxy::TrustedProxies;
-use crate::billing::StripeConfig;
+use crate::billing::stripe::StripeConfig;
 use crate::clock::Clock;
 use crate::console::ConsoleLimits;
 use crate::dns::cloudflare::CloudflareConfig;
+use crate::orchestrator::agones::AgonesConfig;
+use crate::orchestrator::local::LocalConfig;
+use crate::reconciler::ReconcilerConfig;
+
+/// Each setting's environment variable and its key in the configuration file.
+pub const KEYS: &[(&str, &str)] = &[
+    ("SPAWNPOINT_ADDR", "http.addr"),
+    ("SPAWNPOINT_PUBLIC_URL", "http.public_url"),
+    ("SPAWNPOINT_SITE_ROOT", "http.site_root"),
+    ("SPAWNPOINT_TRUSTED_PROXIES", "http.trusted_proxies"),
+    ("SPAWNPOINT_DATA_DIR", "data_dir"),
+    ("DATABASE_URL", "database.url"),
+    ("SPAWNPOINT_CATALOG", "catalog"),
+    ("SPAWNPOINT_JWT_SECRET", "accounts.jwt_secret"),
+    ("SPAWNPOINT_SESSION_TTL", "accounts.session_ttl"),
+    ("SPAWNPOINT_MAX_SERVERS", "accounts.max_servers"),
+    ("SPAWNPOINT_DRIVER", "driver"),
+    ("SPAWNPOINT_GAME_HOST", "local.game_host"),
+    ("SPAWNPOINT_GAME_PORTS", "local.game_ports"),
+    ("SPAWNPOINT_STOP_GRACE", "local.stop_grace"),
+    ("SPAWNPOINT_NAMESPACE", "agones.namespace"),
+    ("SPAWNPOINT_PUBLIC_IP_LABEL", "agones.public_ip_label"),
+    ("SPAWNPOINT_KUBE_API", "agones.kube_api"),
+    ("SPAWNPOINT_RESYNC_INTERVAL", "reconciler.resync_interval"),
+    ("SPAWNPOINT_START_TIMEOUT", "reconciler.start_timeout"),
+    ("SPAWNPOINT_DNS", "dns.provider"),
+    ("SPAWNPOINT_DNS_REPAIR_INTERVAL", "dns.repair_interval"),
+    ("DNS_BASE_DOMAIN", "dns.base_domain"),
+    ("CLOUDFLARE_API_TOKEN", "dns.cloudflare.api_token"),
+    ("CLOUDFLARE_ZONE_ID", "dns.cloudflare.zone_id"),
+    ("CLOUDFLARE_API_BASE", "dns.cloudflare.api_base"),
+    ("SPAWNPOINT_BILLING", "billing.provider"),
+    ("STRIPE_SECRET_KEY", "billing.stripe.secret_key"),
+    ("STRIPE_WEBHOOK_SECRET", "billing.stripe.webhook_secret"),
+    ("STRIPE_API_BASE", "billing.stripe.api_base"),
+];
 
 /// Everything the binary can be told. Secrets are [`SecretString`]s so `{:?}` never prints them.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `SPAWNPOINT_ADDR`: where the HTTP server listens.
-    pub addr: SocketAddr,
-    /// `SPAWNPOINT_DATA_DIR`: SQLite database, and later game server data and backups on the single box.
+    pub http: HttpSettings,
+    /// `SPAWNPOINT_DATA_DIR`: SQLite database, game server data and the session secret on the single box.
     pub data_dir: PathBuf,
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`; defaults to `sqlite://<data dir>/spawnpoint.db`.
     /// Secret because a PostgreSQL URL carries the password.
     pub database_url: SecretString,
-    /// `SPAWNPOINT_SITE_ROOT`: the built site (WASM, JS, CSS) that cargo-leptos writes.
-    pub site_root: PathBuf,
     /// `SPAWNPOINT_CATALOG`: a catalog YAML file replacing the built-in one (on a cluster, the ConfigMap).
     pub catalog_path: Option<PathBuf>,
+    pub accounts: AccountSettings,
+    /// `SPAWNPOINT_DRIVER`: `local` (game servers as processes on this machine, the default) or `agones`.
+    pub driver: Driver,
+    /// The `local` driver's settings.
+    pub local: LocalConfig,
+    /// The `agones` driver's settings.
+    pub agones: AgonesConfig,
+    pub reconciler: ReconcilerConfig,
+    /// `SPAWNPOINT_DNS`: `none` (players get `ip:port`, the default) or `cloudflare` (a name per server).
+    pub dns: DnsProvider,
+    /// `SPAWNPOINT_BILLING`: `none` (servers are free within the quota, the default) or `stripe` (a monthly
+    /// subscription per server; needs `SPAWNPOINT_PUBLIC_URL` for Stripe to send customers back to).
+    pub billing: BillingMode,
+    /// What only tests change.
+    pub tuning: Tuning,
+}
+
+/// The HTTP server and how browsers reach it.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `SPAWNPOINT_ADDR`: where the HTTP server listens.
+    pub addr: SocketAddr,
     /// `SPAWNPOINT_PUBLIC_URL`: where browsers reach the app, e.g. `https://panel.example.com`. It is the
     /// origin that state-changing browser requests must come from, and `https` makes the cookie `Secure`.
     /// Unset: the origin is the request's own `Host` (right for the single box on loopback).
     pub public_url: Option<String>,
-    /// `SPAWNPOINT_JWT_SECRET`: signs session tokens. Unset: generated once into `<data dir>/jwt-secret`.
-    pub jwt_secret: Option<SecretString>,
+    /// `SPAWNPOINT_SITE_ROOT`: the built site (WASM, JS, CSS) that cargo-leptos writes.
+    pub site_root: PathBuf,
     /// `SPAWNPOINT_TRUSTED_PROXIES`: addresses and networks of reverse proxies whose client-address headers
     /// (`CF-Connecting-IP`, `X-Forwarded-For`) are believed, for per-client rate limits (default: none).
     pub trusted_proxies: TrustedProxies,
+}
+
+/// Accounts and sessions.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// `SPAWNPOINT_JWT_SECRET`: signs session tokens. Unset: generated once into `<data dir>/jwt-secret`.
+    pub jwt_secret: Option<SecretString>,
     /// `SPAWNPOINT_SESSION_TTL`: how long a sign-in lasts, in seconds (default 7 days).
     pub session_ttl: Duration,
     /// `SPAWNPOINT_MAX_SERVERS`: how many servers a customer may have (default 3; administrators unlimited).
     pub max_servers_per_customer: u32,
-    /// `SPAWNPOINT_GAME_HOST`: the host players connect to on the single box. Default: the host of
-    /// `SPAWNPOINT_PUBLIC_URL`, else 127.0.0.1.
-    pub game_host: String,
-    /// `SPAWNPOINT_GAME_PORTS`: the range game ports are chosen from on the single box (default 25000-29999).
-    pub game_ports: RangeInclusive<u16>,
-    /// `SPAWNPOINT_RESYNC_INTERVAL`: seconds between the reconciler's full passes (default 30). Driver events
-    /// and user actions are handled at once; the pass is the safety net.
-    pub resync_interval: Duration,
-    /// `SPAWNPOINT_STOP_GRACE`: seconds a game gets after its stop command, and again after SIGTERM (default 10).
-    pub stop_grace: Duration,
-    /// `SPAWNPOINT_START_TIMEOUT`: seconds a game may take to become ready before its server is `failed` and
-    /// what was started is stopped (default 900: big games generate worlds on first start).
-    pub start_timeout: Duration,
-    /// `SPAWNPOINT_DRIVER`: `local` (game servers as processes on this machine, the default) or `agones`.
-    pub driver: Driver,
-    /// `SPAWNPOINT_NAMESPACE`: the Kubernetes namespace of game servers (default `gameservers`).
-    pub namespace: String,
-    /// `SPAWNPOINT_PUBLIC_IP_LABEL`: the node label holding the IP players connect to
-    /// (default `platform.io/public-ip`).
-    pub public_ip_label: String,
-    /// `SPAWNPOINT_KUBE_API`: the Kubernetes API server URL. Unset: the kubeconfig, else the in-cluster config.
-    pub kube_api: Option<String>,
-    /// `SPAWNPOINT_DNS`: `none` (players get `ip:port`, the default) or `cloudflare` (a name per server).
-    pub dns: DnsProvider,
-    /// `SPAWNPOINT_DNS_REPAIR_INTERVAL`: seconds between comparisons of the DNS zone with the servers, which
-    /// repair drift (default 300).
-    pub dns_repair_interval: Duration,
-    /// How long one Kubernetes API request may take (default 10 s). Not read from the environment (tests
-    /// shorten it).
-    pub kube_request_timeout: Duration,
-    /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each
-    /// failure. Not read from the environment (tests shorten it).
+}
+
+/// What tests change and operators never need to: read from no variable and no file.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// The first wait before restarting a crashed game or retrying a failed one; it doubles with each failure.
     pub restart_backoff: Duration,
-    /// The live console's throttle and per-viewer buffer. Not read from the environment (tests tighten them).
+    /// How long one Kubernetes API request may take (default 10 s).
+    pub kube_request_timeout: Duration,
+    /// The live console's throttle and per-viewer buffer.
     pub console: ConsoleLimits,
-    /// `SPAWNPOINT_BILLING`: `none` (servers are free within the quota, the default) or `stripe` (a monthly
-    /// subscription per server; needs `SPAWNPOINT_PUBLIC_URL` for Stripe to send customers back to).
-    pub billing: BillingMode,
-    /// The time billing deadlines are judged by. Not read from the environment (tests move it forward).
+    /// The time billing deadlines are judged by (tests move it forward).
     pub clock: Clock,
+    /// While set, a Stripe webhook handler dies between recording an event and applying it, as a crash would.
+    pub crash_after_claim: Arc<AtomicBool>,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            restart_backoff: Duration::from_secs(2),
+            kube_request_timeout: Duration::from_secs(10),
+            console: ConsoleLimits::default(),
+            clock: Clock::default(),
+            crash_after_claim: Arc::default(),
+        }
+    }
 }
 
 /// Whether and how servers are paid for.
@@ -108,11 +164,15 @@ pub enum DnsProvider {
     Cloudflare(CloudflareConfig),
 }
 
-/// A setting that could not be used, named by its environment variable.
+/// A setting that could not be used, named by where it came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not valid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("`{key}` in {file} is not valid: {reason}")]
+    InvalidInFile { key: &'static str, file: PathBuf, reason: String },
+    #[error("{file}: {reason}")]
+    File { file: PathBuf, reason: String },
     #[error("could not read the catalog {path}: {source}")]
     CatalogFile {
         path: PathBuf,
@@ -127,10 +187,95 @@ pub enum ConfigError {
     },
 }
 
+/// A configuration file, flattened to its keys' values as text (`http.addr` → `127.0.0.1:3000`).
+#[derive(Debug, Default)]
+pub struct ConfigFile {
+    path: PathBuf,
+    values: BTreeMap<&'static str, String>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a TOML file: every key must be one of [`KEYS`], every value a string, number, boolean
+    /// or list of strings (a list is joined with commas, like the environment variable's value).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let file = |reason: String| ConfigError::File { file: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|error| file(format!("cannot be read: {error}")))?;
+        Self::parse(path, &text).map_err(file)
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<Self, String> {
+        let table: toml::Table = text.parse().map_err(|error| format!("is not valid TOML: {error}"))?;
+        let mut found = BTreeMap::new();
+        flatten("", &toml::Value::Table(table), &mut found)?;
+        let mut values = BTreeMap::new();
+        for (key, value) in found {
+            let known = KEYS.iter().find(|(_, known)| *known == key).map(|(_, known)| *known);
+            let known = known.ok_or_else(|| format!("`{key}` is not a setting (see the README's Configuration)"))?;
+            values.insert(known, value);
+        }
+        Ok(Self { path: path.to_owned(), values })
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        let key = key_of(name)?;
+        self.values.get(key).cloned()
+    }
+}
+
+/// The file key of environment variable `name`.
+fn key_of(name: &str) -> Option<&'static str> {
+    KEYS.iter().find(|(env, _)| *env == name).map(|(_, key)| *key)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, into: &mut BTreeMap<String, String>) -> Result<(), String> {
+    let text = match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&path, value, into)?;
+            }
+            return Ok(());
+        }
+        toml::Value::String(text) => text.clone(),
+        toml::Value::Integer(number) => number.to_string(),
+        toml::Value::Boolean(flag) => flag.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned).ok_or_else(|| format!("`{prefix}` must list strings")))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(","),
+        _ => return Err(format!("`{prefix}` must be a string, a number, a boolean or a list of strings")),
+    };
+    into.insert(prefix.to_owned(), text);
+    Ok(())
+}
+
 impl Settings {
-    /// Reads the process environment.
+    /// Reads the process environment over the configuration file `file`, if one is given.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file.map(ConfigFile::read).transpose()?.unwrap_or_default();
+        let env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        Self::from_sources(env, &file)
+    }
+
+    /// Reads the process environment alone.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+        Self::load(None)
+    }
+
+    /// Settings from `env` (the variables) over `file`: a variable wins over the file's key; a bad value is
+    /// refused naming the variable or, when it came from the file, the file's key.
+    pub fn from_sources(env: impl Fn(&str) -> Option<String>, file: &ConfigFile) -> Result<Self, ConfigError> {
+        let from_env = |name: &str| env(name).is_some();
+        Self::from_lookup(|name| env(name).or_else(|| file.get(name))).map_err(|error| match error {
+            ConfigError::Invalid { name, reason } if !from_env(name) && file.get(name).is_some() => {
+                match key_of(name) {
+                    Some(key) => ConfigError::InvalidInFile { key, file: file.path.clone(), reason },
+                    None => ConfigError::Invalid { name, reason },
+                }
+            }
+            other => other,
+        })
     }
 
     /// Reads settings through `lookup`, so tests can configure without touching the process environment.
@@ -219,32 +364,28 @@ impl Settings {
             None => 3,
         };
         Ok(Self {
-            max_servers_per_customer,
-            game_host,
-            game_ports,
-            resync_interval,
-            stop_grace,
-            start_timeout,
-            restart_backoff: Duration::from_secs(2),
-            kube_request_timeout: Duration::from_secs(10),
-            console: ConsoleLimits::default(),
-            billing,
-            clock: Clock::default(),
-            driver,
-            dns,
-            dns_repair_interval,
-            namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
-            public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),
-            kube_api: lookup("SPAWNPOINT_KUBE_API"),
-            public_url,
-            jwt_secret,
-            session_ttl,
-            trusted_proxies,
-            addr,
-            data_dir,
+            http: HttpSettings {
+                addr,
+                public_url,
+                site_root: PathBuf::from(lookup("SPAWNPOINT_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
+                trusted_proxies,
+            },
             database_url: SecretString::from(database_url),
-            site_root: PathBuf::from(lookup("SPAWNPOINT_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
             catalog_path: lookup("SPAWNPOINT_CATALOG").map(PathBuf::from),
+            accounts: AccountSettings { jwt_secret, session_ttl, max_servers_per_customer },
+            driver,
+            local: LocalConfig { host: game_host, ports: game_ports, stop_grace },
+            agones: AgonesConfig {
+                namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
+                public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL")
+                    .unwrap_or_else(|| "platform.io/public-ip".into()),
+                kube_api: lookup("SPAWNPOINT_KUBE_API"),
+            },
+            reconciler: ReconcilerConfig { resync_interval, start_timeout, dns_repair_interval },
+            dns,
+            billing,
+            tuning: Tuning::default(),
+            data_dir,
         })
     }
 
@@ -379,24 +520,24 @@ mod tests {
     #[test]
     fn no_configuration_means_single_box_defaults() {
         let settings = settings(&[]).expect("defaults");
-        assert_eq!(settings.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.http.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(settings.data_dir, PathBuf::from("data"));
         assert_eq!(settings.database_url.expose_secret(), "sqlite://data/spawnpoint.db");
         assert_eq!(settings.database_kind(), "sqlite");
-        assert_eq!(settings.site_root, PathBuf::from("target/site"));
+        assert_eq!(settings.http.site_root, PathBuf::from("target/site"));
         assert_eq!(settings.load_catalog().expect("built in").games().len(), 6);
-        assert_eq!(settings.public_url, None);
-        assert!(settings.jwt_secret.is_none());
-        assert_eq!(settings.session_ttl, Duration::from_secs(604_800));
-        assert_eq!(settings.max_servers_per_customer, 3);
+        assert_eq!(settings.http.public_url, None);
+        assert!(settings.accounts.jwt_secret.is_none());
+        assert_eq!(settings.accounts.session_ttl, Duration::from_secs(604_800));
+        assert_eq!(settings.accounts.max_servers_per_customer, 3);
         assert!(super::Settings::from_lookup(|n| (n == "SPAWNPOINT_MAX_SERVERS").then(|| "many".into())).is_err());
-        assert_eq!(settings.game_host, "127.0.0.1");
-        assert_eq!(settings.game_ports, 25000..=29999);
-        assert_eq!(settings.resync_interval, Duration::from_secs(30));
-        assert_eq!(settings.stop_grace, Duration::from_secs(10));
-        assert_eq!(settings.start_timeout, Duration::from_secs(900));
-        assert_eq!(settings.dns_repair_interval, Duration::from_secs(300));
-        assert_eq!(settings.trusted_proxies, TrustedProxies::default(), "no proxy is trusted unless named");
+        assert_eq!(settings.local.host, "127.0.0.1");
+        assert_eq!(settings.local.ports, 25000..=29999);
+        assert_eq!(settings.reconciler.resync_interval, Duration::from_secs(30));
+        assert_eq!(settings.local.stop_grace, Duration::from_secs(10));
+        assert_eq!(settings.reconciler.start_timeout, Duration::from_secs(900));
+        assert_eq!(settings.reconciler.dns_repair_interval, Duration::from_secs(300));
+        assert_eq!(settings.http.trusted_proxies, TrustedProxies::default(), "no proxy is trusted unless named");
         let bad = super::Settings::from_lookup(|n| (n == "SPAWNPOINT_TRUSTED_PROXIES").then(|| "10.0.0.0/40".into()));
         assert!(bad.expect_err("refused").to_string().contains("SPAWNPOINT_TRUSTED_PROXIES"));
     }
@@ -409,13 +550,13 @@ mod tests {
             ("SPAWNPOINT_PUBLIC_URL", "https://panel.example.com:8443/app"),
         ])
         .expect("valid");
-        assert_eq!(ok.game_ports, 30000..=30010);
-        assert_eq!(ok.resync_interval, Duration::from_secs(5));
-        assert_eq!(ok.game_host, "panel.example.com", "players reach the box where browsers do");
+        assert_eq!(ok.local.ports, 30000..=30010);
+        assert_eq!(ok.reconciler.resync_interval, Duration::from_secs(5));
+        assert_eq!(ok.local.host, "panel.example.com", "players reach the box where browsers do");
         let explicit =
             settings(&[("SPAWNPOINT_GAME_HOST", "203.0.113.7"), ("SPAWNPOINT_PUBLIC_URL", "http://[::1]:3000")]);
-        assert_eq!(explicit.expect("valid").game_host, "203.0.113.7");
-        assert_eq!(settings(&[("SPAWNPOINT_PUBLIC_URL", "http://[::1]:3000")]).expect("valid").game_host, "::1");
+        assert_eq!(explicit.expect("valid").local.host, "203.0.113.7");
+        assert_eq!(settings(&[("SPAWNPOINT_PUBLIC_URL", "http://[::1]:3000")]).expect("valid").local.host, "::1");
         for bad in ["30010-30000", "0-10", "25000", "a-b", "25000-70000"] {
             let error = settings(&[("SPAWNPOINT_GAME_PORTS", bad)]).expect_err(bad);
             assert!(error.to_string().starts_with("SPAWNPOINT_GAME_PORTS"), "{error}");
@@ -436,8 +577,8 @@ mod tests {
         assert!(settings(&[("SPAWNPOINT_SESSION_TTL", "soon")]).is_err());
         let ok = settings(&[("SPAWNPOINT_PUBLIC_URL", "https://panel.example.com/"), ("SPAWNPOINT_SESSION_TTL", "60")])
             .expect("valid");
-        assert_eq!(ok.public_url.as_deref(), Some("https://panel.example.com"));
-        assert_eq!(ok.session_ttl, Duration::from_secs(60));
+        assert_eq!(ok.http.public_url.as_deref(), Some("https://panel.example.com"));
+        assert_eq!(ok.accounts.session_ttl, Duration::from_secs(60));
     }
 
     /// Leaving out any setting of `valid` but the first (the mode) is refused, naming it.
@@ -541,5 +682,55 @@ mod tests {
         let missing = Settings { catalog_path: Some(dir.join("nope.yaml")), ..settings };
         assert!(matches!(missing.load_catalog(), Err(ConfigError::CatalogFile { .. })));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn file(text: &str) -> Result<ConfigFile, String> {
+        ConfigFile::parse(Path::new("spawnpoint.toml"), text)
+    }
+
+    #[test]
+    fn a_file_is_read_by_subsystem_and_the_environment_overrides_it() {
+        let file = file(
+            "data_dir = \"/srv/spawnpoint\"\n[http]\naddr = \"0.0.0.0:8080\"\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n\
+             [reconciler]\nresync_interval = 5\n[accounts]\nmax_servers = 7\n",
+        )
+        .expect("valid");
+        let from_file = Settings::from_sources(|_| None, &file).expect("valid");
+        assert_eq!(from_file.http.addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(from_file.data_dir, PathBuf::from("/srv/spawnpoint"));
+        assert_eq!(from_file.reconciler.resync_interval, Duration::from_secs(5));
+        assert_eq!(from_file.accounts.max_servers_per_customer, 7);
+        assert_eq!(from_file.http.trusted_proxies, TrustedProxies::parse("10.0.0.0/8,127.0.0.1").expect("valid"));
+        let env = |name: &str| (name == "SPAWNPOINT_ADDR").then(|| "127.0.0.1:9000".to_owned());
+        let overridden = Settings::from_sources(env, &file).expect("valid");
+        assert_eq!(overridden.http.addr.to_string(), "127.0.0.1:9000", "the variable wins");
+        assert_eq!(overridden.accounts.max_servers_per_customer, 7, "the rest still comes from the file");
+    }
+
+    #[test]
+    fn a_bad_file_value_names_its_key_and_an_unknown_key_is_refused() {
+        let bad = file("[reconciler]\nresync_interval = \"soon\"\n").expect("valid TOML");
+        let error = Settings::from_sources(|_| None, &bad).expect_err("not seconds").to_string();
+        assert!(error.starts_with("`reconciler.resync_interval` in spawnpoint.toml is not valid"), "{error}");
+        let env = |name: &str| (name == "SPAWNPOINT_RESYNC_INTERVAL").then(|| "never".to_owned());
+        let error = Settings::from_sources(env, &bad).expect_err("not seconds").to_string();
+        assert!(error.starts_with("SPAWNPOINT_RESYNC_INTERVAL is not valid"), "a variable is named as itself: {error}");
+        let typo = file("[http]\nadress = \"0.0.0.0:80\"\n").expect_err("unknown key");
+        assert!(typo.contains("`http.adress` is not a setting"), "{typo}");
+        assert!(file("[http\n").expect_err("broken").contains("not valid TOML"));
+        let secret = file("[billing.stripe]\nsecret_key = \"sk_live_hidden\"\n").expect("valid");
+        let settings = Settings::from_sources(|_| None, &secret).expect("unused without billing");
+        assert!(!format!("{settings:?}").contains("sk_live_hidden"));
+    }
+
+    #[test]
+    fn every_setting_has_one_variable_and_one_key() {
+        let mut names: Vec<&str> = KEYS.iter().map(|(name, _)| *name).collect();
+        let mut keys: Vec<&str> = KEYS.iter().map(|(_, key)| *key).collect();
+        names.sort_unstable();
+        keys.sort_unstable();
+        names.dedup();
+        keys.dedup();
+        assert_eq!((names.len(), keys.len()), (KEYS.len(), KEYS.len()));
     }
 }

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::orchestrator::{DriverError, Orchestrator};
-use crate::servers::ServerService;
+use crate::servers::events::EventBus;
 
 /// How often a channel whose game is not running (or whose output cannot be read) tries to follow it again,
 /// besides trying at once whenever the server's status changes.
@@ -56,9 +56,9 @@ impl Default for ConsoleLimits {
 /// Every open console channel, by server id.
 pub struct Consoles {
     driver: Arc<dyn Orchestrator>,
-    servers: Arc<ServerService>,
+    events: EventBus,
     limits: ConsoleLimits,
-    channels: Mutex<HashMap<String, Weak<Channel>>>,
+    channels: Mutex<HashMap<catalog::ServerId, Weak<Channel>>>,
 }
 
 /// What the broadcast carries: lines stay shared (`Arc<str>`) however many viewers there are.
@@ -81,7 +81,7 @@ impl Drop for Channel {
 }
 
 struct Feed {
-    id: String,
+    id: catalog::ServerId,
     screen: Mutex<Screen>,
     items: broadcast::Sender<Item>,
 }
@@ -93,8 +93,8 @@ struct Screen {
 }
 
 impl Consoles {
-    pub fn new(driver: Arc<dyn Orchestrator>, servers: Arc<ServerService>, limits: ConsoleLimits) -> Self {
-        Self { driver, servers, limits, channels: Mutex::default() }
+    pub fn new(driver: Arc<dyn Orchestrator>, events: EventBus, limits: ConsoleLimits) -> Self {
+        Self { driver, events, limits, channels: Mutex::default() }
     }
 
     /// Joins `server`'s console (opening it if nobody watches yet). The caller has checked that the user may.
@@ -131,7 +131,7 @@ impl Consoles {
             items: broadcast::channel(self.limits.buffer).0,
         });
         // Subscribed before the task starts, so no status change after `server` was read is missed.
-        let events = self.servers.subscribe();
+        let events = self.events.subscribe();
         let upstream = tokio::spawn(upstream(feed.clone(), self.driver.clone(), events, self.limits));
         Channel { feed, upstream }
     }
@@ -147,7 +147,7 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    pub fn server_id(&self) -> &str {
+    pub fn server_id(&self) -> &catalog::ServerId {
         &self.channel.feed.id
     }
 
@@ -273,7 +273,7 @@ async fn upstream(
     let mut first_look = true;
     loop {
         if output.is_none() && Instant::now() >= retry_at {
-            match driver.follow(&feed.id, BACKLOG_LINES).await {
+            match driver.follow(feed.id.as_str(), BACKLOG_LINES).await {
                 Ok(followed) => {
                     // The same run followed again (its stream broke): it starts with lines already shown.
                     if last_run.as_ref() == Some(&followed.run) {
@@ -285,7 +285,7 @@ async fn upstream(
                 Err(error) => {
                     if first_look {
                         // Not running: what it printed last time, where the orchestrator kept it.
-                        feed.replace(driver.logs(&feed.id, BACKLOG_LINES).await.unwrap_or_default());
+                        feed.replace(driver.logs(feed.id.as_str(), BACKLOG_LINES).await.unwrap_or_default());
                     }
                     if !matches!(error, DriverError::NotRunning(_)) {
                         tracing::warn!(server = %feed.id, %error, "cannot follow the game's output; retrying");

@@ -1,7 +1,11 @@
-//! How an [`AppError`] becomes an HTTP response for REST clients.
+//! How errors leave the server: an [`AppError`] becomes an HTTP response for REST clients, and an internal error
+//! is logged with its whole cause chain at the one place it is turned into what a client sees.
 //!
 //! Body: `{"error": {"code": "not_found", "message": "…", "field": "email"}}`; a 429 also carries
-//! `Retry-After`. Internal causes are logged where they happen and never sent.
+//! `Retry-After`. Internal causes are never sent.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
 
 use app::error::AppError;
 use axum::Json;
@@ -37,14 +41,39 @@ impl From<AppError> for ApiError {
     }
 }
 
-/// Logs a database failure and turns it into the opaque error a client sees.
-pub fn internal(context: &str, error: impl std::fmt::Display) -> AppError {
-    tracing::error!(%error, "{context}");
+/// `error` and every error beneath it: `reading a server: the database failed: connection refused`.
+pub fn chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Logs an internal error with its cause chain, where it is about to become the opaque error a client sees.
+pub fn log_cause(error: &dyn StdError) {
+    tracing::error!(error = %chain(error), "request failed");
+}
+
+/// An internal error as the client sees it, its cause logged.
+pub fn internal(error: &dyn StdError) -> AppError {
+    log_cause(error);
     AppError::Internal
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        ApiError(internal("database query failed", error))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading a server")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause() {
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(chain(&error), "reading a server: connection refused");
     }
 }

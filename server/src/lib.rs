@@ -13,6 +13,7 @@ pub mod orchestrator;
 pub mod reconciler;
 pub mod servers;
 pub mod state;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,18 +31,23 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
 use crate::auth::token::{Tokens, load_or_create_secret};
-use crate::billing::Billing;
+use crate::billing::Payments;
+use crate::billing::none::NoPayments;
+use crate::billing::stripe::Stripe;
 use crate::config::{BillingMode, DnsProvider, Driver, Settings};
 use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
 use crate::dns::cloudflare::Cloudflare;
 use crate::orchestrator::Orchestrator;
-use crate::orchestrator::agones::{AgonesConfig, AgonesDriver};
-use crate::orchestrator::local::{LocalConfig, LocalDriver};
-use crate::reconciler::{Reconciler, ReconcilerConfig};
+use crate::orchestrator::agones::AgonesDriver;
+use crate::orchestrator::local::LocalDriver;
+use crate::reconciler::Reconciler;
 use crate::servers::ServerService;
+use crate::servers::events::EventBus;
+use crate::servers::repo::ServerRepo;
 use crate::state::AppState;
+use crate::subscriptions::Subscriptions;
 
 /// Installs rustls' crypto provider for the process's HTTPS clients (the Cloudflare API): ring, the one kube's
 /// client uses too. reqwest is built without a provider of its own (so no second crypto library is compiled), so
@@ -67,23 +73,23 @@ impl Application {
         let catalog = settings.load_catalog().context("while loading the game catalog")?;
         let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
         db.migrate().await.context("while migrating the database")?;
-        let secret = load_or_create_secret(settings.jwt_secret.as_ref(), &settings.data_dir)
+        let secret = load_or_create_secret(settings.accounts.jwt_secret.as_ref(), &settings.data_dir)
             .context("while loading the session signing secret")?;
-        let secure_cookies = settings.public_url.as_deref().is_some_and(|url| url.starts_with("https://"));
+        let secure_cookies = settings.http.public_url.as_deref().is_some_and(|url| url.starts_with("https://"));
         let auth = Arc::new(AuthService::new(
             db.clone(),
             Tokens::new(&secret),
-            settings.session_ttl,
+            settings.accounts.session_ttl,
             secure_cookies,
-            settings.trusted_proxies.clone(),
+            settings.http.trusted_proxies.clone(),
         ));
 
         let listener =
-            TcpListener::bind(settings.addr).await.with_context(|| format!("while binding {}", settings.addr))?;
+            TcpListener::bind(settings.http.addr).await.with_context(|| format!("while binding {}", settings.http.addr))?;
         let addr = listener.local_addr().context("while reading the bound address")?;
         let leptos_options = LeptosOptions::builder()
             .output_name("spawnpoint")
-            .site_root(settings.site_root.to_string_lossy().as_ref())
+            .site_root(settings.http.site_root.to_string_lossy().as_ref())
             .site_pkg_dir("pkg")
             .site_addr(addr)
             .build();
@@ -91,33 +97,46 @@ impl Application {
         let driver = orchestrator(settings).await?;
 
         let catalog = Arc::new(catalog);
-        let billing = billing(settings, &db)?;
+        let payments = payments(settings, &db)?;
+        let events = EventBus::default();
+        let repo = Arc::new(ServerRepo::new(db.clone(), events.clone()));
         let servers = Arc::new(ServerService::new(
-            db.clone(),
+            repo.clone(),
             catalog.clone(),
             driver.clone(),
-            settings.max_servers_per_customer,
-            billing.clone(),
-            settings.clock.clone(),
+            payments.clone(),
+            settings.accounts.max_servers_per_customer,
+            settings.tuning.clock.clone(),
+        ));
+        let subscriptions = Arc::new(Subscriptions::new(
+            repo.clone(),
+            catalog.clone(),
+            payments,
+            settings.tuning.clock.clone(),
+            settings.tuning.crash_after_claim.clone(),
         ));
         let dns = dns_provider(settings)?;
         let reconciler = Reconciler::new(
-            servers.clone(),
+            repo,
+            subscriptions.clone(),
             catalog.clone(),
             driver.clone(),
             dns,
-            billing,
-            ReconcilerConfig {
-                resync_interval: settings.resync_interval,
-                backoff: settings.restart_backoff,
-                start_timeout: settings.start_timeout,
-                dns_repair_interval: settings.dns_repair_interval,
-                host: settings.game_host.clone(),
-            },
+            settings.reconciler.clone(),
+            settings.tuning.restart_backoff,
+            settings.local.host.clone(),
         );
-        let consoles = Arc::new(Consoles::new(driver.clone(), servers.clone(), settings.console));
-        let state =
-            AppState { catalog, db, auth, servers, consoles, public_url: settings.public_url.clone(), leptos_options };
+        let consoles = Arc::new(Consoles::new(driver.clone(), events, settings.tuning.console));
+        let state = AppState {
+            catalog,
+            db,
+            auth,
+            servers,
+            subscriptions,
+            consoles,
+            public_url: settings.http.public_url.clone(),
+            leptos_options,
+        };
         let router = router(state.clone());
         Ok(Self { listener, router, state, reconciler, driver })
     }
@@ -159,43 +178,35 @@ impl Application {
 async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrator>> {
     match settings.driver {
         Driver::Local => {
-            let local = LocalDriver::new(LocalConfig {
-                data_dir: settings.data_dir.clone(),
-                host: settings.game_host.clone(),
-                ports: settings.game_ports.clone(),
-                stop_grace: settings.stop_grace,
-            });
+            let local = LocalDriver::new(&settings.data_dir, settings.local.clone());
             // Before anything is started: what a previous run left behind would otherwise run twice.
             local.end_leftovers().await;
             Ok(Arc::new(local))
         }
         Driver::Agones => {
-            let config = match &settings.kube_api {
+            let config = match &settings.agones.kube_api {
                 Some(url) => kube::Config::new(url.parse().context("SPAWNPOINT_KUBE_API is not a URL")?),
                 None => kube::Config::infer().await.context("while reading the kubeconfig or in-cluster config")?,
             };
             let client = kube::Client::try_from(config).context("while creating the Kubernetes client")?;
-            let agones = AgonesConfig {
-                namespace: settings.namespace.clone(),
-                public_ip_label: settings.public_ip_label.clone(),
-                request_timeout: settings.kube_request_timeout,
-            };
-            let driver = AgonesDriver::start(client, agones).await.context("while watching GameServers")?;
+            let driver = AgonesDriver::start(client, &settings.agones, settings.tuning.kube_request_timeout)
+                .await
+                .context("while watching GameServers")?;
             Ok(driver)
         }
     }
 }
 
-/// The configured billing, if any.
-pub fn billing(settings: &Settings, db: &Db) -> anyhow::Result<Option<Arc<Billing>>> {
+/// The configured payment provider.
+pub fn payments(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Payments>> {
     match &settings.billing {
-        BillingMode::None => Ok(None),
+        BillingMode::None => Ok(Arc::new(NoPayments)),
         BillingMode::Stripe(config) => {
-            let public_url = settings.public_url.as_deref().unwrap_or_default();
-            let billing = Billing::new(config, db.clone(), public_url)
-                .map_err(|reason| anyhow::anyhow!("while setting up the Stripe client: {reason}"))?;
+            let public_url = settings.http.public_url.as_deref().unwrap_or_default();
+            let stripe =
+                Stripe::new(config, db.clone(), public_url).context("while setting up the Stripe client")?;
             tracing::info!("servers are paid for with Stripe subscriptions");
-            Ok(Some(Arc::new(billing)))
+            Ok(Arc::new(stripe))
         }
     }
 }
@@ -218,7 +229,7 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
     let servers = state.servers.clone() as Arc<dyn Servers>;
-    let billing = state.servers.clone() as Arc<dyn BillingPages>;
+    let billing = state.subscriptions.clone() as Arc<dyn BillingPages>;
     let app_context = move || {
         provide_context(catalog.clone());
         provide_context(accounts.clone());
@@ -230,7 +241,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes::routes())
         .merge(servers::routes::routes())
         .merge(console::routes::routes())
-        .merge(billing::routes::routes())
+        .merge(subscriptions::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {
             let options = state.leptos_options.clone();
             move || app::shell(options.clone())

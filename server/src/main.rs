@@ -1,6 +1,7 @@
 //! `spawnpoint`: the one binary operators run.
 
 use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use catalog::account::Role;
@@ -8,18 +9,21 @@ use clap::{Parser, Subcommand};
 use server::Application;
 use server::auth::AuthService;
 use server::auth::token::{Tokens, load_or_create_secret};
-use server::billing::stripe::{StripeApi, Synced};
+use server::billing::stripe_api::{StripeApi, Synced};
 use server::config::{BillingMode, Settings};
 use server::db::Db;
 use tracing_subscriber::EnvFilter;
 
 /// Game-server hosting: a web panel, an API and the machinery that runs game servers.
 ///
-/// Configured by environment variables (SPAWNPOINT_ADDR, SPAWNPOINT_DATA_DIR, DATABASE_URL, …); with none it
-/// runs single-box mode on 127.0.0.1:3000 with SQLite in ./data.
+/// Configured by environment variables (SPAWNPOINT_ADDR, SPAWNPOINT_DATA_DIR, DATABASE_URL, …) over an optional
+/// TOML file; with neither it runs single-box mode on 127.0.0.1:3000 with SQLite in ./data.
 #[derive(Parser)]
 #[command(name = "spawnpoint", version, about)]
 struct Cli {
+    /// A TOML configuration file; environment variables override what it says.
+    #[arg(long, global = true, env = "SPAWNPOINT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -30,6 +34,8 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the effective configuration (file, environment and defaults), secrets redacted, and exit.
+    Config,
     /// Manage administrator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -61,7 +67,14 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let cli = Cli::parse();
-    let settings = Settings::from_env().context("while reading the configuration")?;
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        // Named key or variable, and a non-zero exit, before anything starts.
+        Err(error) => {
+            eprintln!("spawnpoint: {error}");
+            std::process::exit(2);
+        }
+    };
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -75,12 +88,17 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database = settings.database_kind(), "migrations applied");
             Ok(())
         }
+        Command::Config => {
+            // Secrets are `SecretString`s, which print as redacted.
+            println!("{settings:#?}");
+            Ok(())
+        }
         Command::Stripe(StripeCommand::Sync) => stripe_sync(&settings).await,
         Command::Admin(AdminCommand::Create { email }) => {
             let password = read_password()?;
             let db = open_database(&settings).await?;
-            let secret = load_or_create_secret(settings.jwt_secret.as_ref(), &settings.data_dir)?;
-            let accounts = AuthService::new(db, Tokens::new(&secret), settings.session_ttl, false, Default::default());
+            let secret = load_or_create_secret(settings.accounts.jwt_secret.as_ref(), &settings.data_dir)?;
+            let accounts = AuthService::new(db, Tokens::new(&secret), settings.accounts.session_ttl, false, Default::default());
             let user =
                 accounts.create_user(&email, &password, Role::Admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created administrator {} ({})", user.email, user.id);

@@ -10,6 +10,7 @@ use crate::auth::AuthService;
 use crate::console::Consoles;
 use crate::db::Db;
 use crate::servers::ServerService;
+use crate::subscriptions::Subscriptions;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,6 +18,7 @@ pub struct AppState {
     pub db: Db,
     pub auth: Arc<AuthService>,
     pub servers: Arc<ServerService>,
+    pub subscriptions: Arc<Subscriptions>,
     pub consoles: Arc<Consoles>,
     /// `SPAWNPOINT_PUBLIC_URL`, the origin browser requests must come from (see `auth::middleware`).
     pub public_url: Option<String>,

@@ -505,6 +505,14 @@ fn route(
             session["status"] = "expired".into();
             ok(session.clone())
         }
+        ("GET", ["subscriptions", id]) => {
+            let subscription = account
+                .subscriptions
+                .iter()
+                .find(|s| s["id"] == *id)
+                .ok_or_else(|| ApiError::missing("subscription", id))?;
+            ok(subscription.clone())
+        }
         ("DELETE", ["subscriptions", id]) => {
             let subscription = account
                 .subscriptions

@@ -2,7 +2,7 @@
 //! state-changing browser request comes from the app's own origin (CSRF), and that `/api/` routes other
 //! than the public catalog are only served to a signed-in user.
 
-use app::auth::ssr::{Credential, Session};
+use app::context::{Credential, Session};
 use app::error::AppError;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, Method, header, request::Parts};

@@ -13,7 +13,8 @@ pub mod token;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use app::auth::ssr::{Accounts, BoxFuture, Credential, Session, SignedIn};
+use app::auth::ssr::{Accounts, SignedIn};
+use app::context::{BoxFuture, Credential, Session};
 use app::error::AppError;
 use axum::extract::ConnectInfo;
 use catalog::account::{Role, User, check_new_password, normalize_email};
@@ -23,10 +24,33 @@ use sqlx::any::AnyRow;
 
 use crate::auth::proxy::TrustedProxies;
 use crate::db::{Db, now};
-use crate::error::internal;
+use crate::error::log_cause;
 
 use self::limit::Limits;
 use self::token::{Claims, Tokens};
+
+/// An account operation that failed inside the server: what it was doing, and why. Clients get an opaque
+/// 500; the cause chain is logged where it becomes that.
+#[derive(Debug, thiserror::Error)]
+#[error("while {doing}")]
+pub struct Error {
+    doing: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Error {
+    fn new(doing: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { doing, source: Box::new(source) }
+    }
+}
+
+impl From<Error> for AppError {
+    fn from(error: Error) -> Self {
+        log_cause(&error);
+        AppError::Internal
+    }
+}
 
 /// Name of the browser session cookie.
 pub const COOKIE_NAME: &str = "spawnpoint_session";
@@ -62,20 +86,20 @@ impl AuthService {
     pub async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AppError> {
         let email = normalize_email(email)?;
         check_new_password(password)?;
-        let hash = password::hash(password.to_owned()).await.map_err(|e| internal("hashing a new password", e))?;
-        let user = User { id: uuid::Uuid::new_v4().simple().to_string(), email, role, created_at: now() };
+        let hash = password::hash(password.to_owned()).await.map_err(|source| Error::new("hashing a new password", source))?;
+        let user = User { id: uuid::Uuid::new_v4().simple().to_string().into(), email, role, created_at: now() };
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (email) DO NOTHING",
         )
-        .bind(&user.id)
+        .bind(user.id.as_str())
         .bind(&user.email)
         .bind(&hash)
         .bind(user.role.as_str())
         .bind(user.created_at)
         .execute(self.db.pool())
         .await
-        .map_err(|e| internal("inserting a user", e))?;
+        .map_err(|source| Error::new("inserting a user", source))?;
         if inserted.rows_affected() == 0 {
             return Err(AppError::Conflict { field: "email".into(), message: "is already registered".into() });
         }
@@ -92,7 +116,7 @@ impl AuthService {
             .bind(&normalized)
             .fetch_optional(self.db.pool())
             .await
-            .map_err(|e| internal("looking up a user", e))?;
+            .map_err(|source| Error::new("looking up a user", source))?;
         let stored = row.as_ref().and_then(|row| row.try_get::<String, _>("password_hash").ok());
         if !password::verify(password.to_owned(), stored).await {
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
@@ -111,19 +135,19 @@ impl AuthService {
             .bind(issued)
             .execute(self.db.pool())
             .await
-            .map_err(|e| internal("pruning sessions", e))?;
+            .map_err(|source| Error::new("pruning sessions", source))?;
         sqlx::query("INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(&session_id)
-            .bind(&user.id)
+            .bind(user.id.as_str())
             .bind(issued)
             .bind(expires)
             .execute(self.db.pool())
             .await
-            .map_err(|e| internal("opening a session", e))?;
+            .map_err(|source| Error::new("opening a session", source))?;
 
         let claims =
-            Claims { sub: user.id.clone(), sid: session_id, role: user.role.to_string(), iat: issued, exp: expires };
-        let token = self.tokens.issue(&claims).map_err(|e| internal("signing a session token", e))?;
+            Claims { sub: user.id.to_string(), sid: session_id, role: user.role.to_string(), iat: issued, exp: expires };
+        let token = self.tokens.issue(&claims).map_err(|source| Error::new("signing a session token", source))?;
         let cookie = self.cookie(&token, self.session_ttl.as_secs());
         tracing::info!(user = %user.id, "signed in");
         Ok(SignedIn { user, token, cookie })
@@ -143,7 +167,7 @@ impl AuthService {
         .bind(now())
         .fetch_optional(self.db.pool())
         .await
-        .map_err(|e| internal("checking a session", e))?
+        .map_err(|source| Error::new("checking a session", source))?
         .ok_or_else(expired)?;
         Ok(Session { id: claims.sid, user: user_from_row(&row)?, credential })
     }
@@ -155,17 +179,9 @@ impl AuthService {
             .bind(&session.id)
             .execute(self.db.pool())
             .await
-            .map_err(|e| internal("revoking a session", e))?;
+            .map_err(|source| Error::new("revoking a session", source))?;
         tracing::info!(user = %session.user.id, "signed out");
         Ok(())
-    }
-
-    pub async fn list_users(&self) -> Result<Vec<User>, AppError> {
-        let rows = sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY created_at, email")
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(|e| internal("listing users", e))?;
-        rows.iter().map(user_from_row).collect()
     }
 
     /// A customer signing up from `client`, rate-limited per address like sign-in, so the endpoint cannot be
@@ -186,17 +202,17 @@ impl AuthService {
     }
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, AppError> {
+fn user_from_row(row: &AnyRow) -> Result<User, Error> {
     let read = || -> Result<User, sqlx::Error> {
         let role: String = row.try_get("role")?;
         Ok(User {
-            id: row.try_get("id")?,
+            id: catalog::UserId::new(row.try_get::<String, _>("id")?),
             email: row.try_get("email")?,
             role: role.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
             created_at: row.try_get("created_at")?,
         })
     };
-    read().map_err(|e| internal("reading a user row", e))
+    read().map_err(|source| Error::new("reading a user row", source))
 }
 
 /// The app's server functions reach accounts through this.
@@ -226,7 +242,14 @@ impl Accounts for AuthService {
         })
     }
 
+    /// Every account (the caller checks that an administrator asks).
     fn list_users(&self) -> BoxFuture<'_, Result<Vec<User>, AppError>> {
-        Box::pin(AuthService::list_users(self))
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT id, email, role, created_at FROM users ORDER BY created_at, email")
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(|source| Error::new("listing users", source))?;
+            Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
+        })
     }
 }

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use app::auth::ssr::authorize;
+use app::auth::ssr::Accounts as _;
+use app::context::authorize;
 use app::error::AppError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};

@@ -1,7 +1,8 @@
 //! Stripe's webhooks: checking the `Stripe-Signature` header exactly as Stripe's SDKs do, and reading what an
 //! event says about a server's subscription, from the payload shapes of current and older API versions.
 
-use catalog::Payment;
+use catalog::billing::SubscriptionStatus;
+use catalog::{Payment, ServerId};
 use hmac::{Hmac, Mac as _};
 use serde_json::Value;
 use sha2::Sha256;
@@ -22,6 +23,9 @@ pub enum SignatureError {
     TooOld,
     #[error("no v1 signature matches the payload and the webhook secret")]
     Mismatch,
+    /// Signed, but not an event envelope.
+    #[error("not a Stripe event (id, type, created)")]
+    NotAnEvent,
 }
 
 /// Checks `header` (`t=<unix>,v1=<hex>[,v1=…][,v0=…]`) against the raw `body`: the HMAC-SHA256 of `"{t}.{body}"`
@@ -116,14 +120,14 @@ impl Event {
                 // A session paid by a slow method (a bank debit) completes unpaid; its payment comes later.
                 let paid = matches!(object["payment_status"].as_str(), Some("paid" | "no_payment_required"));
                 Change {
-                    server_id: checkout_server(object),
+                    server_id: checkout_server(object).map(ServerId::from),
                     subscription: id(&object["subscription"]),
                     payment: paid.then_some(Payment::Paid),
                     ..Change::default()
                 }
             }
             "checkout.session.expired" => Change {
-                server_id: checkout_server(object),
+                server_id: checkout_server(object).map(ServerId::from),
                 payment: Some(Payment::CheckoutExpired),
                 ..Change::default()
             },
@@ -132,14 +136,14 @@ impl Event {
                 invoice(object, if paid { Payment::Paid } else { Payment::Lapsed })
             }
             "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted" => {
-                let status = text(&object["status"]);
+                let status = text(&object["status"]).map(SubscriptionStatus::from);
                 let payment = if self.kind == "customer.subscription.deleted" {
                     Some(Payment::Lapsed)
                 } else {
-                    status.as_deref().and_then(payment_for_status)
+                    status.as_ref().and_then(SubscriptionStatus::payment)
                 };
                 Change {
-                    server_id: text(&object["metadata"]["server_id"]),
+                    server_id: text(&object["metadata"]["server_id"]).map(ServerId::from),
                     subscription: text(&object["id"]),
                     payment,
                     status,
@@ -159,11 +163,11 @@ impl Event {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Change {
     /// The server, when the event's metadata names it (else it is found by `subscription`).
-    pub server_id: Option<String>,
+    pub server_id: Option<ServerId>,
     pub subscription: Option<String>,
     pub payment: Option<Payment>,
     /// The subscription's status at Stripe.
-    pub status: Option<String>,
+    pub status: Option<SubscriptionStatus>,
     /// When the paid period ends.
     pub period_end: Option<i64>,
 }
@@ -181,17 +185,7 @@ fn invoice(object: &Value, payment: Payment) -> Change {
         .or_else(|| id(&object["subscription"]))
         .or_else(|| lines.iter().find_map(|line| id(&line["subscription"])));
     let period_end = lines.iter().find_map(|line| line["period"]["end"].as_i64());
-    Change { server_id, subscription, payment: Some(payment), status: None, period_end }
-}
-
-/// What a subscription's status means for its server: `active`/`trialing` are paid for; `past_due`, `unpaid`,
-/// `canceled`, `incomplete_expired` and `paused` are not; `incomplete` (the first payment under way) is neither.
-pub fn payment_for_status(status: &str) -> Option<Payment> {
-    match status {
-        "active" | "trialing" => Some(Payment::Paid),
-        "past_due" | "unpaid" | "canceled" | "incomplete_expired" | "paused" => Some(Payment::Lapsed),
-        _ => None,
-    }
+    Change { server_id: server_id.map(ServerId::from), subscription, payment: Some(payment), status: None, period_end }
 }
 
 /// The server a Checkout Session is for: its `client_reference_id`, else its metadata.
@@ -223,13 +217,5 @@ mod tests {
         assert_eq!(verify(&header, body, b"other", 1_000, TOLERANCE), Err(SignatureError::Mismatch));
         assert_eq!(verify(&header, body, SECRET, 1_301, TOLERANCE), Err(SignatureError::TooOld));
         assert_eq!(verify(&header, body, SECRET, 1_300, TOLERANCE), Ok(()), "300 s is still in time");
-    }
-
-    #[test]
-    fn subscription_statuses_map_to_payments() {
-        assert_eq!(payment_for_status("active"), Some(Payment::Paid));
-        assert_eq!(payment_for_status("past_due"), Some(Payment::Lapsed));
-        assert_eq!(payment_for_status("canceled"), Some(Payment::Lapsed));
-        assert_eq!(payment_for_status("incomplete"), None);
     }
 }

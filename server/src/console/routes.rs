@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use app::error::AppError;
+use app::servers::ssr::Servers;
 use axum::Router;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, State};
@@ -32,11 +33,11 @@ pub fn routes() -> Router<AppState> {
 async fn console(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
-    Path(id): Path<String>,
+    Path(id): Path<catalog::ServerId>,
     headers: HeaderMap,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
-    let server = state.servers.get(&session.user, &id).await?;
+    let server = Servers::get(&*state.servers, &session.user, &id).await?;
     if !has_bearer_token(&headers)
         && let Some(refusal) = cross_site(&state, &headers)
     {

@@ -89,11 +89,13 @@ pub enum GameServerState {
 
 #[derive(Debug, Clone)]
 pub struct AgonesConfig {
+    /// `SPAWNPOINT_NAMESPACE`: the namespace of GameServers and their claims (default `gameservers`).
     pub namespace: String,
-    /// The node label holding the public IP players connect to.
+    /// `SPAWNPOINT_PUBLIC_IP_LABEL`: the node label holding the public IP players connect to
+    /// (default `platform.io/public-ip`).
     pub public_ip_label: String,
-    /// How long one API request may take before it counts as failed (and the pass is retried).
-    pub request_timeout: std::time::Duration,
+    /// `SPAWNPOINT_KUBE_API`: the Kubernetes API server URL. Unset: the kubeconfig, else the in-cluster config.
+    pub kube_api: Option<String>,
 }
 
 pub struct AgonesDriver {
@@ -115,7 +117,13 @@ pub struct AgonesDriver {
 impl AgonesDriver {
     /// Starts watching the namespace's managed GameServers and waits for the first full listing, so that
     /// observing right after start already sees everything.
-    pub async fn start(client: kube::Client, config: AgonesConfig) -> anyhow::Result<Arc<Self>> {
+    /// Starts watching GameServers. `request_timeout`: how long one API request may take before it counts as
+    /// failed (and the pass is retried).
+    pub async fn start(
+        client: kube::Client,
+        config: &AgonesConfig,
+        request_timeout: std::time::Duration,
+    ) -> anyhow::Result<Arc<Self>> {
         let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &config.namespace);
         let (cache, writer) = reflector::store();
         let driver = Arc::new(Self {
@@ -125,8 +133,8 @@ impl AgonesDriver {
             nodes: Api::all(client),
             cache,
             namespace: config.namespace.clone(),
-            public_ip_label: config.public_ip_label,
-            request_timeout: config.request_timeout,
+            public_ip_label: config.public_ip_label.clone(),
+            request_timeout,
             node_ips: Mutex::default(),
             exit_reasons: Mutex::default(),
             events: broadcast::channel(1024).0,
@@ -304,7 +312,7 @@ pub fn gameserver(spec: &ServerSpec, user_id: &str) -> GameServer {
 }
 
 fn api_error(context: String) -> impl FnOnce(kube::Error) -> DriverError {
-    move |error| DriverError::Io { context, source: std::io::Error::other(error.to_string()) }
+    move |source| DriverError::Kube { context, source }
 }
 
 /// 404 and 409 AlreadyExists are how an idempotent delete or create says "done already" (and 409 on a delete

@@ -40,13 +40,13 @@ const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 /// How the local driver is set up.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
-    /// Spawnpoint's data directory; game servers live under `servers/` in it.
-    pub data_dir: PathBuf,
-    /// The host part of addresses players are given.
+    /// `SPAWNPOINT_GAME_HOST`: the host part of addresses players are given. Default: the host of
+    /// `SPAWNPOINT_PUBLIC_URL`, else 127.0.0.1.
     pub host: String,
-    /// Game ports are chosen from here.
+    /// `SPAWNPOINT_GAME_PORTS`: game ports are chosen from here (default 25000-29999).
     pub ports: RangeInclusive<u16>,
-    /// How long a game gets after each polite stop step before the next, firmer one.
+    /// `SPAWNPOINT_STOP_GRACE`: how long a game gets after each polite stop step before the next, firmer one
+    /// (default 10 s).
     pub stop_grace: Duration,
 }
 
@@ -73,9 +73,10 @@ struct Process {
 }
 
 impl LocalDriver {
-    pub fn new(config: LocalConfig) -> Self {
+    /// A driver keeping game servers under `servers/` in Spawnpoint's data directory `data_dir`.
+    pub fn new(data_dir: &std::path::Path, config: LocalConfig) -> Self {
         Self {
-            root: config.data_dir.join("servers"),
+            root: data_dir.join("servers"),
             host: config.host,
             ports: config.ports,
             stop_grace: config.stop_grace,

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::ops::RangeInclusive;
 use std::pin::Pin;
 
+use catalog::notice::StartFailure;
 use catalog::{Game, Plan};
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -80,12 +81,30 @@ pub enum DriverError {
     NotRunnable(String),
     #[error("server `{0}` is not running")]
     NotRunning(String),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
+    /// The Kubernetes API refused (`kube::Error::Api`) or could not be reached.
+    #[error("{context}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl DriverError {
+    /// What a server's owner is told when this kept their game server from starting.
+    pub fn start_failure(&self) -> StartFailure {
+        match self {
+            DriverError::Kube { source: kube::Error::Api(_), .. } => StartFailure::ClusterRefused,
+            DriverError::Kube { .. } => StartFailure::ClusterUnreachable,
+            DriverError::NotRunnable(_) | DriverError::NotRunning(_) | DriverError::Io { .. } => StartFailure::Local,
+        }
+    }
 }
 
 pub trait Orchestrator: Send + Sync + 'static {

@@ -3,13 +3,14 @@
 use std::convert::Infallible;
 
 use app::error::AppError;
+use app::servers::ssr::Servers as _;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use catalog::Action;
+use catalog::{Action, ServerId};
 use catalog::gameserver::{GameServer, ServerEvent};
 use futures_util::{Stream, StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
@@ -55,7 +56,7 @@ async fn events(
     let changes = state.servers.subscribe();
     let snapshot = state.servers.list(&session.user, query.all).await?;
     let user = session.user;
-    let visible = move |event: &ServerEvent| query.all || event.user_id() == user.id;
+    let visible = move |event: &ServerEvent| query.all || *event.user_id() == user.id;
     let first = stream::iter(snapshot.into_iter().map(|server| ServerEvent::Changed { server }));
     let then = stream::unfold((changes, visible), |(mut changes, visible)| async move {
         loop {
@@ -88,7 +89,7 @@ struct LogLines {
 async fn logs(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
-    Path(id): Path<String>,
+    Path(id): Path<ServerId>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogLines>> {
     let tail = match query.tail {
@@ -119,7 +120,7 @@ async fn create(
 async fn show(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
-    Path(id): Path<String>,
+    Path(id): Path<ServerId>,
 ) -> Result<Json<GameServer>> {
     Ok(Json(state.servers.get(&session.user, &id).await?))
 }
@@ -128,7 +129,7 @@ async fn show(
 async fn delete(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
-    Path(id): Path<String>,
+    Path(id): Path<ServerId>,
 ) -> Result<(StatusCode, Json<GameServer>)> {
     let server = state.servers.act(&session.user, &id, Action::Delete).await?;
     Ok((StatusCode::ACCEPTED, Json(server)))
@@ -138,7 +139,7 @@ async fn delete(
 async fn act(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
-    Path((id, action)): Path<(String, String)>,
+    Path((id, action)): Path<(ServerId, String)>,
 ) -> Result<(StatusCode, Json<GameServer>)> {
     let action = match action.as_str() {
         "start" => Action::Start,

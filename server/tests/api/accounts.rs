@@ -177,7 +177,7 @@ async fn the_cli_creates_an_admin_from_a_password_on_stdin(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_https_the_cookie_is_secure() {
     let app = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
-        settings.public_url = Some("https://panel.example.com".into());
+        settings.http.public_url = Some("https://panel.example.com".into());
     })
     .await;
     app.register("frank@example.com", PASSWORD).await;

@@ -33,9 +33,9 @@ async fn on_simulator_with(
     let url = sim.url().to_owned();
     let app = spawn_app_with(backend, move |settings| {
         settings.driver = Driver::Agones;
-        settings.kube_api = Some(url);
-        settings.resync_interval = Duration::from_millis(500);
-        settings.restart_backoff = Duration::from_millis(20);
+        settings.agones.kube_api = Some(url);
+        settings.reconciler.resync_interval = Duration::from_millis(500);
+        settings.tuning.restart_backoff = Duration::from_millis(20);
         adjust(settings);
     })
     .await;
@@ -162,7 +162,7 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
     })
     .await;
     assert!(named(&sim.objects("persistentvolumeclaims"), "someones-data").is_some(), "a claim it does not own stays");
-    tokio::time::sleep(Duration::from_millis(600)).await; // another full pass
+    app.reconciled().await;
     assert!(named(&sim.objects("gameservers"), "someone-elses").is_some(), "what Spawnpoint does not own is untouched");
     drop(app);
 }
@@ -170,11 +170,18 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
 async fn api_errors_and_broken_watches_are_survived(backend: Backend) {
     let (sim, app) = on_simulator(backend).await;
     let token = app.signed_up("unlucky@example.com").await;
-    // The API server fails the first two GameServer creates: the server is failed with the reason, then retried.
-    sim.fail_next(axum::http::Method::POST, "gameservers", 500, 2);
+    // The API server fails the first three GameServer creates: the server is failed with the reason, then
+    // retried. Its owner reads Spawnpoint's words; an administrator also sees the API server's.
+    sim.fail_next(axum::http::Method::POST, "gameservers", 500, 3);
     let id = app.created(&token, "minecraft-bedrock", "starter").await;
     let failed = app.wait_for(&token, &id, "failed", |s| s["status"] == "failed").await;
-    assert!(failed["status_message"].as_str().is_some_and(|m| m.contains("injected")), "{failed}");
+    assert_eq!(failed["status_message"], "could not start: the cluster refused the game server", "{failed}");
+    assert!(failed.get("status_detail").is_none(), "{failed}");
+    let admin = app.admin("ops@example.com").await;
+    app.wait_for(&admin, &id, "failed, with the cluster's words", |s| {
+        s["status"] == "failed" && s["status_detail"].as_str().is_some_and(|d| d.contains("injected"))
+    })
+    .await;
     app.running(&token, &id).await;
     assert_eq!(sim.objects("gameservers").len(), 1, "nothing duplicated");
 
@@ -230,12 +237,15 @@ async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(b
 
 async fn an_api_server_that_hangs_fails_the_start_which_is_retried(backend: Backend) {
     let (sim, app) =
-        on_simulator_with(backend, |settings| settings.kube_request_timeout = Duration::from_millis(300)).await;
+        on_simulator_with(backend, |settings| settings.tuning.kube_request_timeout = Duration::from_millis(300)).await;
     let token = app.signed_up("hung@example.com").await;
     sim.set_latency(Duration::from_secs(1));
     let id = app.created(&token, "valheim", "starter").await;
     let failed = app.wait_for(&token, &id, "failed", |s| s["status"] == "failed").await;
-    assert!(failed["status_message"].as_str().is_some_and(|m| m.contains("no answer")), "{failed}");
+    assert_eq!(failed["status_message"], "could not start: the cluster did not answer in time", "{failed}");
+    let admin = app.admin("ops@example.com").await;
+    let seen: Value = app.get_as(&admin, &format!("/api/servers/{id}")).await.json().await.expect("json");
+    assert!(seen["status_detail"].as_str().is_some_and(|d| d.contains("no answer")), "{seen}");
 
     sim.set_latency(Duration::ZERO);
     app.running(&token, &id).await;

@@ -2,14 +2,16 @@
 //! webhooks signed as Stripe signs them: checkout on create, what each event does to a server, cancelling on
 //! delete, price sync, and a paid server's whole life with an injected clock.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use catalog::Catalog;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use server::billing::stripe::{StripeApi, Synced};
+use server::billing::stripe::StripeConfig;
+use server::billing::stripe_api::{StripeApi, Synced};
 use server::billing::webhook::{self, SignatureError};
-use server::billing::{GRACE_PERIOD, StripeConfig};
 use server::clock::Clock;
 use server::config::BillingMode;
 use server::db::now;
@@ -26,36 +28,43 @@ both_databases!(
     reference_events_drive_the_right_transitions_once_and_in_order,
     deleting_cancels_the_subscription_first_and_retries_while_stripe_is_down,
     an_abandoned_checkout_is_deleted_after_a_day,
+    an_event_whose_handler_dies_before_applying_it_is_applied_when_redelivered,
 );
 
 every_driver!(a_paid_server_expires_comes_back_with_its_data_and_is_deleted_after_the_grace_period);
 
 const WEBHOOK_SECRET: &str = "whsec_spawnpoint_test";
+/// How long an expired server's data is kept for a late payment.
+const GRACE_PERIOD: Duration = Duration::from_secs(catalog::billing::GRACE_PERIOD_SECS as u64);
 
 /// An app with Stripe billing against a fake Stripe whose prices were synced, as an operator would.
 struct Billed {
     app: TestApp,
     stripe: FakeStripe,
     clock: Clock,
+    /// Set: the webhook handler dies between recording an event and applying it.
+    crash_after_claim: Arc<AtomicBool>,
 }
 
 async fn billed(backend: Backend, driver: TestDriver) -> Option<Billed> {
     let stripe = FakeStripe::start().await?;
     api(&stripe).sync(&Catalog::builtin(), |_, _| {}).await.expect("prices synced");
     let clock = Clock::default();
+    let crash_after_claim = Arc::new(AtomicBool::new(false));
     let app = spawn_app_on(backend, driver, |settings| {
+        settings.tuning.crash_after_claim = crash_after_claim.clone();
         settings.billing = BillingMode::Stripe(StripeConfig {
             secret_key: SecretString::from(SECRET_KEY),
             webhook_secret: SecretString::from(WEBHOOK_SECRET),
             api_base: stripe.url().to_owned(),
         });
-        settings.public_url = Some("https://panel.example.com".into());
-        settings.clock = clock.clone();
-        settings.resync_interval = Duration::from_secs(1);
-        settings.restart_backoff = Duration::from_millis(100);
+        settings.http.public_url = Some("https://panel.example.com".into());
+        settings.tuning.clock = clock.clone();
+        settings.reconciler.resync_interval = Duration::from_secs(1);
+        settings.tuning.restart_backoff = Duration::from_millis(100);
     })
     .await;
-    Some(Billed { app, stripe, clock })
+    Some(Billed { app, stripe, clock, crash_after_claim })
 }
 
 fn api(stripe: &FakeStripe) -> StripeApi {
@@ -266,8 +275,8 @@ async fn checkout_sends_the_plans_price_and_metadata_and_reuses_the_customer(bac
     }
 
     // Nothing is provisioned before payment, and an unpaid server cannot be started.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let id = first["id"].as_str().expect("id");
+    b.app.reconciled_server(id).await;
     assert!(b.app.game_pid(id).is_none() && !b.app.game_data(id).exists(), "nothing runs or is stored");
     assert_eq!(b.app.act(&token, id, "start").await.status(), 409);
 
@@ -374,7 +383,8 @@ async fn reference_events_drive_the_right_transitions_once_and_in_order(backend:
     let mut strangers = fixture("customer.subscription.created.stripe-sync-engine.json");
     strangers["data"]["object"]["metadata"] = json!({ "server_id": "nosuchserver" });
     assert_eq!(deliver(&b.app, &next(strangers.clone())).await, 200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.app.reconciled_server(&id).await;
+    b.app.reconciled().await;
     assert!(paid(&server(&b.app, &token, &id).await), "still paid for");
     assert_eq!(b.app.count("servers").await, 1);
 
@@ -430,7 +440,7 @@ async fn an_abandoned_checkout_is_deleted_after_a_day(backend: Backend) {
     let created = create(&b.app, &token, "tiny").await;
     let id = created["id"].as_str().expect("id");
     b.clock.advance(Duration::from_secs(23 * 3600));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.app.reconciled().await;
     assert_eq!(server(&b.app, &token, id).await["status"], "awaiting_payment", "a day is not over yet");
     b.clock.advance(Duration::from_secs(3600));
     b.app.wait_for(&token, id, "gone", Value::is_null).await;
@@ -491,7 +501,7 @@ async fn a_paid_server_expires_comes_back_with_its_data_and_is_deleted_after_the
     assert_eq!(deliver(&b.app, &event("invoice.payment_failed", &failed, now() + 2)).await, 200);
     b.app.wait_for(&token, id, "expired", |s| s["status"] == "expired").await;
     b.clock.advance(GRACE_PERIOD - Duration::from_secs(3600));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.app.reconciled().await;
     assert_eq!(server(&b.app, &token, id).await["status"], "expired", "still within the grace period");
     b.clock.advance(Duration::from_secs(3601));
     b.app.wait_for(&token, id, "gone", Value::is_null).await;
@@ -626,4 +636,37 @@ async fn the_billing_page_shows_plan_price_status_and_renewal_and_opens_the_port
         404
     );
     assert_eq!(b.app.get("/api/billing").await.status(), 401, "signed out");
+}
+
+async fn an_event_whose_handler_dies_before_applying_it_is_applied_when_redelivered(backend: Backend) {
+    let Some(b) = billed(backend, TestDriver::Local).await else { return };
+    let token = b.app.signed_up("unlucky-payer@example.com").await;
+    let created = create(&b.app, &token, "tiny").await;
+    let id = created["id"].as_str().expect("id");
+    let period_end = b.clock.now() + 30 * 86_400;
+    let (session, _) = b.stripe.complete_checkout(&session_of(&created), period_end);
+    let paid = event("checkout.session.completed", &session, now());
+    let body = paid.to_string();
+    let signature = webhook::sign(body.as_bytes(), WEBHOOK_SECRET.as_bytes(), now());
+
+    // The handler dies after recording the event and before applying it: Stripe gets no answer.
+    b.crash_after_claim.store(true, Ordering::SeqCst);
+    let cut = b.app.client.post(b.app.url("/webhooks/stripe")).header("Stripe-Signature", &signature).body(body.clone());
+    let answer = cut.send().await.map(|response| response.status().as_u16());
+    assert!(answer.is_err() || answer.as_ref().is_ok_and(|status| *status >= 500), "{answer:?}");
+    b.app.reconciled_server(id).await;
+    assert_eq!(server(&b.app, &token, id).await["status"], "awaiting_payment", "nothing was applied");
+
+    // Stripe delivers it again: this time it is applied, not taken for a redelivery of a handled event.
+    b.crash_after_claim.store(false, Ordering::SeqCst);
+    assert_eq!(post_webhook(&b.app, &body, Some(&signature)).await, 200);
+    b.app.wait_for(&token, id, "paid and provisioned", in_state(&["pending", "running"])).await;
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stripe_events WHERE id = $1")
+        .bind(paid["id"].as_str().expect("id").to_owned())
+        .fetch_one(b.app.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 1, "recorded once");
+    // And a third delivery is a redelivery: answered, and nothing changes.
+    assert_eq!(post_webhook(&b.app, &body, Some(&signature)).await, 200);
 }

@@ -214,7 +214,7 @@ async fn many_viewers_get_every_line_in_order() {
 async fn a_slow_viewer_is_skipped_forward_and_holds_nobody_up() {
     const LINES: u32 = 100_000;
     // No throttle here: the slow viewer must fall behind by more than its buffer (4 096 messages' worth).
-    let (app, token, id) = running_demo(|settings| settings.console.lines_per_window = usize::MAX).await;
+    let (app, token, id) = running_demo(|settings| settings.tuning.console.lines_per_window = usize::MAX).await;
     let mut fast = viewer(&app, &token, &id).await;
     // A viewer that stops reading, with a small receive window, so the server's sends to it soon block.
     let url = app.url(&format!("/api/servers/{id}/console")).replacen("http://", "ws://", 1);
@@ -247,7 +247,7 @@ async fn output_beyond_the_throttle_is_left_out_and_summarised() {
     const LINES: u32 = 10_000;
     // A tight limit (the default is 2 000 per 100 ms), so that however busy the machine, the flood exceeds it.
     const LIMIT: usize = 100;
-    let (app, token, id) = running_demo(|settings| settings.console.lines_per_window = LIMIT).await;
+    let (app, token, id) = running_demo(|settings| settings.tuning.console.lines_per_window = LIMIT).await;
     let mut viewer = viewer(&app, &token, &id).await;
     viewer.send(&format!("repeat {LINES} flood")).await;
     let messages = viewer.until("a throttle notice", |m| m["type"] == "throttled").await;

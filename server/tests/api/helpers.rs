@@ -8,6 +8,7 @@ use std::sync::Arc;
 use k8s_sim::{SimConfig, SimImage, SimNode, Simulator};
 use secrecy::SecretString;
 use server::Application;
+use server::reconciler::Reconciler;
 use server::config::{Driver, Settings};
 use server::db::Db;
 use sqlx::Connection as _;
@@ -82,9 +83,28 @@ pub struct TestApp {
     data_dir: Arc<tempfile::TempDir>,
     /// The simulated cluster, when the app runs game servers with the `agones` driver.
     pub cluster: Option<Arc<Simulator>>,
+    /// The app's reconciler, when it runs in this process.
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 impl TestApp {
+    /// Waits for a full reconciler pass that starts now, and every server pass it asks for: what a test waits
+    /// for before asserting that the reconciler left something alone.
+    pub async fn reconciled(&self) {
+        self.reconciler().reconciled().await;
+    }
+
+    /// Waits for a pass over server `id` that starts now (even one in a steady state, which a full pass skips).
+    pub async fn reconciled_server(&self, id: &str) {
+        let reconciler = self.reconciler();
+        reconciler.schedule(&catalog::ServerId::from(id));
+        reconciler.settled().await;
+    }
+
+    fn reconciler(&self) -> &Arc<Reconciler> {
+        self.reconciler.as_ref().expect("the app runs in this process")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -139,6 +159,17 @@ impl TestApp {
     pub async fn signed_up(&self, email: &str) -> String {
         assert_eq!(self.register(email, PASSWORD).await.status(), 201, "registering {email}");
         self.login_token(email).await
+    }
+
+    /// Signs `email` up and makes it an administrator, as `spawnpoint admin create` would; returns its token.
+    pub async fn admin(&self, email: &str) -> String {
+        let token = self.signed_up(email).await;
+        sqlx::query("UPDATE users SET role = 'admin' WHERE email = $1")
+            .bind(email.to_owned())
+            .execute(self.db.pool())
+            .await
+            .expect("promote");
+        token
     }
 
     pub async fn login_token(&self, email: &str) -> String {
@@ -446,18 +477,18 @@ pub async fn spawn_app_on(backend: Backend, driver: TestDriver, adjust: impl FnO
     let data_dir = tempfile::tempdir().expect("temp dir");
     let database = TestDatabase::create(backend, data_dir.path()).await;
     let mut settings = Settings::from_lookup(|_| None).expect("defaults");
-    settings.addr = "127.0.0.1:0".parse().expect("address");
+    settings.http.addr = "127.0.0.1:0".parse().expect("address");
     settings.data_dir = data_dir.path().to_owned();
     settings.database_url = SecretString::from(database.url.clone());
-    settings.game_ports = port_block();
-    settings.stop_grace = std::time::Duration::from_secs(3);
+    settings.local.ports = port_block();
+    settings.local.stop_grace = std::time::Duration::from_secs(3);
     adjust(&mut settings);
     let cluster = match driver {
         TestDriver::Local => None,
         TestDriver::Agones => {
             let cluster = Arc::new(cluster_running(&settings, data_dir.path()).await);
             settings.driver = Driver::Agones;
-            settings.kube_api = Some(cluster.url().to_owned());
+            settings.agones.kube_api = Some(cluster.url().to_owned());
             Some(cluster)
         }
     };
@@ -465,10 +496,12 @@ pub async fn spawn_app_on(backend: Backend, driver: TestDriver, adjust: impl FnO
     let app = Application::build(&settings).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let db = app.state().db.clone();
+    let reconciler = Some(app.reconciler());
     tokio::spawn(app.serve());
     // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
     let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
-    TestApp { address, client, db, database: Arc::new(database), data_dir: Arc::new(data_dir), cluster }
+    let (database, data_dir) = (Arc::new(database), Arc::new(data_dir));
+    TestApp { address, client, db, database, data_dir, cluster, reconciler }
 }
 
 /// The namespace Spawnpoint's game servers live in on the simulated cluster (the driver's default).
@@ -499,7 +532,7 @@ pub async fn cluster_running(settings: &Settings, dir: &std::path::Path) -> Simu
         ready_after: std::time::Duration::from_millis(100),
         images,
         volumes: Some(dir.join("cluster-volumes")),
-        termination_grace: settings.stop_grace,
+        termination_grace: settings.local.stop_grace,
         ..SimConfig::default()
     })
     .await
@@ -515,7 +548,7 @@ impl TestApp {
     ) -> TestApp {
         let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("the test database");
         let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
-        TestApp { address: address.to_owned(), client, db, database, data_dir, cluster }
+        TestApp { address: address.to_owned(), client, db, database, data_dir, cluster, reconciler: None }
     }
 }
 
@@ -534,7 +567,7 @@ impl Binary {
     pub async fn new(driver: TestDriver, dir: Arc<tempfile::TempDir>, database: Arc<TestDatabase>) -> Self {
         let mut settings = Settings::from_lookup(|_| None).expect("defaults");
         settings.catalog_path = Some(dir.path().join("games.yaml")).filter(|path| path.exists());
-        settings.stop_grace = std::time::Duration::from_secs(2);
+        settings.local.stop_grace = std::time::Duration::from_secs(2);
         let cluster = match driver {
             TestDriver::Local => None,
             TestDriver::Agones => Some(Arc::new(cluster_running(&settings, dir.path()).await)),

@@ -117,7 +117,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
 
 async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Backend, driver: TestDriver) {
     let app = spawn_app_on(backend, driver, |settings| {
-        settings.restart_backoff = Duration::from_millis(50);
+        settings.tuning.restart_backoff = Duration::from_millis(50);
         settings.catalog_path = Some(catalog_with(&settings.data_dir, &[
             // Crashes once, then stays up.
             ("once", "if [ -f crashed ]; then echo ready now; exec sleep 600; fi; touch crashed; echo ready now; sleep 0.3; exit 3"),
@@ -164,8 +164,8 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
 
 async fn a_game_that_never_becomes_ready_fails_and_is_stopped(backend: Backend, driver: TestDriver) {
     let app = spawn_app_on(backend, driver, |settings| {
-        settings.start_timeout = Duration::from_millis(800);
-        settings.restart_backoff = Duration::from_secs(60); // no retry during the test
+        settings.reconciler.start_timeout = Duration::from_millis(800);
+        settings.tuning.restart_backoff = Duration::from_secs(60); // no retry during the test
         let silent = ("silent", "echo starting up; exec sleep 600");
         settings.catalog_path = Some(catalog_with(&settings.data_dir, &[silent]));
     })
@@ -199,11 +199,14 @@ async fn status_changes_are_pushed_to_the_owner_only(backend: Backend, driver: T
     let seen = alices.until(&id, |e| e["type"] == "removed").await;
     assert!(seen.iter().any(|e| e["server"]["status"] == "deleted"), "{seen:#?}");
 
-    assert_eq!(bobs.next(Duration::from_millis(300)).await, None, "bob hears nothing of alice's server");
+    // Bob's own new server marks the end of everything before it: what bob hears first is about his.
+    let marker = app.created(&bob, "demo", "tiny").await;
+    let first = bobs.next(Duration::from_secs(10)).await.expect("bob hears of his own server");
+    assert_eq!(first["server"]["id"], marker.as_str(), "bob hears nothing of alice's server");
 }
 
 async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backend: Backend, driver: TestDriver) {
-    let app = spawn_app_on(backend, driver, |settings| settings.resync_interval = Duration::from_millis(100)).await;
+    let app = spawn_app_on(backend, driver, |settings| settings.reconciler.resync_interval = Duration::from_millis(100)).await;
     let token = app.signed_up("calm@example.com").await;
     let id = app.created(&token, "demo", "tiny").await;
     let server = app.running(&token, &id).await;
@@ -212,8 +215,12 @@ async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backen
     let mut events = app.events(&token, "").await;
     let snapshot = events.next(Duration::from_secs(5)).await.expect("the snapshot");
     assert_eq!(snapshot["server"], server);
-    // About ten full passes.
-    assert_eq!(events.next(Duration::from_secs(1)).await, None, "a pass over a running server writes nothing");
+    // A pass over it and a full pass, both finished; then a second server marks the end of what they wrote.
+    app.reconciled_server(&id).await;
+    app.reconciled().await;
+    let marker = app.created(&token, "demo", "tiny").await;
+    let next = events.next(Duration::from_secs(10)).await.expect("the marker's event");
+    assert_eq!(next["server"]["id"], marker.as_str(), "a pass over a running server writes nothing");
     assert_eq!(app.game_pid(&id), Some(pid.clone()), "and leaves its process alone");
 
     // The row vanishes behind Spawnpoint's back: the game it no longer asks for is removed.

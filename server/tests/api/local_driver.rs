@@ -31,8 +31,7 @@ fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
 }
 
 fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
-    LocalDriver::new(LocalConfig {
-        data_dir: dir.path().to_owned(),
+    LocalDriver::new(dir.path(), LocalConfig {
         host: "127.0.0.1".into(),
         ports: 1..=1,
         stop_grace,

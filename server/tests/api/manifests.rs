@@ -293,7 +293,7 @@ fn granted(role: &Value) -> BTreeSet<(String, String, String)> {
 async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     let objects = rendered();
     let app = spawn_app_on(Backend::Sqlite, TestDriver::Agones, |settings| {
-        settings.restart_backoff = Duration::from_millis(50);
+        settings.tuning.restart_backoff = Duration::from_millis(50);
         let once = "if [ -f crashed ]; then echo ready now; exec sleep 600; fi; touch crashed; echo ready now; exit 3";
         settings.catalog_path = Some(catalog_with(&settings.data_dir, &[("once", once)]));
     })
@@ -351,8 +351,8 @@ async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     let container = containers(pod_spec(find(&objects, "Deployment", "spawnpoint")))[0];
     assert_eq!(env(container, "SPAWNPOINT_NAMESPACE"), NAMESPACE);
     let defaults = server::config::Settings::from_lookup(|_| None).expect("defaults");
-    assert_eq!(env(container, "SPAWNPOINT_NAMESPACE"), defaults.namespace.as_str());
-    assert_eq!(env(container, "SPAWNPOINT_PUBLIC_IP_LABEL"), defaults.public_ip_label.as_str());
+    assert_eq!(env(container, "SPAWNPOINT_NAMESPACE"), defaults.agones.namespace.as_str());
+    assert_eq!(env(container, "SPAWNPOINT_PUBLIC_IP_LABEL"), defaults.agones.public_ip_label.as_str());
 }
 
 /// Spawnpoint accepts the Deployment's configuration once an operator has filled in the placeholders (secrets

@@ -160,7 +160,7 @@ async fn rate_limits_follow_the_client_behind_a_trusted_proxy_only() {
         async move { request.send().await.expect("sent").status() }
     };
     let behind = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
-        settings.trusted_proxies = server::auth::proxy::TrustedProxies::parse("127.0.0.1").expect("valid");
+        settings.http.trusted_proxies = server::auth::proxy::TrustedProxies::parse("127.0.0.1").expect("valid");
     })
     .await;
     for n in 1..=10 {

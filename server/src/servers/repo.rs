@@ -1,0 +1,516 @@
+//! The `servers` table: its one row type and every statement that reads or writes it.
+//!
+//! Every write goes through [`ServerRepo::update`], which makes it conditional on what the caller read (so a
+//! transition computed from a stale state never applies), bumps the row's version, and publishes the row as it
+//! now is on the [`EventBus`]: open dashboards show it and the reconciler acts on it.
+
+use catalog::billing::{Billed, SubscriptionStatus};
+use catalog::gameserver::{GameServer, ServerEvent, address};
+use catalog::{Notice, ServerId, ServerStatus, UserId};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row as _};
+
+use super::events::EventBus;
+use crate::billing::{Change, Checkout, Open};
+use crate::db::{Db, now};
+use crate::dns::{RecordIds, ServerRecords};
+
+/// Every column of a server row, in the order [`ServerRow::read`] expects nothing of (it reads by name).
+const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, status_detail, node_ip, port, \
+                       generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, \
+                       delete_after, stripe_subscription_id, checkout_session_id, checkout_url, subscription_status, \
+                       current_period_end, subscription_ended_at, billing_event_at, created_at, version";
+
+pub type Result<T, E = sqlx::Error> = std::result::Result<T, E>;
+
+/// A server's row: what should be, and what was last recorded about it.
+#[derive(Debug, Clone)]
+pub struct ServerRow {
+    pub id: ServerId,
+    pub user_id: UserId,
+    pub name: String,
+    pub game: String,
+    pub plan: String,
+    pub status: ServerStatus,
+    /// One of Spawnpoint's [`Notice`]s, as its owner reads it.
+    pub status_message: Option<String>,
+    /// The outside system's words behind the message, for administrators.
+    pub status_detail: Option<String>,
+    /// Where players reach it, as last recorded.
+    pub node_ip: Option<String>,
+    pub port: Option<u16>,
+    /// Bumped by every user start or restart: a game server of an older generation is replaced.
+    pub generation: i64,
+    /// Where its published DNS records lead, if it has any, and what players type for them.
+    pub dns_ip: Option<String>,
+    pub dns_port: Option<u16>,
+    pub dns_address: Option<String>,
+    pub dns_ids: RecordIds,
+    /// Why its DNS records could not be updated, while that lasts.
+    pub dns_error: Option<String>,
+    /// When an unpaid or expired server is due for deletion (Unix seconds).
+    pub delete_after: Option<i64>,
+    /// Its Stripe subscription, once paid for, and that subscription's status.
+    pub subscription: Option<String>,
+    pub subscription_status: Option<SubscriptionStatus>,
+    /// The Checkout Session of its first payment, and where to pay it.
+    pub checkout_session: Option<String>,
+    pub checkout_url: Option<String>,
+    /// When the paid period ends (Unix seconds).
+    pub current_period_end: Option<i64>,
+    /// Whatever it had at the payment provider has been ended.
+    pub billing_settled: bool,
+    /// When the newest payment event applied to it was created (Unix seconds).
+    pub billing_event_at: Option<i64>,
+    pub created_at: i64,
+    pub version: i64,
+}
+
+impl ServerRow {
+    fn read(row: &AnyRow) -> Result<Self> {
+        let status: String = row.try_get("status")?;
+        Ok(Self {
+            id: ServerId::new(row.try_get::<String, _>("id")?),
+            user_id: UserId::new(row.try_get::<String, _>("user_id")?),
+            name: row.try_get("name")?,
+            game: row.try_get("game")?,
+            plan: row.try_get("plan")?,
+            status: status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            status_message: row.try_get("status_message")?,
+            status_detail: row.try_get("status_detail")?,
+            node_ip: row.try_get("node_ip")?,
+            port: read_port(row, "port")?,
+            generation: row.try_get("generation")?,
+            dns_ip: row.try_get("dns_ip")?,
+            dns_port: read_port(row, "dns_port")?,
+            dns_address: row.try_get("dns_address")?,
+            dns_ids: RecordIds { host: row.try_get("dns_host_record")?, srv: row.try_get("dns_srv_record")? },
+            dns_error: row.try_get("dns_error")?,
+            delete_after: row.try_get("delete_after")?,
+            subscription: row.try_get("stripe_subscription_id")?,
+            subscription_status: row.try_get::<Option<String>, _>("subscription_status")?.map(SubscriptionStatus::from),
+            checkout_session: row.try_get("checkout_session_id")?,
+            checkout_url: row.try_get("checkout_url")?,
+            current_period_end: row.try_get("current_period_end")?,
+            billing_settled: row.try_get::<Option<i64>, _>("subscription_ended_at")?.is_some(),
+            billing_event_at: row.try_get("billing_event_at")?,
+            created_at: row.try_get("created_at")?,
+            version: row.try_get("version")?,
+        })
+    }
+
+    /// The server as its owner sees it; with `detail` (an administrator) also the detail behind its message.
+    pub fn view(&self, detail: bool) -> GameServer {
+        // An address only means something while the game is up; its DNS name only while the records lead there.
+        let address = match (self.status, &self.node_ip, self.port) {
+            (ServerStatus::Running, Some(host), Some(port)) => match &self.dns_address {
+                Some(name) if self.dns_published() == Some((host.as_str(), port)) => Some(name.clone()),
+                _ => Some(address(host, port)),
+            },
+            _ => None,
+        };
+        GameServer {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            game: self.game.clone(),
+            plan: self.plan.clone(),
+            status: self.status,
+            status_message: self.status_message.clone().or_else(|| self.dns_error.clone()),
+            status_detail: self.status_detail.clone().filter(|_| detail),
+            address,
+            user_id: self.user_id.clone(),
+            created_at: self.created_at,
+            checkout_url: self.checkout_url(),
+            version: self.version,
+        }
+    }
+
+    /// Where to pay for the server: only while there is something to pay.
+    pub fn checkout_url(&self) -> Option<String> {
+        self.checkout_url.clone().filter(|_| self.status == ServerStatus::AwaitingPayment)
+    }
+
+    /// Where its DNS records should lead: where it runs, while it runs; otherwise where they lead now (a
+    /// stopped or expired server keeps its name).
+    pub fn dns_target(&self) -> Option<(&str, u16)> {
+        match (self.status, self.node_ip.as_deref(), self.port) {
+            (ServerStatus::Running, Some(ip), Some(port)) => Some((ip, port)),
+            _ => self.dns_published(),
+        }
+    }
+
+    /// Where its published DNS records lead.
+    pub fn dns_published(&self) -> Option<(&str, u16)> {
+        self.dns_ip.as_deref().zip(self.dns_port)
+    }
+
+    /// Its state and deadline, as the billing rules judge them.
+    pub fn billed(&self) -> Billed {
+        Billed { status: self.status, delete_after: self.delete_after }
+    }
+
+    /// What it still has at the payment provider, unless that was already ended.
+    pub fn open_at_provider(&self) -> Option<Open> {
+        let has = self.subscription.is_some() || self.checkout_session.is_some();
+        (has && !self.billing_settled).then(|| Open {
+            server: self.id.clone(),
+            subscription: self.subscription.clone(),
+            checkout_session: self.checkout_session.clone(),
+        })
+    }
+}
+
+fn read_port(row: &AnyRow, column: &str) -> Result<Option<u16>> {
+    let port: Option<i64> = row.try_get(column)?;
+    Ok(port.and_then(|port| u16::try_from(port).ok()))
+}
+
+/// A server to record.
+pub struct NewServer<'a> {
+    pub id: &'a ServerId,
+    pub user_id: &'a UserId,
+    pub name: &'a str,
+    pub game: &'a str,
+    pub plan: &'a str,
+    pub billed: Billed,
+}
+
+/// The outcome of a conditional write of a payment.
+pub struct PaymentWrite<'a> {
+    pub from: ServerStatus,
+    pub to: Billed,
+    /// The status message it then has.
+    pub message: Option<String>,
+    pub change: &'a Change,
+    /// When the event was created at the provider.
+    pub created: i64,
+}
+
+/// What claiming a game port found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PortClaim {
+    Claimed,
+    /// Another server holds it (the unique index decided a race).
+    Taken,
+    /// The server has a port already, or no row any more.
+    NotNeeded,
+}
+
+pub struct ServerRepo {
+    db: Db,
+    events: EventBus,
+}
+
+impl ServerRepo {
+    pub fn new(db: Db, events: EventBus) -> Self {
+        Self { db, events }
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The user's servers, or with `None` everyone's, oldest first.
+    pub async fn list(&self, owner: Option<&UserId>) -> Result<Vec<ServerRow>> {
+        let rows = match owner {
+            None => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM servers ORDER BY created_at, id")))
+                    .fetch_all(self.db.pool())
+                    .await?
+            }
+            Some(owner) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM servers WHERE user_id = $1 ORDER BY created_at, id"
+                )))
+                .bind(owner.to_string())
+                .fetch_all(self.db.pool())
+                .await?
+            }
+        };
+        rows.iter().map(ServerRow::read).collect()
+    }
+
+    pub async fn get(&self, id: &ServerId) -> Result<Option<ServerRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM servers WHERE id = $1")))
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref().map(ServerRow::read).transpose()
+    }
+
+    /// Records a new server unless its owner already has `limit` servers (deleted ones aside), in one statement
+    /// so that checking and writing cannot be split by a concurrent create. `None`: nothing was written (the
+    /// quota, or an id already taken).
+    pub async fn insert(&self, new: &NewServer<'_>, limit: i64) -> Result<Option<ServerRow>> {
+        let at = now();
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at, delete_after) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9 \
+             WHERE (SELECT COUNT(*) FROM servers WHERE user_id = $2 AND status <> 'deleted') < $8 \
+             ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
+        )))
+        .bind(new.id.to_string())
+        .bind(new.user_id.to_string())
+        .bind(new.name.to_owned())
+        .bind(new.game.to_owned())
+        .bind(new.plan.to_owned())
+        .bind(new.billed.status.as_str())
+        .bind(at)
+        .bind(limit)
+        .bind(new.billed.delete_after)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let row = row.as_ref().map(ServerRow::read).transpose()?;
+        if let Some(row) = &row {
+            self.publish(row);
+        }
+        Ok(row)
+    }
+
+    /// How many servers the user has, deleted ones aside.
+    pub async fn count_active(&self, owner: &UserId) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) AS n FROM servers WHERE user_id = $1 AND status <> 'deleted'")
+            .bind(owner.to_string())
+            .fetch_one(self.db.pool())
+            .await
+            .and_then(|row| row.try_get("n"))
+    }
+
+    /// The one conditional write: `UPDATE servers SET {set} WHERE id = $1 AND ({only_if})`, which also stamps
+    /// the time and bumps the version, then publishes the row as written. `$1` is the id and `$2` the time;
+    /// `bind` adds the caller's values from `$3` on. `None` when the condition did not hold (a concurrent change,
+    /// or nothing to change).
+    async fn update<'q>(
+        &self,
+        set: &str,
+        only_if: &str,
+        id: &ServerId,
+        bind: impl FnOnce(Query<'q, Any, AnyArguments>) -> Query<'q, Any, AnyArguments>,
+    ) -> Result<Option<ServerRow>> {
+        let query = sqlx::query(sqlx::AssertSqlSafe(update_statement(set, only_if))).bind(id.to_string()).bind(now());
+        let row = bind(query).fetch_optional(self.db.pool()).await?;
+        let row = row.as_ref().map(ServerRow::read).transpose()?;
+        if let Some(row) = &row {
+            self.publish(row);
+        }
+        Ok(row)
+    }
+
+    /// Records the Checkout Session of a new, unpaid server.
+    pub async fn record_checkout(&self, id: &ServerId, checkout: &Checkout) -> Result<Option<ServerRow>> {
+        self.update("checkout_session_id = $3, checkout_url = $4", "status = 'awaiting_payment'", id, |q| {
+            q.bind(checkout.id.clone()).bind(checkout.url.clone())
+        })
+        .await
+    }
+
+    /// Removes a server that was never paid for nor shown to anyone (its checkout could not be opened).
+    pub async fn remove_unpaid(&self, id: &ServerId) -> Result<()> {
+        sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'awaiting_payment'")
+            .bind(id.to_string())
+            .execute(self.db.pool())
+            .await
+            .map(drop)
+    }
+
+    /// A user action: `from` → `to`, clearing the status message; start and restart (`new_generation`) begin
+    /// a new generation, which replaces a game running an older one and forgets its crashes.
+    pub async fn act(
+        &self,
+        id: &ServerId,
+        from: ServerStatus,
+        to: ServerStatus,
+        new_generation: bool,
+    ) -> Result<Option<ServerRow>> {
+        self.update(
+            "status = $3, status_message = NULL, status_detail = NULL, \
+             stopped_at = CASE WHEN $3 = 'stopped' THEN $2 ELSE stopped_at END, generation = generation + $5",
+            "status = $4",
+            id,
+            |q| q.bind(to.as_str()).bind(from.as_str()).bind(i64::from(new_generation)),
+        )
+        .await
+    }
+
+    /// Moves a server from `from` to `to` with `notice` (and the `detail` behind it), unless something changed
+    /// it meanwhile. Writes nothing when the row already says exactly that. Returns whether it wrote.
+    pub async fn transition(
+        &self,
+        id: &ServerId,
+        from: ServerStatus,
+        to: ServerStatus,
+        notice: Option<&Notice>,
+        detail: Option<&str>,
+    ) -> Result<bool> {
+        let message = notice.map(Notice::to_string);
+        let written = self
+            .update(
+                "status = $3, status_message = $4, status_detail = $6",
+                "status = $5 AND (status <> $3 OR status_message IS DISTINCT FROM $4 \
+                 OR status_detail IS DISTINCT FROM $6)",
+                id,
+                |q| q.bind(to.as_str()).bind(message).bind(from.as_str()).bind(detail.map(str::to_owned)),
+            )
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Records that the game server of `generation` is up at `host:port`: a pending or failed server becomes
+    /// running, and a running one follows its game server to a new address. Nothing happens if a user changed
+    /// the server meanwhile (another status or a newer generation).
+    pub async fn record_running(&self, id: &ServerId, generation: i64, host: &str, port: u16) -> Result<bool> {
+        let written = self
+            .update(
+                "status = 'running', status_message = NULL, status_detail = NULL, node_ip = $3, port = $4",
+                "generation = $5 AND status IN ('pending', 'failed', 'running') \
+                 AND (status <> 'running' OR node_ip IS DISTINCT FROM $3 OR port IS DISTINCT FROM $4)",
+                id,
+                |q| q.bind(host.to_owned()).bind(i64::from(port)).bind(generation),
+            )
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Records that the server's DNS records now lead to `published` (`None`: it has none) with the provider
+    /// ids `ids`, and clears a DNS error. Written whatever the status, so that a server deleted meanwhile still
+    /// has its records' ids for its clean-up.
+    pub async fn record_dns(&self, id: &ServerId, published: Option<&ServerRecords>, ids: &RecordIds) -> Result<()> {
+        self.update(
+            "dns_ip = $3, dns_port = $4, dns_address = $5, dns_host_record = $6, dns_srv_record = $7, \
+             status_detail = CASE WHEN dns_error IS NULL THEN status_detail END, dns_error = NULL",
+            "1 = 1",
+            id,
+            |q| {
+                q.bind(published.map(|records| records.ip.to_string()))
+                    .bind(published.map(|records| i64::from(records.port)))
+                    .bind(published.map(ServerRecords::address))
+                    .bind(ids.host.clone())
+                    .bind(ids.srv.clone())
+            },
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Records why the server's DNS records could not be updated, and the provider's words for administrators.
+    pub async fn record_dns_error(&self, id: &ServerId, notice: &Notice, detail: &str) -> Result<()> {
+        self.update("dns_error = $3, status_detail = $4", "1 = 1", id, |q| {
+            q.bind(notice.to_string()).bind(detail.to_owned())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The game ports taken on this machine, with the server holding each.
+    pub async fn ports(&self) -> Result<Vec<(ServerId, u16)>> {
+        let rows = sqlx::query("SELECT id, port FROM servers WHERE port IS NOT NULL").fetch_all(self.db.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let port: i64 = row.try_get("port")?;
+                let id: String = row.try_get("id")?;
+                Ok((ServerId::new(id), u16::try_from(port).unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// Gives the server `port` on `host`, unless it has a port already. The unique `(node_ip, port)` index
+    /// settles a race with another claim.
+    pub async fn claim_port(&self, id: &ServerId, host: &str, port: u16) -> Result<PortClaim> {
+        let claimed = self
+            .update("node_ip = $3, port = $4", "port IS NULL", id, |q| q.bind(host.to_owned()).bind(i64::from(port)))
+            .await;
+        match claimed {
+            Ok(Some(_)) => Ok(PortClaim::Claimed),
+            Ok(None) => Ok(PortClaim::NotNeeded),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(PortClaim::Taken),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The server a payment event concerns: the one its metadata names, else the one with its subscription.
+    pub async fn find_for_payment(&self, change: &Change) -> Result<Option<ServerRow>> {
+        if let Some(id) = &change.server_id
+            && let Some(row) = self.get(id).await?
+        {
+            return Ok(Some(row));
+        }
+        let Some(subscription) = &change.subscription else { return Ok(None) };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM servers WHERE stripe_subscription_id = $1"
+        )))
+        .bind(subscription.clone())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.as_ref().map(ServerRow::read).transpose()
+    }
+
+    /// Writes what a payment event did, on `conn` (the transaction that also records the event as handled),
+    /// unless the server changed meanwhile or a newer event was applied already. The row is not published: the
+    /// caller does that once the transaction is committed ([`ServerRepo::publish`]).
+    pub async fn write_payment(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        id: &ServerId,
+        write: &PaymentWrite<'_>,
+    ) -> Result<Option<ServerRow>> {
+        let statement = update_statement(
+            "status = $3, status_message = $4, delete_after = $5, \
+             expired_at = CASE WHEN $3 = 'expired' THEN $2 ELSE expired_at END, \
+             stripe_subscription_id = COALESCE($6, stripe_subscription_id), \
+             subscription_status = COALESCE($7, subscription_status), \
+             current_period_end = COALESCE($8, current_period_end), billing_event_at = $9",
+            "status = $10 AND (billing_event_at IS NULL OR billing_event_at <= $9)",
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(id.to_string())
+            .bind(now())
+            .bind(write.to.status.as_str())
+            .bind(write.message.clone())
+            .bind(write.to.delete_after)
+            .bind(write.change.subscription.clone())
+            .bind(write.change.status.as_ref().map(|status| status.as_str().to_owned()))
+            .bind(write.change.period_end)
+            .bind(write.created)
+            .bind(write.from.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(ServerRow::read).transpose()
+    }
+
+    /// Records that a deleted server has nothing left at the payment provider.
+    pub async fn record_settled(&self, id: &ServerId) -> Result<()> {
+        self.update("subscription_ended_at = $2", "1 = 1", id, |q| q).await.map(drop)
+    }
+
+    /// Deletes the row of a deleted server whose clean-up is done.
+    pub async fn forget(&self, id: &ServerId) -> Result<()> {
+        let owner: Option<String> =
+            sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'deleted' RETURNING user_id")
+                .bind(id.to_string())
+                .fetch_optional(self.db.pool())
+                .await
+                .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())?;
+        if let Some(owner) = owner {
+            tracing::info!(server = %id, "server deleted");
+            self.events.send(ServerEvent::Removed { id: id.clone(), user_id: UserId::new(owner) });
+        }
+        Ok(())
+    }
+
+    /// Tells subscribers how the server is now.
+    pub fn publish(&self, row: &ServerRow) {
+        self.events.send(ServerEvent::Changed { server: row.view(false) });
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+fn update_statement(set: &str, only_if: &str) -> String {
+    format!(
+        "UPDATE servers SET {set}, updated_at = $2, version = version + 1 WHERE id = $1 AND ({only_if}) \
+         RETURNING {COLUMNS}"
+    )
+}
