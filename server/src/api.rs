@@ -29,7 +29,7 @@ async fn health() -> Json<Value> {
 async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
     state.db.ping().await.map_err(|error| {
         tracing::warn!(error = %crate::error::chain(&error), "not ready: the database does not answer");
-        AppError::Unavailable("the database does not answer".into())
+        AppError::Unavailable("database unreachable".into())
     })?;
     Ok(Json(json!({ "status": "ready" })))
 }
