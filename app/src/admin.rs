@@ -68,4 +68,3 @@ fn UserTable() -> impl IntoView {
         </section>
     }
 }
-

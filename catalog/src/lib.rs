@@ -17,8 +17,8 @@ pub mod quantity;
 pub mod state;
 
 pub use games::{
-    Catalog, CatalogError, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Problem, Protocol,
-    PublicGame, QueryProtocol, QuerySpec, format_price,
+    Catalog, CatalogError, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Problem, Protocol, PublicGame,
+    QueryProtocol, QuerySpec, format_price,
 };
 pub use ids::{ServerId, UserId};
 pub use notice::Notice;

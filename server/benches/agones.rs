@@ -99,8 +99,10 @@ async fn run(count: usize) -> anyhow::Result<()> {
     }
     let (running_at, lagged) = tokio::time::timeout(Duration::from_secs(120), running).await??;
     assert_eq!(lagged, 0, "the event stream kept up");
-    let mut latencies: Vec<Duration> =
-        ids.iter().map(|id| running_at[&catalog::ServerId::from(id.as_str())].saturating_duration_since(ready_at[id])).collect();
+    let mut latencies: Vec<Duration> = ids
+        .iter()
+        .map(|id| running_at[&catalog::ServerId::from(id.as_str())].saturating_duration_since(ready_at[id]))
+        .collect();
     latencies.sort();
     let percentile = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(

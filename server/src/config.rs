@@ -377,8 +377,7 @@ impl Settings {
             local: LocalConfig { host: game_host, ports: game_ports, stop_grace },
             agones: AgonesConfig {
                 namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
-                public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL")
-                    .unwrap_or_else(|| "platform.io/public-ip".into()),
+                public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),
                 kube_api: lookup("SPAWNPOINT_KUBE_API"),
             },
             reconciler: ReconcilerConfig { resync_interval, start_timeout, dns_repair_interval },

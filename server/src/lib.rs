@@ -42,7 +42,7 @@ use crate::dns::cloudflare::Cloudflare;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
-use crate::reconciler::Reconciler;
+use crate::reconciler::{Clients, Reconciler};
 use crate::servers::ServerService;
 use crate::servers::events::EventBus;
 use crate::servers::repo::ServerRepo;
@@ -84,8 +84,9 @@ impl Application {
             settings.http.trusted_proxies.clone(),
         ));
 
-        let listener =
-            TcpListener::bind(settings.http.addr).await.with_context(|| format!("while binding {}", settings.http.addr))?;
+        let listener = TcpListener::bind(settings.http.addr)
+            .await
+            .with_context(|| format!("while binding {}", settings.http.addr))?;
         let addr = listener.local_addr().context("while reading the bound address")?;
         let leptos_options = LeptosOptions::builder()
             .output_name("spawnpoint")
@@ -116,12 +117,15 @@ impl Application {
             settings.tuning.crash_after_claim.clone(),
         ));
         let dns = dns_provider(settings)?;
-        let reconciler = Reconciler::new(
+        let clients = Clients {
             repo,
-            subscriptions.clone(),
-            catalog.clone(),
-            driver.clone(),
+            subscriptions: subscriptions.clone(),
+            catalog: catalog.clone(),
+            driver: driver.clone(),
             dns,
+        };
+        let reconciler = Reconciler::new(
+            clients,
             settings.reconciler.clone(),
             settings.tuning.restart_backoff,
             settings.local.host.clone(),
@@ -203,8 +207,7 @@ pub fn payments(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Payments
         BillingMode::None => Ok(Arc::new(NoPayments)),
         BillingMode::Stripe(config) => {
             let public_url = settings.http.public_url.as_deref().unwrap_or_default();
-            let stripe =
-                Stripe::new(config, db.clone(), public_url).context("while setting up the Stripe client")?;
+            let stripe = Stripe::new(config, db.clone(), public_url).context("while setting up the Stripe client")?;
             tracing::info!("servers are paid for with Stripe subscriptions");
             Ok(Arc::new(stripe))
         }

@@ -98,7 +98,8 @@ async fn main() -> anyhow::Result<()> {
             let password = read_password()?;
             let db = open_database(&settings).await?;
             let secret = load_or_create_secret(settings.accounts.jwt_secret.as_ref(), &settings.data_dir)?;
-            let accounts = AuthService::new(db, Tokens::new(&secret), settings.accounts.session_ttl, false, Default::default());
+            let accounts =
+                AuthService::new(db, Tokens::new(&secret), settings.accounts.session_ttl, false, Default::default());
             let user =
                 accounts.create_user(&email, &password, Role::Admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created administrator {} ({})", user.email, user.id);

@@ -86,7 +86,8 @@ impl AuthService {
     pub async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AppError> {
         let email = normalize_email(email)?;
         check_new_password(password)?;
-        let hash = password::hash(password.to_owned()).await.map_err(|source| Error::new("hashing a new password", source))?;
+        let hash =
+            password::hash(password.to_owned()).await.map_err(|source| Error::new("hashing a new password", source))?;
         let user = User { id: uuid::Uuid::new_v4().simple().to_string().into(), email, role, created_at: now() };
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -145,8 +146,13 @@ impl AuthService {
             .await
             .map_err(|source| Error::new("opening a session", source))?;
 
-        let claims =
-            Claims { sub: user.id.to_string(), sid: session_id, role: user.role.to_string(), iat: issued, exp: expires };
+        let claims = Claims {
+            sub: user.id.to_string(),
+            sid: session_id,
+            role: user.role.to_string(),
+            iat: issued,
+            exp: expires,
+        };
         let token = self.tokens.issue(&claims).map_err(|source| Error::new("signing a session token", source))?;
         let cookie = self.cookie(&token, self.session_ttl.as_secs());
         tracing::info!(user = %user.id, "signed in");

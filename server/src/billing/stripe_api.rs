@@ -67,7 +67,6 @@ impl From<StripeError> for StripeApiError {
 
 type Result<T> = std::result::Result<T, StripeApiError>;
 
-
 /// Where a Checkout Session ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckoutState {

@@ -85,6 +85,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The rows and the outside systems a reconciler works with.
+pub struct Clients {
+    pub repo: Arc<ServerRepo>,
+    pub subscriptions: Arc<Subscriptions>,
+    pub catalog: Arc<Catalog>,
+    pub driver: Arc<dyn Orchestrator>,
+    /// Who publishes servers' DNS names, if anyone.
+    pub dns: Option<Arc<dyn Dns>>,
+}
+
 /// What the reconciler works with: the rows, the outside systems and its memory of each server.
 pub struct Reconciler {
     repo: Arc<ServerRepo>,
@@ -114,16 +124,9 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(
-        repo: Arc<ServerRepo>,
-        subscriptions: Arc<Subscriptions>,
-        catalog: Arc<Catalog>,
-        driver: Arc<dyn Orchestrator>,
-        dns: Option<Arc<dyn Dns>>,
-        config: ReconcilerConfig,
-        backoff: Duration,
-        host: String,
-    ) -> Arc<Self> {
+    /// A reconciler over `clients`; `backoff` and `host` as in [`Reconciler`]'s fields.
+    pub fn new(clients: Clients, config: ReconcilerConfig, backoff: Duration, host: String) -> Arc<Self> {
+        let Clients { repo, subscriptions, catalog, driver, dns } = clients;
         let (queue, timers) = WorkQueue::new();
         let payments = subscriptions.payments().clone();
         Arc::new(Self {

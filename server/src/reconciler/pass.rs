@@ -345,8 +345,7 @@ mod tests {
         // With DNS, a running server is settled only once its records lead to where it runs.
         let with_dns = |row: &ServerRow| super::in_sync(row, Some(&ready(2, 7000)), true);
         assert!(!with_dns(&running), "never published");
-        let published =
-            |ip: &str, port| ServerRow { dns_ip: Some(ip.into()), dns_port: Some(port), ..running.clone() };
+        let published = |ip: &str, port| ServerRow { dns_ip: Some(ip.into()), dns_port: Some(port), ..running.clone() };
         assert!(with_dns(&published("10.0.0.1", 7000)));
         assert!(!with_dns(&published("10.0.0.9", 7000)), "the records lead to the old node");
         assert!(!with_dns(&published("10.0.0.1", 7009)), "the SRV record names the old port");

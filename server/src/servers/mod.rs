@@ -50,9 +50,10 @@ impl From<Error> for AppError {
     fn from(error: Error) -> Self {
         match error {
             Error::Payments(error) => error.into(),
-            Error::Driver(DriverError::NotRunning(_)) => {
-                AppError::Conflict { field: "status".into(), message: "the server is not running; start it first".into() }
-            }
+            Error::Driver(DriverError::NotRunning(_)) => AppError::Conflict {
+                field: "status".into(),
+                message: "the server is not running; start it first".into(),
+            },
             error => {
                 log_cause(&error);
                 AppError::Internal
@@ -145,7 +146,12 @@ impl Servers for ServerService {
     }
 
     fn runnable_games(&self) -> Vec<PublicGame> {
-        self.catalog.games().iter().filter(|game| self.driver.check_runnable(game).is_ok()).map(|g| g.public()).collect()
+        self.catalog
+            .games()
+            .iter()
+            .filter(|game| self.driver.check_runnable(game).is_ok())
+            .map(|g| g.public())
+            .collect()
     }
 
     /// Records a new server after checking name, game, plan and the user's quota; writes nothing when any check

@@ -103,7 +103,9 @@ impl Subscriptions {
             }
             let next = change.payment.and_then(|payment| row.billed().after(payment, self.clock.now()));
             let message = match next.map(|next| next.status) {
-                Some(ServerStatus::Expired) => Some(Notice::Unpaid { grace_days: GRACE_PERIOD_SECS / 86_400 }.to_string()),
+                Some(ServerStatus::Expired) => {
+                    Some(Notice::Unpaid { grace_days: GRACE_PERIOD_SECS / 86_400 }.to_string())
+                }
                 Some(ServerStatus::Deleted) => Some(Notice::CheckoutAbandoned.to_string()),
                 Some(_) => None,
                 // Nothing moves: the message stays as it is.

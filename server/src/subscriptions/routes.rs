@@ -57,7 +57,9 @@ async fn stripe_webhook(State(state): State<AppState>, headers: HeaderMap, body:
             let (id, kind) = (&event.id, &event.kind);
             match applied {
                 Applied::AlreadyHandled => tracing::info!(event = %id, %kind, "Stripe event already handled"),
-                Applied::Ignored => tracing::info!(event = %id, %kind, "Stripe event of a type Spawnpoint does not act on"),
+                Applied::Ignored => {
+                    tracing::info!(event = %id, %kind, "Stripe event of a type Spawnpoint does not act on")
+                }
                 Applied::UnknownServer => tracing::info!(event = %id, %kind, "Stripe event for no server known here"),
                 Applied::Stale => tracing::info!(event = %id, %kind, "Stripe event older than one applied; ignored"),
                 Applied::Moved(_) | Applied::Recorded => {

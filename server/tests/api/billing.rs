@@ -651,7 +651,8 @@ async fn an_event_whose_handler_dies_before_applying_it_is_applied_when_redelive
 
     // The handler dies after recording the event and before applying it: Stripe gets no answer.
     b.crash_after_claim.store(true, Ordering::SeqCst);
-    let cut = b.app.client.post(b.app.url("/webhooks/stripe")).header("Stripe-Signature", &signature).body(body.clone());
+    let cut =
+        b.app.client.post(b.app.url("/webhooks/stripe")).header("Stripe-Signature", &signature).body(body.clone());
     let answer = cut.send().await.map(|response| response.status().as_u16());
     assert!(answer.is_err() || answer.as_ref().is_ok_and(|status| *status >= 500), "{answer:?}");
     b.app.reconciled_server(id).await;

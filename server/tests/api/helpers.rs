@@ -8,9 +8,9 @@ use std::sync::Arc;
 use k8s_sim::{SimConfig, SimImage, SimNode, Simulator};
 use secrecy::SecretString;
 use server::Application;
-use server::reconciler::Reconciler;
 use server::config::{Driver, Settings};
 use server::db::Db;
+use server::reconciler::Reconciler;
 use sqlx::Connection as _;
 
 #[derive(Debug, Clone, Copy)]

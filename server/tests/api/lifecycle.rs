@@ -206,7 +206,9 @@ async fn status_changes_are_pushed_to_the_owner_only(backend: Backend, driver: T
 }
 
 async fn resync_passes_change_nothing_when_all_is_well_and_remove_orphans(backend: Backend, driver: TestDriver) {
-    let app = spawn_app_on(backend, driver, |settings| settings.reconciler.resync_interval = Duration::from_millis(100)).await;
+    let app =
+        spawn_app_on(backend, driver, |settings| settings.reconciler.resync_interval = Duration::from_millis(100))
+            .await;
     let token = app.signed_up("calm@example.com").await;
     let id = app.created(&token, "demo", "tiny").await;
     let server = app.running(&token, &id).await;

@@ -31,11 +31,7 @@ fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
 }
 
 fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
-    LocalDriver::new(dir.path(), LocalConfig {
-        host: "127.0.0.1".into(),
-        ports: 1..=1,
-        stop_grace,
-    })
+    LocalDriver::new(dir.path(), LocalConfig { host: "127.0.0.1".into(), ports: 1..=1, stop_grace })
 }
 
 fn port(spec: &ServerSpec) -> u16 {
