@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::store::{GAMESERVERS, NODES, PODS};
-use crate::{Shared, kubelet, lock};
+use crate::{Shared, kubelet, lock, sdk};
 
 /// Defaults and checks the Agones mutating and validating webhooks apply to a new GameServer.
 pub(crate) fn admit(object: &mut Value) -> Result<(), Vec<(String, String)>> {
@@ -162,19 +162,9 @@ async fn provision(shared: Arc<Shared>, namespace: String, name: String) {
         return;
     }
     tokio::time::sleep(shared.config.ready_after).await;
-    if ready(&shared, &namespace, &name, &gameserver["metadata"]["uid"]) {
+    if sdk::ready(&shared, &namespace, &name, &gameserver["metadata"]["uid"]) {
         shared.append_pod_log(&name, "[sim] ready".to_owned());
     }
-}
-
-/// The game says it is ready (the Agones SDK's `Ready()`): only a GameServer still waiting, and still the same
-/// one, becomes `Ready` (not one whose node died meanwhile, nor a later one of the same name).
-pub(crate) fn ready(shared: &Shared, namespace: &str, name: &str, uid: &Value) -> bool {
-    let mut store = shared.store();
-    let waiting = store
-        .get(GAMESERVERS, namespace, name)
-        .is_some_and(|gs| gs["status"]["state"] == "Scheduled" && gs["metadata"]["uid"] == *uid);
-    waiting && store.update(GAMESERVERS, namespace, name, None, |gs| gs["status"]["state"] = json!("Ready")).is_ok()
 }
 
 /// Picks the live node running the fewest GameServers, and a free host port on it for each game port.

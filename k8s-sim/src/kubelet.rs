@@ -148,7 +148,7 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
             let mut lines = BufReader::new(output).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
-                    crate::agones::ready(&shared, &start.namespace, &start.name, &start.uid);
+                    crate::sdk::ready(&shared, &start.namespace, &start.name, &start.uid);
                 }
                 shared.append_pod_log(&start.name, line);
             }
@@ -158,7 +158,7 @@ pub(crate) async fn run(shared: Arc<Shared>, start: PodStart, image: SimImage) {
         let (shared, start) = (shared.clone(), start.clone());
         tokio::spawn(async move {
             tokio::time::sleep(shared.config.ready_after).await;
-            crate::agones::ready(&shared, &start.namespace, &start.name, &start.uid);
+            crate::sdk::ready(&shared, &start.namespace, &start.name, &start.uid);
         });
     }
     // Without `stdin: true` the container's stdin is still a pipe held open, as the runtime's would be.

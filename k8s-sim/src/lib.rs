@@ -7,9 +7,11 @@
 //! dropped watches, compaction) and read every request that was made.
 
 mod agones;
+mod answers;
 mod api;
 mod kubelet;
 pub mod schema;
+mod sdk;
 pub mod store;
 mod streams;
 
@@ -363,7 +365,7 @@ impl Simulator {
     /// `Ready`. Whether it did.
     pub fn mark_ready(&self, namespace: &str, name: &str) -> bool {
         let uid = self.shared.store().get(store::GAMESERVERS, namespace, name).map(|gs| gs["metadata"]["uid"].clone());
-        uid.is_some_and(|uid| agones::ready(&self.shared, namespace, name, &uid))
+        uid.is_some_and(|uid| sdk::ready(&self.shared, namespace, name, &uid))
     }
 
     /// Adds a line to a pod's log, as its game would print it.

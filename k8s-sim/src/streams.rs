@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Shared;
-use crate::api::status;
+use crate::answers::{not_found, query_map, status};
 use crate::kubelet::{self, PodProcess};
 use crate::store::PODS;
 
@@ -48,7 +48,7 @@ fn container<'a>(pod: &'a Value, name: &str, query: &HashMap<String, String>) ->
 /// until the container ends.
 pub(crate) fn log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<String, String>) -> Response {
     let Some(pod) = shared.store().get(PODS, namespace, name) else {
-        return crate::api::not_found(PODS, name);
+        return not_found(PODS, name);
     };
     let container = match container(&pod, name, query) {
         Ok(container) => container["name"].as_str().unwrap_or_default().to_owned(),
@@ -83,9 +83,9 @@ pub(crate) fn log(shared: &Shared, namespace: &str, name: &str, query: &HashMap<
 /// the container's standard input. (The simulator attaches stdin only; nothing Spawnpoint does reads output
 /// through an attachment.)
 pub(crate) async fn attach(shared: &Arc<Shared>, parts: &mut Parts, namespace: &str, name: &str) -> Response {
-    let query = crate::api::query_map(parts.uri.query());
+    let query = query_map(parts.uri.query());
     let Some(pod) = shared.store().get(PODS, namespace, name) else {
-        return crate::api::not_found(PODS, name);
+        return not_found(PODS, name);
     };
     let container = match container(&pod, name, &query) {
         Ok(container) => container.clone(),

@@ -39,9 +39,9 @@ use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
 use crate::dns::cloudflare::Cloudflare;
-use crate::orchestrator::Orchestrator;
 use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
+use crate::orchestrator::{Orchestrator, PortBook};
 use crate::reconciler::{Clients, Reconciler};
 use crate::servers::ServerService;
 use crate::servers::events::EventBus;
@@ -95,12 +95,12 @@ impl Application {
             .site_addr(addr)
             .build();
 
-        let driver = orchestrator(settings).await?;
+        let events = EventBus::default();
+        let repo = Arc::new(ServerRepo::new(db.clone(), events.clone()));
+        let driver = orchestrator(settings, repo.clone()).await?;
 
         let catalog = Arc::new(catalog);
         let payments = payments(settings, &db)?;
-        let events = EventBus::default();
-        let repo = Arc::new(ServerRepo::new(db.clone(), events.clone()));
         let servers = Arc::new(ServerService::new(
             repo.clone(),
             catalog.clone(),
@@ -124,12 +124,7 @@ impl Application {
             driver: driver.clone(),
             dns,
         };
-        let reconciler = Reconciler::new(
-            clients,
-            settings.reconciler.clone(),
-            settings.tuning.restart_backoff,
-            settings.local.host.clone(),
-        );
+        let reconciler = Reconciler::new(clients, settings.reconciler.clone(), settings.tuning.restart_backoff);
         let consoles = Arc::new(Consoles::new(driver.clone(), events, settings.tuning.console));
         let state = AppState {
             catalog,
@@ -178,11 +173,11 @@ impl Application {
     }
 }
 
-/// The configured orchestrator, ready to use.
-async fn orchestrator(settings: &Settings) -> anyhow::Result<Arc<dyn Orchestrator>> {
+/// The configured orchestrator, ready to use; the local one records the game ports it hands out in `ports`.
+async fn orchestrator(settings: &Settings, ports: Arc<dyn PortBook>) -> anyhow::Result<Arc<dyn Orchestrator>> {
     match settings.driver {
         Driver::Local => {
-            let local = LocalDriver::new(&settings.data_dir, settings.local.clone());
+            let local = LocalDriver::new(&settings.data_dir, settings.local.clone(), ports);
             // Before anything is started: what a previous run left behind would otherwise run twice.
             local.end_leftovers().await;
             Ok(Arc::new(local))

@@ -9,7 +9,7 @@
 //! that was killed leaves them behind. The `pid` files are how the next start finds and ends them
 //! ([`LocalDriver::end_leftovers`]) before the reconciler starts fresh ones: never two of one server.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::RangeInclusive;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, broadcast, watch};
 use futures_util::StreamExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, ServerSpec};
+use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, PortBook, PortClaim, ServerSpec};
 
 /// Output lines kept in memory per server (the console backlog).
 const BACKLOG_LINES: usize = catalog::console::BACKLOG_LINES;
@@ -51,6 +51,7 @@ pub struct LocalConfig {
 }
 
 pub struct LocalDriver {
+    book: Arc<dyn PortBook>,
     root: PathBuf,
     host: String,
     ports: RangeInclusive<u16>,
@@ -73,9 +74,11 @@ struct Process {
 }
 
 impl LocalDriver {
-    /// A driver keeping game servers under `servers/` in Spawnpoint's data directory `data_dir`.
-    pub fn new(data_dir: &std::path::Path, config: LocalConfig) -> Self {
+    /// A driver keeping game servers under `servers/` in Spawnpoint's data directory `data_dir`, with the game
+    /// ports it hands out recorded in `book`.
+    pub fn new(data_dir: &std::path::Path, config: LocalConfig, book: Arc<dyn PortBook>) -> Self {
         Self {
+            book,
             root: data_dir.join("servers"),
             host: config.host,
             ports: config.ports,
@@ -114,6 +117,30 @@ impl LocalDriver {
         }
     }
 
+    /// The server's game port: the one it holds, else the first of the range that no other server holds and
+    /// nothing else on this machine listens on, recorded in the port book.
+    async fn port_for(&self, id: &str) -> Result<u16, DriverError> {
+        let held = self.book.held().await?;
+        if let Some((_, port)) = held.iter().find(|(owner, _)| owner == id) {
+            return Ok(*port);
+        }
+        let taken: HashSet<u16> = held.into_iter().map(|(_, port)| port).collect();
+        for port in self.ports.clone().filter(|port| !taken.contains(port) && port_is_free(*port)) {
+            match self.book.claim(id, &self.host, port).await? {
+                PortClaim::Claimed => return Ok(port),
+                PortClaim::Taken => continue,
+                // It holds one after all: whatever the book says now.
+                PortClaim::NotNeeded => {
+                    let held = self.book.held().await?;
+                    if let Some((_, port)) = held.into_iter().find(|(owner, _)| owner == id) {
+                        return Ok(port);
+                    }
+                }
+            }
+        }
+        Err(DriverError::NoFreePort { first: *self.ports.start(), last: *self.ports.end() })
+    }
+
     fn server_dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -123,7 +150,7 @@ impl LocalDriver {
         let local = game.local.as_ref().ok_or_else(|| {
             DriverError::NotRunnable(format!("{} runs only on a cluster (it has no local command)", game.name))
         })?;
-        let port = spec.port.ok_or_else(|| DriverError::NotRunnable(format!("server {} has no port", spec.id)))?;
+        let port = self.port_for(&spec.id).await?;
         let dir = self.server_dir(&spec.id);
         let data = dir.join("data");
         let io = |context: String| move |source| DriverError::Io { context, source };
@@ -272,10 +299,6 @@ impl Orchestrator for LocalDriver {
                 Err(format!("{} runs only on a cluster; this host runs games that have a local command", game.name))
             }
         }
-    }
-
-    fn port_range(&self) -> Option<RangeInclusive<u16>> {
-        Some(self.ports.clone())
     }
 
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>> {
@@ -486,6 +509,11 @@ impl LogFile {
             let _ = file.flush().await;
         }
     }
+}
+
+/// Whether nothing else on this machine listens on `port` (a game given it could not start otherwise).
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
 }
 
 #[cfg(test)]

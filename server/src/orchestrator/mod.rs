@@ -7,7 +7,6 @@ pub mod agones;
 pub mod local;
 
 use std::future::Future;
-use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use catalog::notice::StartFailure;
@@ -34,9 +33,6 @@ pub struct ServerSpec {
     pub user_id: String,
     pub game: Game,
     pub plan: Plan,
-    /// The game port, when the orchestrator wants Spawnpoint to choose it (see [`Orchestrator::port_range`]);
-    /// allocated by the reconciler and kept in the server's row.
-    pub port: Option<u16>,
     /// Bumped by every user restart: a game server running an older generation is replaced.
     pub generation: i64,
 }
@@ -87,6 +83,12 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    /// Every game port of this machine's range is held.
+    #[error("no free game port in {first}-{last}")]
+    NoFreePort { first: u16, last: u16 },
+    /// The record of who holds which port could not be read or written.
+    #[error("the game ports could not be allocated")]
+    Ports(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The Kubernetes API refused (`kube::Error::Api`) or could not be reached.
     #[error("{context}")]
     Kube {
@@ -102,16 +104,37 @@ impl DriverError {
         match self {
             DriverError::Kube { source: kube::Error::Api(_), .. } => StartFailure::ClusterRefused,
             DriverError::Kube { .. } => StartFailure::ClusterUnreachable,
-            DriverError::NotRunnable(_) | DriverError::NotRunning(_) | DriverError::Io { .. } => StartFailure::Local,
+            DriverError::NoFreePort { first, last } => StartFailure::NoFreePort { first: *first, last: *last },
+            DriverError::NotRunnable(_)
+            | DriverError::NotRunning(_)
+            | DriverError::Io { .. }
+            | DriverError::Ports(_) => StartFailure::Local,
         }
     }
+}
+
+/// What claiming a game port found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PortClaim {
+    Claimed,
+    /// Another server holds it (it got there first).
+    Taken,
+    /// The server has a port already, or no record any more.
+    NotNeeded,
+}
+
+/// Where the game ports the local driver hands out are recorded (the servers' rows), so that no port is ever
+/// given to two servers, and a server keeps its port across restarts of its game and of Spawnpoint.
+pub trait PortBook: Send + Sync + 'static {
+    /// Every port held, with the server holding it.
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>>;
+    /// Records `port` on `host` as `server`'s, unless it holds one already.
+    fn claim<'a>(&'a self, server: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<PortClaim, DriverError>>;
 }
 
 pub trait Orchestrator: Send + Sync + 'static {
     /// Whether this orchestrator can run `game` at all; the reason when not (told to the customer at create).
     fn check_runnable(&self, game: &Game) -> Result<(), String>;
-    /// The ports Spawnpoint must choose game ports from, when the orchestrator does not assign them itself.
-    fn port_range(&self) -> Option<RangeInclusive<u16>>;
     /// Makes sure the game server runs (or is starting). Idempotent: a running server is left alone.
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops the game server; its data is kept. Stopping a server that is not running is success.

@@ -29,7 +29,7 @@ use self::memory::{DnsMemory, Memory, Notes, doubled};
 use self::queue::{Claim, Timers, WorkQueue};
 use crate::billing::Payments;
 use crate::dns::Dns;
-use crate::orchestrator::{DriverError, Observed, Orchestrator};
+use crate::orchestrator::{Observed, Orchestrator};
 use crate::servers::repo::ServerRepo;
 use crate::subscriptions::Subscriptions;
 
@@ -74,14 +74,8 @@ impl Action {
     }
 }
 
-/// Why a pass failed; the error policy retries it.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("the servers table could not be read or written")]
-    Database(#[from] sqlx::Error),
-    #[error("the orchestrator failed")]
-    Driver(#[from] DriverError),
-}
+/// Why a pass failed (the servers' own error: the rows or the orchestrator); the error policy retries it.
+pub use crate::servers::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -108,8 +102,6 @@ pub struct Reconciler {
     /// The first wait before restarting a crashed game; retries of failed servers start at 15 times this.
     /// Both double with each further failure.
     backoff: Duration,
-    /// The host players are given on the single box, where Spawnpoint chooses ports itself.
-    host: String,
     queue: WorkQueue,
     /// The queue's delays, until [`Reconciler::start`] runs them.
     timers: Mutex<Option<Timers>>,
@@ -124,8 +116,8 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// A reconciler over `clients`; `backoff` and `host` as in [`Reconciler`]'s fields.
-    pub fn new(clients: Clients, config: ReconcilerConfig, backoff: Duration, host: String) -> Arc<Self> {
+    /// A reconciler over `clients`; `backoff` as in [`Reconciler`]'s field.
+    pub fn new(clients: Clients, config: ReconcilerConfig, backoff: Duration) -> Arc<Self> {
         let Clients { repo, subscriptions, catalog, driver, dns } = clients;
         let (queue, timers) = WorkQueue::new();
         let payments = subscriptions.payments().clone();
@@ -138,7 +130,6 @@ impl Reconciler {
             payments,
             config,
             backoff,
-            host,
             queue,
             timers: Mutex::new(Some(timers)),
             passes: tokio::sync::Semaphore::new(CONCURRENT_PASSES),

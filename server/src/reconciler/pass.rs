@@ -1,8 +1,7 @@
 //! One pass over one server: compare its row with what the orchestrator observes, do the one thing that brings
 //! them closer, and say when to look again.
 
-use std::collections::{HashSet, VecDeque};
-use std::ops::RangeInclusive;
+use std::collections::VecDeque;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio::time::Instant;
 use super::memory::{Memory, doubled};
 use super::{Action, Reconciler, Result};
 use crate::orchestrator::{Observed, Phase, ServerSpec};
-use crate::servers::repo::{PortClaim, ServerRow};
+use crate::servers::repo::ServerRow;
 
 /// A game that crashes this often within [`CRASH_WINDOW`] is marked failed instead of restarted again.
 const CRASH_LIMIT: usize = 5;
@@ -220,47 +219,17 @@ impl Reconciler {
             detail: None,
         };
         let (game, plan) = self.catalog.plan(&row.game, &row.plan).ok_or_else(plan_gone)?;
-        let port = match self.driver.port_range() {
-            None => None,
-            Some(range) => Some(self.allocate_port(row, range).await?),
-        };
         let spec = ServerSpec {
             id: row.id.to_string(),
             user_id: row.user_id.to_string(),
             game: game.clone(),
             plan: plan.clone(),
-            port,
             generation: row.generation,
         };
         self.driver
             .ensure_running(&spec)
             .await
             .map_err(|error| StartError { failure: error.start_failure(), detail: Some(crate::error::chain(&error)) })
-    }
-
-    /// The server's game port from `range` on this machine: the one it holds, else the first that no other
-    /// server holds and nothing else on the machine listens on.
-    async fn allocate_port(&self, row: &ServerRow, range: RangeInclusive<u16>) -> std::result::Result<u16, StartError> {
-        let (first, last) = (*range.start(), *range.end());
-        let failed = |detail: Option<String>| StartError { failure: StartFailure::NoFreePort { first, last }, detail };
-        let database = |error: sqlx::Error| failed(Some(crate::error::chain(&error)));
-        let ports = self.repo.ports().await.map_err(database)?;
-        if let Some((_, port)) = ports.iter().find(|(owner, _)| *owner == row.id) {
-            return Ok(*port);
-        }
-        let taken: HashSet<u16> = ports.into_iter().map(|(_, port)| port).collect();
-        for port in range.filter(|port| !taken.contains(port) && port_is_free(*port)) {
-            match self.repo.claim_port(&row.id, &self.host, port).await.map_err(database)? {
-                PortClaim::Claimed => return Ok(port),
-                PortClaim::Taken => continue,
-                // It has a port after all (or no row any more): whatever the row says now.
-                PortClaim::NotNeeded => {
-                    let row = self.repo.get(&row.id).await.map_err(database)?;
-                    return row.and_then(|row| row.port).ok_or_else(|| failed(None));
-                }
-            }
-        }
-        Err(failed(None))
     }
 }
 
@@ -278,11 +247,6 @@ pub(super) fn in_sync(row: &ServerRow, observed: Option<&Observed>, dns: bool) -
         (ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment, None) => true,
         _ => false,
     }
-}
-
-/// Whether nothing else on this machine listens on `port` (a game given it could not start otherwise).
-fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
 }
 
 #[cfg(test)]

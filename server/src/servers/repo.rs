@@ -15,6 +15,7 @@ use super::events::EventBus;
 use crate::billing::{Change, Checkout, Open};
 use crate::db::{Db, now};
 use crate::dns::{RecordIds, ServerRecords};
+use crate::orchestrator::{BoxFuture, DriverError, PortBook, PortClaim};
 
 /// Every column of a server row, in the order [`ServerRow::read`] expects nothing of (it reads by name).
 const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, status_detail, node_ip, port, \
@@ -185,16 +186,6 @@ pub struct PaymentWrite<'a> {
     pub change: &'a Change,
     /// When the event was created at the provider.
     pub created: i64,
-}
-
-/// What claiming a game port found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum PortClaim {
-    Claimed,
-    /// Another server holds it (the unique index decided a race).
-    Taken,
-    /// The server has a port already, or no row any more.
-    NotNeeded,
 }
 
 pub struct ServerRepo {
@@ -403,20 +394,19 @@ impl ServerRepo {
     }
 
     /// The game ports taken on this machine, with the server holding each.
-    pub async fn ports(&self) -> Result<Vec<(ServerId, u16)>> {
+    async fn ports(&self) -> Result<Vec<(String, u16)>> {
         let rows = sqlx::query("SELECT id, port FROM servers WHERE port IS NOT NULL").fetch_all(self.db.pool()).await?;
         rows.iter()
             .map(|row| {
                 let port: i64 = row.try_get("port")?;
-                let id: String = row.try_get("id")?;
-                Ok((ServerId::new(id), u16::try_from(port).unwrap_or_default()))
+                Ok((row.try_get("id")?, u16::try_from(port).unwrap_or_default()))
             })
             .collect()
     }
 
     /// Gives the server `port` on `host`, unless it has a port already. The unique `(node_ip, port)` index
     /// settles a race with another claim.
-    pub async fn claim_port(&self, id: &ServerId, host: &str, port: u16) -> Result<PortClaim> {
+    async fn claim_port(&self, id: &ServerId, host: &str, port: u16) -> Result<PortClaim> {
         let claimed = self
             .update("node_ip = $3, port = $4", "port IS NULL", id, |q| q.bind(host.to_owned()).bind(i64::from(port)))
             .await;
@@ -505,6 +495,19 @@ impl ServerRepo {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+}
+
+/// The rows are the local driver's record of who holds which game port.
+impl PortBook for ServerRepo {
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>> {
+        Box::pin(async move { self.ports().await.map_err(|e| DriverError::Ports(Box::new(e))) })
+    }
+
+    fn claim<'a>(&'a self, server: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<PortClaim, DriverError>> {
+        Box::pin(async move {
+            self.claim_port(&ServerId::from(server), host, port).await.map_err(|e| DriverError::Ports(Box::new(e)))
+        })
     }
 }
 

@@ -1,11 +1,13 @@
 //! The `local` orchestrator with real processes: the demo game, and small shell games that crash or refuse
 //! to stop. (Needs `spawnpoint-demo-game` built beside the test binary; `cargo test --workspace` builds it.)
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use catalog::Catalog;
 use server::orchestrator::local::{LocalConfig, LocalDriver};
-use server::orchestrator::{DriverError, Observed, Orchestrator, Phase, ServerSpec};
+use server::orchestrator::{BoxFuture, DriverError, Observed, Orchestrator, Phase, PortBook, PortClaim, ServerSpec};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -18,24 +20,51 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
-    let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
-    ServerSpec {
-        id: id.into(),
-        user_id: "u1".into(),
-        game: game.clone(),
-        plan: plan.clone(),
-        port: Some(free_port()),
-        generation: 0,
+/// The game ports the tests' drivers hand out, by server id (unique across the tests). Each server is given a
+/// port that is free on this machine before its driver asks, as the servers' rows would hold it.
+static PORTS: LazyLock<Mutex<HashMap<String, u16>>> = LazyLock::new(Mutex::default);
+
+/// The servers' rows, as far as the local driver is concerned.
+struct Book;
+
+impl PortBook for Book {
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>> {
+        let held = PORTS.lock().expect("ports").iter().map(|(id, port)| (id.clone(), *port)).collect();
+        Box::pin(async move { Ok(held) })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        server: &'a str,
+        _host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, Result<PortClaim, DriverError>> {
+        let mut ports = PORTS.lock().expect("ports");
+        let claim = if ports.contains_key(server) {
+            PortClaim::NotNeeded
+        } else if ports.values().any(|held| *held == port) {
+            PortClaim::Taken
+        } else {
+            ports.insert(server.to_owned(), port);
+            PortClaim::Claimed
+        };
+        Box::pin(async move { Ok(claim) })
     }
 }
 
+fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
+    let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
+    PORTS.lock().expect("ports").insert(id.to_owned(), free_port());
+    ServerSpec { id: id.into(), user_id: "u1".into(), game: game.clone(), plan: plan.clone(), generation: 0 }
+}
+
 fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
-    LocalDriver::new(dir.path(), LocalConfig { host: "127.0.0.1".into(), ports: 1..=1, stop_grace })
+    let config = LocalConfig { host: "127.0.0.1".into(), ports: 1..=1, stop_grace };
+    LocalDriver::new(dir.path(), config, Arc::new(Book))
 }
 
 fn port(spec: &ServerSpec) -> u16 {
-    spec.port.expect("a port")
+    PORTS.lock().expect("ports")[&spec.id]
 }
 
 /// A one-game catalog whose game is a shell script.

@@ -5,87 +5,25 @@
 //! phase changes reach the reconciler as events the moment the watch reports them, and observing costs no API
 //! call. Nothing without the label is ever read, changed or deleted.
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::RangeInclusive;
+pub mod claim;
+pub mod gameserver;
+pub mod names;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use catalog::Game;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use kube::ResourceExt as _;
 use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
-use kube::{CustomResource, ResourceExt as _};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::sync::{Mutex, broadcast};
 
+use self::gameserver::{GAME_PORT, GameServer, GameServerState};
+use self::names::{FIELD_MANAGER, GENERATION_ANNOTATION, MANAGED_BY, SERVER_ID_LABEL, claim_name};
 use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, ServerSpec};
-
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "spawnpoint");
-pub const SERVER_ID_LABEL: &str = "spawnpoint.io/server-id";
-pub const GENERATION_ANNOTATION: &str = "spawnpoint.io/generation";
-/// The catalog's main port is named this in every GameServer.
-const GAME_PORT: &str = "game";
-
-/// The subset of Agones' `GameServer` (agones.dev/v1) that Spawnpoint writes and reads.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[kube(group = "agones.dev", version = "v1", kind = "GameServer", namespaced, status = "GameServerStatus")]
-#[kube(schema = "disabled")]
-#[serde(rename_all = "camelCase")]
-pub struct GameServerSpec {
-    // Defaults throughout: the watch also reads GameServers written by others (with the managed-by label
-    // copied, say), and one that lacks a field must not stop it.
-    #[serde(default)]
-    pub ports: Vec<GameServerPort>,
-    #[serde(default)]
-    pub template: k8s_openapi::api::core::v1::PodTemplateSpec,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct GameServerPort {
-    pub name: String,
-    pub port_policy: String,
-    pub container_port: u16,
-    pub protocol: String,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct GameServerStatus {
-    #[serde(default)]
-    pub state: GameServerState,
-    #[serde(default)]
-    pub node_name: Option<String>,
-    #[serde(default)]
-    pub ports: Option<Vec<StatusPort>>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct StatusPort {
-    pub name: String,
-    pub port: u16,
-}
-
-/// `status.state`. A state this Spawnpoint does not know (a newer Agones) reads as `Unknown`, not an error.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum GameServerState {
-    PortAllocation,
-    Creating,
-    Starting,
-    Scheduled,
-    RequestReady,
-    Ready,
-    Shutdown,
-    Error,
-    Unhealthy,
-    Reserved,
-    Allocated,
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
 
 #[derive(Debug, Clone)]
 pub struct AgonesConfig {
@@ -167,7 +105,7 @@ impl AgonesDriver {
         let generation =
             gameserver.annotations().get(GENERATION_ANNOTATION).and_then(|g| g.parse().ok()).unwrap_or_default();
         let status = gameserver.status.clone().unwrap_or_default();
-        let phase = match status.state {
+        let phase = match &status.state {
             GameServerState::Ready | GameServerState::Allocated | GameServerState::Reserved => {
                 let port = status.ports.iter().flatten().find(|p| p.name == GAME_PORT).map(|p| p.port);
                 let host = match &status.node_name {
@@ -181,7 +119,7 @@ impl AgonesDriver {
                 }
             }
             state @ (GameServerState::Unhealthy | GameServerState::Error | GameServerState::Shutdown) => {
-                Phase::Exited { reason: self.why_gone(gameserver, state).await }
+                Phase::Exited { reason: self.why_gone(gameserver, state.clone()).await }
             }
             _ => Phase::Starting,
         };
@@ -243,74 +181,6 @@ impl AgonesDriver {
     }
 }
 
-/// The labels on everything Spawnpoint creates for a server.
-fn labels(spec: &ServerSpec, user_id: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-        (SERVER_ID_LABEL.to_owned(), spec.id.clone()),
-        ("spawnpoint.io/user-id".to_owned(), user_id.to_owned()),
-        ("spawnpoint.io/game".to_owned(), spec.game.id.clone()),
-        ("spawnpoint.io/plan".to_owned(), spec.plan.id.clone()),
-    ])
-}
-
-/// The claim holding a server's data: `<id>-data`, ReadWriteOnce, the plan's storage.
-pub fn claim(spec: &ServerSpec, user_id: &str) -> PersistentVolumeClaim {
-    serde_json::from_value(json!({
-        "metadata": { "name": format!("{}-data", spec.id), "labels": labels(spec, user_id) },
-        "spec": {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": { "requests": { "storage": spec.plan.storage.as_str() } },
-        },
-    }))
-    .unwrap_or_default()
-}
-
-/// The GameServer for a server: one container named after the game, with the catalog image and env, the plan's
-/// cpu and memory as requests and limits, the claim at `/data`, standard input kept open for the console, and
-/// every port with a dynamic host port.
-pub fn gameserver(spec: &ServerSpec, user_id: &str) -> GameServer {
-    let game = &spec.game;
-    let mut ports = vec![GameServerPort {
-        name: GAME_PORT.to_owned(),
-        port_policy: "Dynamic".to_owned(),
-        container_port: game.port.port,
-        protocol: game.port.protocol.to_string(),
-    }];
-    ports.extend(game.extra_ports.iter().map(|extra| GameServerPort {
-        name: extra.name.clone(),
-        port_policy: "Dynamic".to_owned(),
-        container_port: extra.port,
-        protocol: extra.protocol.to_string(),
-    }));
-    let resources = json!({ "cpu": spec.plan.cpu.as_str(), "memory": spec.plan.memory.as_str() });
-    let env: Vec<_> = game.env.iter().map(|(name, value)| json!({ "name": name, "value": value })).collect();
-    let template = json!({
-        "metadata": { "labels": labels(spec, user_id) },
-        "spec": {
-            "containers": [{
-                "name": game.id,
-                "image": game.image,
-                "env": env,
-                "resources": { "requests": resources, "limits": resources },
-                "volumeMounts": [{ "name": "data", "mountPath": "/data" }],
-                // The console types commands on the game's standard input (pods/attach), which stays open
-                // between attachments.
-                "stdin": true,
-            }],
-            "volumes": [{ "name": "data", "persistentVolumeClaim": { "claimName": format!("{}-data", spec.id) } }],
-        },
-    });
-    let mut gameserver = GameServer::new(
-        &spec.id,
-        GameServerSpec { ports, template: serde_json::from_value(template).unwrap_or_default() },
-    );
-    gameserver.metadata.labels = Some(labels(spec, user_id));
-    gameserver.metadata.annotations =
-        Some(BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), spec.generation.to_string())]));
-    gameserver
-}
-
 fn api_error(context: String) -> impl FnOnce(kube::Error) -> DriverError {
     move |source| DriverError::Kube { context, source }
 }
@@ -324,10 +194,6 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
 impl Orchestrator for AgonesDriver {
     fn check_runnable(&self, _game: &Game) -> Result<(), String> {
         Ok(())
-    }
-
-    fn port_range(&self) -> Option<RangeInclusive<u16>> {
-        None
     }
 
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>> {
@@ -349,13 +215,14 @@ impl Orchestrator for AgonesDriver {
                 }
             }
             let user_id = spec.user_id.as_str();
-            match self.bounded(self.claims.create(&PostParams::default(), &claim(spec, user_id))).await {
+            let create = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+            match self.bounded(self.claims.create(&create, &claim::build(spec, user_id))).await {
                 Err(error) if !is_status(&error, 409) => {
                     return Err(api_error(format!("creating the claim of {}", spec.id))(error));
                 }
                 _ => {}
             }
-            match self.bounded(self.gameservers.create(&PostParams::default(), &gameserver(spec, user_id))).await {
+            match self.bounded(self.gameservers.create(&create, &gameserver::build(spec, user_id))).await {
                 Err(error) if !is_status(&error, 409) => {
                     Err(api_error(format!("creating GameServer {}", spec.id))(error))
                 }
@@ -376,7 +243,7 @@ impl Orchestrator for AgonesDriver {
     fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.stop(id).await?;
-            match self.bounded(self.claims.delete(&format!("{id}-data"), &DeleteParams::default())).await {
+            match self.bounded(self.claims.delete(&claim_name(id), &DeleteParams::default())).await {
                 Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting the claim of {id}"))(error)),
                 _ => Ok(()),
             }
@@ -509,21 +376,12 @@ impl Orchestrator for AgonesDriver {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_unknown_state_reads_as_unknown() {
-        let status: GameServerStatus = serde_json::from_value(json!({ "state": "Hibernating" })).expect("parses");
-        assert_eq!(status.state, GameServerState::Unknown);
-        let status: GameServerStatus = serde_json::from_value(json!({ "state": "Ready" })).expect("parses");
-        assert_eq!(status.state, GameServerState::Ready);
-    }
-
     fn spec_for(game: &Game, plan: &catalog::Plan) -> ServerSpec {
         ServerSpec {
             id: format!("u1-{}-abc", &game.id[..2]),
             user_id: "u1".into(),
             game: game.clone(),
             plan: plan.clone(),
-            port: None,
             generation: 3,
         }
     }
@@ -533,7 +391,7 @@ mod tests {
         for game in catalog::Catalog::builtin().games() {
             for plan in &game.plans {
                 let spec = spec_for(game, plan);
-                let gs = serde_json::to_value(gameserver(&spec, "u1")).expect("json");
+                let gs = serde_json::to_value(gameserver::build(&spec, "u1")).expect("json");
                 assert_eq!(gs["apiVersion"], "agones.dev/v1");
                 assert_eq!(gs["metadata"]["annotations"][GENERATION_ANNOTATION], "3");
                 assert_eq!(
@@ -543,7 +401,8 @@ mod tests {
                     game.id
                 );
                 assert_eq!(gs["spec"]["template"]["spec"]["containers"][0]["image"], game.image.as_str());
-                let claim = serde_json::to_value(claim(&spec, "u1")).expect("json");
+                let claim = serde_json::to_value(claim::build(&spec, "u1")).expect("json");
+                assert_eq!(claim["metadata"]["name"], claim_name(&spec.id));
                 assert_eq!(claim["spec"]["resources"]["requests"]["storage"], plan.storage.as_str());
                 assert_eq!(claim["metadata"]["labels"][MANAGED_BY.0], MANAGED_BY.1);
             }
@@ -556,8 +415,8 @@ mod tests {
     fn gameserver_and_claim_snapshots_for_every_catalog_game() {
         for game in catalog::Catalog::builtin().games() {
             let spec = spec_for(game, &game.plans[0]);
-            insta::assert_yaml_snapshot!(format!("{}-gameserver", game.id), gameserver(&spec, "u1"));
-            insta::assert_yaml_snapshot!(format!("{}-claim", game.id), claim(&spec, "u1"));
+            insta::assert_yaml_snapshot!(format!("{}-gameserver", game.id), gameserver::build(&spec, "u1"));
+            insta::assert_yaml_snapshot!(format!("{}-claim", game.id), claim::build(&spec, "u1"));
         }
     }
 }

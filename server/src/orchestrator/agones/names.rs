@@ -1,0 +1,28 @@
+//! The names and marks on everything Spawnpoint creates on a cluster: one function or constant for each, so a
+//! GameServer, its claim and the code that finds them again always agree.
+
+use std::collections::BTreeMap;
+
+use crate::orchestrator::ServerSpec;
+
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "spawnpoint");
+pub const SERVER_ID_LABEL: &str = "spawnpoint.io/server-id";
+pub const GENERATION_ANNOTATION: &str = "spawnpoint.io/generation";
+/// Who the API server records as the writer of the fields Spawnpoint sets.
+pub const FIELD_MANAGER: &str = "spawnpoint";
+
+/// The claim holding server `id`'s data.
+pub fn claim_name(id: &str) -> String {
+    format!("{id}-data")
+}
+
+/// The labels on everything Spawnpoint creates for a server.
+pub fn labels(spec: &ServerSpec, user_id: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        (SERVER_ID_LABEL.to_owned(), spec.id.clone()),
+        ("spawnpoint.io/user-id".to_owned(), user_id.to_owned()),
+        ("spawnpoint.io/game".to_owned(), spec.game.id.clone()),
+        ("spawnpoint.io/plan".to_owned(), spec.plan.id.clone()),
+    ])
+}
