@@ -15,12 +15,14 @@ pub mod ids;
 pub mod notice;
 pub mod quantity;
 pub mod state;
+pub mod yaml;
 
 pub use games::{
-    Catalog, CatalogError, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Problem, Protocol, PublicGame,
-    QueryProtocol, QuerySpec, format_price,
+    Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, PublicGame, QueryProtocol,
+    QuerySpec, format_price,
 };
 pub use ids::{ServerId, UserId};
 pub use notice::Notice;
 pub use quantity::{ByteSize, Cpu, QuantityError};
 pub use state::{Action, Payment, ServerStatus, TransitionError, UnknownStatus};
+pub use yaml::{CatalogError, Problem};

@@ -53,9 +53,10 @@ fn parse_path(path: &str) -> Option<Target> {
     })
 }
 
-/// Every request comes here, and is recorded with its answer's status.
+/// Every request comes here, and is recorded as it arrives and again with its answer's status.
 pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
+    shared.log_arrival(&parts.method, parts.uri.path());
     let body = axum::body::to_bytes(body, 16 * 1024 * 1024).await.unwrap_or_default();
     let response = match parse_path(parts.uri.path()) {
         // A WebSocket upgrade, which needs the request's parts themselves.

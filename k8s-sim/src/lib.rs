@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     config: SimConfig,
     requests: Mutex<Vec<Recorded>>,
+    /// Every request as it arrived (method and path), before any latency or answer.
+    arrivals: Mutex<Vec<(Method, String)>>,
     faults: Mutex<HashMap<(Method, String), Vec<u16>>>,
     latency: Mutex<Duration>,
     drops: watch::Sender<u64>,
@@ -150,6 +152,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
+    }
+
+    fn log_arrival(&self, method: &Method, path: &str) {
+        lock(&self.arrivals).push((method.clone(), path.to_owned()));
     }
 
     fn log_request(&self, method: &Method, uri: &str, body: &[u8], status: u16) {
@@ -263,6 +269,7 @@ impl Simulator {
             store: Mutex::new(store),
             config,
             requests: Mutex::default(),
+            arrivals: Mutex::default(),
             faults: Mutex::default(),
             latency: Mutex::new(Duration::ZERO),
             drops: watch::channel(0).0,
@@ -334,6 +341,12 @@ impl Simulator {
     /// node list.
     pub fn kill_node(&self, name: &str) {
         agones::kill_node(&self.shared, name);
+    }
+
+    /// How many `method` requests on a path containing `path` have arrived, answered or not (a request held
+    /// by the latency counts at once).
+    pub fn arrived(&self, method: &Method, path: &str) -> usize {
+        lock(&self.shared.arrivals).iter().filter(|(m, p)| m == method && p.contains(path)).count()
     }
 
     /// Every request so far.

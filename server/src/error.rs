@@ -57,12 +57,6 @@ pub fn log_cause(error: &dyn StdError) {
     tracing::error!(error = %chain(error), "request failed");
 }
 
-/// An internal error as the client sees it, its cause logged.
-pub fn internal(error: &dyn StdError) -> AppError {
-    log_cause(error);
-    AppError::Internal
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 pub mod events;
 pub mod repo;
 pub mod routes;
+pub mod row;
 
 use std::sync::Arc;
 

@@ -219,7 +219,10 @@ async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(b
     // when Spawnpoint is killed.
     cluster.set_latency(Duration::from_secs(5));
     let id = app.created(&token, "demo", "tiny").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the create reached the API server", || {
+        cluster.arrived(&axum::http::Method::POST, "persistentvolumeclaims") > 0
+    })
+    .await;
     first.kill();
     assert_eq!(app.count("servers").await, 1, "the server was written");
     assert!(cluster.objects("gameservers").is_empty(), "and nothing was created for it yet");

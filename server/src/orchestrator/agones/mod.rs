@@ -338,26 +338,27 @@ impl Orchestrator for AgonesDriver {
                 }
                 Err(error) => return Err(api_error(format!("attaching to the console of {id}"))(error)),
             };
-            let failed = |why: String| DriverError::Io {
+            let failed = |source: std::io::Error| DriverError::Io {
                 context: format!("typing on server {id}'s console"),
-                source: std::io::Error::other(why),
+                source,
             };
+            let said = |why: String| failed(std::io::Error::other(why));
             // Taken before joining: the attachment ends with the API server's `Status`, which needs a receiver.
             let status = attached.take_status();
-            let mut stdin = attached.stdin().ok_or_else(|| failed("no stdin stream".into()))?;
-            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(|e| failed(e.to_string()))?;
+            let mut stdin = attached.stdin().ok_or_else(|| said("no stdin stream".into()))?;
+            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(failed)?;
             // Closing our end of stdin (not the game's: its container keeps stdin open) sends what was written
             // and ends the attachment.
-            stdin.shutdown().await.map_err(|e| failed(e.to_string()))?;
+            stdin.shutdown().await.map_err(failed)?;
             match tokio::time::timeout(self.request_timeout, attached.join()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(failed(error.to_string())),
-                Err(_) => return Err(failed("the API server did not finish the attachment in time".into())),
+                Ok(Err(error)) => return Err(failed(std::io::Error::other(error))),
+                Err(_) => return Err(said("the API server did not finish the attachment in time".into())),
             }
             match status {
                 Some(status) => match status.await {
                     Some(status) if status.status.as_deref() == Some("Failure") => {
-                        Err(failed(status.message.unwrap_or_else(|| "the attachment failed".into())))
+                        Err(said(status.message.unwrap_or_else(|| "the attachment failed".into())))
                     }
                     _ => Ok(()),
                 },
