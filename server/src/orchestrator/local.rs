@@ -129,12 +129,11 @@ impl LocalDriver {
             match self.book.claim(id, &self.host, port).await? {
                 PortClaim::Claimed => return Ok(port),
                 PortClaim::Taken => continue,
-                // It holds one after all: whatever the book says now.
+                // It holds one after all (whatever the book says now), or it has no record any more.
                 PortClaim::NotNeeded => {
                     let held = self.book.held().await?;
-                    if let Some((_, port)) = held.into_iter().find(|(owner, _)| owner == id) {
-                        return Ok(port);
-                    }
+                    let port = held.into_iter().find(|(owner, _)| owner == id).map(|(_, port)| port);
+                    return port.ok_or_else(|| DriverError::NotRunnable(format!("server {id} is not recorded")));
                 }
             }
         }

@@ -4,14 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use catalog::{Notice, ServerId, ServerStatus};
 use tokio::time::Instant;
 
 use super::memory::doubled;
-use super::{Action, MAX_ERROR_DELAY, Reconciler, Result};
+use super::{Action, Reconciler, Result};
 use crate::dns::{OwnedRecord, RecordIds, ServerRecords};
 use crate::servers::repo::ServerRow;
+
+/// Retries of a failing publish never wait longer than this.
+const MAX_DNS_DELAY: Duration = Duration::from_secs(10 * 60);
 
 impl Reconciler {
     /// Keeps the server's DNS records leading to where its game runs (see [`ServerRow::dns_target`]). Reads the
@@ -22,6 +26,10 @@ impl Reconciler {
         let suspect = self.dns_memory.with(id, |memory| memory.suspect);
         let target = row.dns_target();
         if row.status == ServerStatus::Deleted || (target == row.dns_published() && !suspect) {
+            // Where the records lead is where they should: a failure shown from before is over.
+            if row.dns_error.is_some() && row.status != ServerStatus::Deleted {
+                self.repo.record_dns_error(id, None, None).await?;
+            }
             return Ok(Action::Await);
         }
         if let Some(at) = self.dns_memory.with(id, |memory| memory.not_before)
@@ -51,11 +59,11 @@ impl Reconciler {
                     memory.failures += 1;
                     memory.failures
                 });
-                let delay = doubled(self.backoff, failures as usize - 1, MAX_ERROR_DELAY);
+                let delay = doubled(self.backoff, failures as usize - 1, MAX_DNS_DELAY);
                 self.dns_memory.with(id, |memory| memory.not_before = Some(Instant::now() + delay));
                 tracing::warn!(server = %id, %error, failures, "DNS records not updated");
                 let notice = Notice::DnsNotUpdated { retry_in_secs: delay.as_secs_f32().ceil() as u64 };
-                self.repo.record_dns_error(id, &notice, &error.to_string()).await?;
+                self.repo.record_dns_error(id, Some(&notice), Some(&error.to_string())).await?;
                 Ok(Action::RequeueAfter(delay))
             }
         }

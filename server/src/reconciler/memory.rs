@@ -57,6 +57,13 @@ impl<T: Default> Notes<T> {
         f(notes.entry(id.clone()).or_default())
     }
 
+    /// Runs `f` on the server's notes if it has any (so a server that is gone leaves none behind).
+    pub fn with_known(&self, id: &ServerId, f: impl FnOnce(&mut T)) {
+        if let Some(notes) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get_mut(id) {
+            f(notes);
+        }
+    }
+
     pub fn forget(&self, id: &ServerId) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
     }

@@ -266,11 +266,13 @@ impl Reconciler {
         }
         let (this, id) = (self.clone(), id.clone());
         tokio::spawn(async move {
+            // A pass that panics still ends, so that the server's later passes are not taken for reruns of it.
+            let guard = Unfinished { queue: &this.queue, id: &id };
             loop {
                 let Ok(permit) = this.passes.acquire().await else { return };
                 let action = match this.reconcile(&id).await {
                     Ok(action) => {
-                        this.memory.with(&id, |memory| memory.errors = 0);
+                        this.memory.with_known(&id, |memory| memory.errors = 0);
                         action
                     }
                     Err(error) => this.error_policy(&id, &error),
@@ -280,6 +282,7 @@ impl Reconciler {
                     this.queue.after(&id, delay);
                 }
                 if !this.queue.finish(&id, !this.stopping.load(Ordering::Relaxed)) {
+                    std::mem::forget(guard);
                     return;
                 }
             }
@@ -302,5 +305,17 @@ impl Reconciler {
         self.memory.forget(id);
         self.dns_memory.forget(id);
         self.queue.cancel(id);
+    }
+}
+
+/// Ends a server's pass in the work queue if the task running it stops without doing so (a panic).
+struct Unfinished<'a> {
+    queue: &'a WorkQueue,
+    id: &'a ServerId,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        self.queue.finish(self.id, false);
     }
 }

@@ -272,6 +272,7 @@ mod tests {
             dns_address: None,
             dns_ids: RecordIds::default(),
             dns_error: None,
+            dns_detail: None,
             delete_after: None,
             subscription: None,
             subscription_status: None,

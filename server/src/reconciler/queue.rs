@@ -13,6 +13,9 @@ use catalog::ServerId;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::time::{DelayQueue, delay_queue};
 
+/// The longest delay kept.
+const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// What the timer task is asked to do.
 enum Timer {
     /// A pass over the server after this long, replacing any delay it had.
@@ -91,8 +94,10 @@ impl WorkQueue {
         false
     }
 
-    /// A pass over `id` after `delay`, replacing the delay it had.
+    /// A pass over `id` after `delay` (at most a day: the resync looks more often anyway, and the timer wheel has
+    /// a limit), replacing the delay it had.
     pub fn after(&self, id: &ServerId, delay: Duration) {
+        let delay = delay.min(MAX_DELAY);
         // Closed only once the timer task has stopped, and then nothing is to run anyway.
         let _ = self.timers.send(Timer::After(id.clone(), delay));
     }

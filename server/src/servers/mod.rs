@@ -119,7 +119,7 @@ impl ServerService {
     }
 
     /// Records the new server's Checkout Session; if it cannot be opened, removes the row again (it was never
-    /// shown to anyone) and tells the user to try again.
+    /// paid for) and tells the user to try again.
     async fn open_checkout(&self, user: &User, row: &ServerRow) -> Result<ServerRow, AppError> {
         match self.payments.checkout(user, &row.id, &row.game, &row.plan).await {
             Ok(checkout) => {

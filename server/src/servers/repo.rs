@@ -20,7 +20,7 @@ use crate::orchestrator::{BoxFuture, DriverError, PortBook, PortClaim};
 
 /// Every column of a server row ([`ServerRow::read`] reads them by name).
 const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, status_detail, node_ip, port, \
-                       generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, \
+                       generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, dns_detail, \
                        delete_after, stripe_subscription_id, checkout_session_id, checkout_url, subscription_status, \
                        current_period_end, subscription_ended_at, billing_event_at, created_at, version";
 
@@ -155,13 +155,19 @@ impl ServerRepo {
         .await
     }
 
-    /// Removes a server that was never paid for nor shown to anyone (its checkout could not be opened).
+    /// Removes a server that was never paid for (its checkout could not be opened); open dashboards, which saw
+    /// it created, hear that it is gone.
     pub async fn remove_unpaid(&self, id: &ServerId) -> Result<()> {
-        sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'awaiting_payment'")
-            .bind(id.to_string())
-            .execute(self.db.pool())
-            .await
-            .map(drop)
+        let owner: Option<String> =
+            sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'awaiting_payment' RETURNING user_id")
+                .bind(id.to_string())
+                .fetch_optional(self.db.pool())
+                .await
+                .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())?;
+        if let Some(owner) = owner {
+            self.events.send(ServerEvent::Removed { id: id.clone(), user_id: UserId::new(owner) });
+        }
+        Ok(())
     }
 
     /// A user action: `from` → `to`, clearing the status message; start and restart (`new_generation`) begin
@@ -174,7 +180,7 @@ impl ServerRepo {
         new_generation: bool,
     ) -> Result<Option<ServerRow>> {
         self.update(
-            "status = $3, status_message = NULL, status_detail = NULL, \
+            "status = $3, status_message = NULL, status_detail = NULL, dns_error = NULL, dns_detail = NULL, \
              stopped_at = CASE WHEN $3 = 'stopped' THEN $2 ELSE stopped_at END, generation = generation + $5",
             "status = $4",
             id,
@@ -228,7 +234,7 @@ impl ServerRepo {
     pub async fn record_dns(&self, id: &ServerId, published: Option<&ServerRecords>, ids: &RecordIds) -> Result<()> {
         self.update(
             "dns_ip = $3, dns_port = $4, dns_address = $5, dns_host_record = $6, dns_srv_record = $7, \
-             status_detail = CASE WHEN dns_error IS NULL THEN status_detail END, dns_error = NULL",
+             dns_error = NULL, dns_detail = NULL",
             "1 = 1",
             id,
             |q| {
@@ -243,11 +249,15 @@ impl ServerRepo {
         .map(drop)
     }
 
-    /// Records why the server's DNS records could not be updated, and the provider's words for administrators.
-    pub async fn record_dns_error(&self, id: &ServerId, notice: &Notice, detail: &str) -> Result<()> {
-        self.update("dns_error = $3, status_detail = $4", "1 = 1", id, |q| {
-            q.bind(notice.to_string()).bind(detail.to_owned())
-        })
+    /// Records why the server's DNS records could not be updated (`None`: they are as they should be), and the
+    /// provider's words for administrators. Writes nothing when the row already says exactly that.
+    pub async fn record_dns_error(&self, id: &ServerId, notice: Option<&Notice>, detail: Option<&str>) -> Result<()> {
+        self.update(
+            "dns_error = $3, dns_detail = $4",
+            "dns_error IS DISTINCT FROM $3 OR dns_detail IS DISTINCT FROM $4",
+            id,
+            |q| q.bind(notice.map(Notice::to_string)).bind(detail.map(str::to_owned)),
+        )
         .await
         .map(drop)
     }
@@ -278,19 +288,18 @@ impl ServerRepo {
     }
 
     /// The server a payment event concerns: the one its metadata names, else the one with its subscription.
-    pub async fn find_for_payment(&self, change: &Change) -> Result<Option<ServerRow>> {
+    /// Read on `conn`, the transaction that handles the event: a second connection while it holds the write
+    /// lock (SQLite) or an uncommitted event row (PostgreSQL) could wait on it.
+    pub async fn find_for_payment(&self, conn: &mut sqlx::AnyConnection, change: &Change) -> Result<Option<ServerRow>> {
+        let by = |column: &str| sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM servers WHERE {column} = $1"));
         if let Some(id) = &change.server_id
-            && let Some(row) = self.get(id).await?
+            && let Some(row) = sqlx::query(by("id")).bind(id.to_string()).fetch_optional(&mut *conn).await?
         {
-            return Ok(Some(row));
+            return ServerRow::read(&row).map(Some);
         }
         let Some(subscription) = &change.subscription else { return Ok(None) };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM servers WHERE stripe_subscription_id = $1"
-        )))
-        .bind(subscription.clone())
-        .fetch_optional(self.db.pool())
-        .await?;
+        let row =
+            sqlx::query(by("stripe_subscription_id")).bind(subscription.clone()).fetch_optional(&mut *conn).await?;
         row.as_ref().map(ServerRow::read).transpose()
     }
 

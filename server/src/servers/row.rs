@@ -35,8 +35,9 @@ pub struct ServerRow {
     pub dns_port: Option<u16>,
     pub dns_address: Option<String>,
     pub dns_ids: RecordIds,
-    /// Why its DNS records could not be updated, while that lasts.
+    /// Why its DNS records could not be updated, while that lasts, and the provider's words for administrators.
     pub dns_error: Option<String>,
+    pub dns_detail: Option<String>,
     /// When an unpaid or expired server is due for deletion (Unix seconds).
     pub delete_after: Option<i64>,
     /// Its Stripe subscription, once paid for, and that subscription's status.
@@ -75,6 +76,7 @@ impl ServerRow {
             dns_address: row.try_get("dns_address")?,
             dns_ids: RecordIds { host: row.try_get("dns_host_record")?, srv: row.try_get("dns_srv_record")? },
             dns_error: row.try_get("dns_error")?,
+            dns_detail: row.try_get("dns_detail")?,
             delete_after: row.try_get("delete_after")?,
             subscription: row.try_get("stripe_subscription_id")?,
             subscription_status: row.try_get::<Option<String>, _>("subscription_status")?.map(SubscriptionStatus::from),
@@ -105,7 +107,7 @@ impl ServerRow {
             plan: self.plan.clone(),
             status: self.status,
             status_message: self.status_message.clone().or_else(|| self.dns_error.clone()),
-            status_detail: self.status_detail.clone().filter(|_| detail),
+            status_detail: self.status_detail.clone().or_else(|| self.dns_detail.clone()).filter(|_| detail),
             address,
             user_id: self.user_id.clone(),
             created_at: self.created_at,

@@ -93,7 +93,7 @@ impl Subscriptions {
         // Conditional on the state read: when the reconciler moves the server on in between, the event is
         // judged again against the row as it is now.
         for _ in 0..5 {
-            let Some(row) = self.repo.find_for_payment(&change).await? else {
+            let Some(row) = self.repo.find_for_payment(&mut tx, &change).await? else {
                 tx.commit().await?;
                 return Ok(Applied::UnknownServer);
             };

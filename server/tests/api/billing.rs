@@ -280,7 +280,9 @@ async fn checkout_sends_the_plans_price_and_metadata_and_reuses_the_customer(bac
     assert!(b.app.game_pid(id).is_none() && !b.app.game_data(id).exists(), "nothing runs or is stored");
     assert_eq!(b.app.act(&token, id, "start").await.status(), 409);
 
-    // Stripe down: no server, and the user is told to try again.
+    // Stripe down: no server, and the user is told to try again. An open dashboard, which saw the row written,
+    // hears that it is gone.
+    let mut dashboard = b.app.events(&token, "").await;
     b.stripe.set_down(true);
     let response = b.app.create_server(&token, json!({ "name": "Later", "game": "demo", "plan": "tiny" })).await;
     assert_eq!(response.status(), 503);
@@ -288,6 +290,15 @@ async fn checkout_sends_the_plans_price_and_metadata_and_reuses_the_customer(bac
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("payment provider")), "{body}");
     b.stripe.set_down(false);
     assert_eq!(b.app.count("servers").await, 2, "the failed create left no row");
+    let known = [id.to_owned(), second["id"].as_str().expect("id").to_owned()];
+    let unpaid = loop {
+        let event = dashboard.next(Duration::from_secs(10)).await.expect("the failed create's row is seen");
+        let about = event["server"]["id"].as_str().unwrap_or_default().to_owned();
+        if !known.contains(&about) {
+            break about;
+        }
+    };
+    dashboard.until(&unpaid, |event| event["type"] == "removed").await;
 
     // The billing page's data: both unpaid, at the plan's price.
     let overview = billing(&b.app, &token).await;
