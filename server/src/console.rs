@@ -273,7 +273,7 @@ async fn upstream(
     let mut first_look = true;
     loop {
         if output.is_none() && Instant::now() >= retry_at {
-            match driver.follow(feed.id.as_str(), BACKLOG_LINES).await {
+            match driver.follow(&feed.id, BACKLOG_LINES).await {
                 Ok(followed) => {
                     // The same run followed again (its stream broke): it starts with lines already shown.
                     if last_run.as_ref() == Some(&followed.run) {
@@ -285,7 +285,7 @@ async fn upstream(
                 Err(error) => {
                     if first_look {
                         // Not running: what it printed last time, where the orchestrator kept it.
-                        feed.replace(driver.logs(feed.id.as_str(), BACKLOG_LINES).await.unwrap_or_default());
+                        feed.replace(driver.logs(&feed.id, BACKLOG_LINES).await.unwrap_or_default());
                     }
                     if !matches!(error, DriverError::NotRunning(_)) {
                         tracing::warn!(server = %feed.id, %error, "cannot follow the game's output; retrying");

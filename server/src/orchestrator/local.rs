@@ -17,7 +17,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
-use catalog::Game;
+use catalog::{Game, ServerId};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
@@ -56,12 +56,12 @@ pub struct LocalDriver {
     host: String,
     ports: RangeInclusive<u16>,
     stop_grace: Duration,
-    processes: Mutex<HashMap<String, Arc<Process>>>,
+    processes: Mutex<HashMap<ServerId, Arc<Process>>>,
     events: broadcast::Sender<Observed>,
 }
 
 struct Process {
-    id: String,
+    id: ServerId,
     generation: i64,
     pid: i32,
     stop_command: Option<String>,
@@ -119,7 +119,7 @@ impl LocalDriver {
 
     /// The server's game port: the one it holds, else the first of the range that no other server holds and
     /// nothing else on this machine listens on, recorded in the port book.
-    async fn port_for(&self, id: &str) -> Result<u16, DriverError> {
+    async fn port_for(&self, id: &ServerId) -> Result<u16, DriverError> {
         let held = self.book.held().await?;
         if let Some((_, port)) = held.iter().find(|(owner, _)| owner == id) {
             return Ok(*port);
@@ -140,8 +140,8 @@ impl LocalDriver {
         Err(DriverError::NoFreePort { first: *self.ports.start(), last: *self.ports.end() })
     }
 
-    fn server_dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+    fn server_dir(&self, id: &ServerId) -> PathBuf {
+        self.root.join(id.as_str())
     }
 
     async fn spawn(&self, spec: &ServerSpec) -> Result<Arc<Process>, DriverError> {
@@ -315,7 +315,7 @@ impl Orchestrator for LocalDriver {
         })
     }
 
-    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn stop<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let process = self.processes.lock().await.remove(id);
             if let Some(process) = process {
@@ -325,7 +325,7 @@ impl Orchestrator for LocalDriver {
         })
     }
 
-    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn destroy<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.stop(id).await?;
             let dir = self.server_dir(id);
@@ -342,13 +342,13 @@ impl Orchestrator for LocalDriver {
         Box::pin(async move { self.processes.lock().await.values().map(|process| process.observed()).collect() })
     }
 
-    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<ServerId>, DriverError>> {
         // Data directories are removed only through a deleted row, never for lacking one: a Spawnpoint started
         // on the wrong database must not wipe every world on the machine.
         Box::pin(async { Ok(Vec::new()) })
     }
 
-    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>> {
+    fn phase<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<Observed>> {
         Box::pin(async move { self.processes.lock().await.get(id).map(|process| process.observed()) })
     }
 
@@ -356,7 +356,7 @@ impl Orchestrator for LocalDriver {
         self.events.subscribe()
     }
 
-    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
+    fn logs<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
         Box::pin(async move {
             if let Some(process) = self.processes.lock().await.get(id)
                 && let Ok(backlog) = process.backlog.lock()
@@ -376,7 +376,7 @@ impl Orchestrator for LocalDriver {
         })
     }
 
-    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
+    fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
         Box::pin(async move {
             let not_running = || DriverError::NotRunning(id.to_owned());
             let process = self.processes.lock().await.get(id).cloned().ok_or_else(not_running)?;
@@ -401,12 +401,12 @@ impl Orchestrator for LocalDriver {
         })
     }
 
-    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             let process =
-                self.processes.lock().await.get(id).cloned().ok_or_else(|| DriverError::NotRunning(id.into()))?;
+                self.processes.lock().await.get(id).cloned().ok_or_else(|| DriverError::NotRunning(id.clone()))?;
             let mut stdin = process.stdin.lock().await;
-            let stdin = stdin.as_mut().ok_or_else(|| DriverError::NotRunning(id.into()))?;
+            let stdin = stdin.as_mut().ok_or_else(|| DriverError::NotRunning(id.clone()))?;
             let written = async {
                 stdin.write_all(format!("{line}\n").as_bytes()).await?;
                 stdin.flush().await

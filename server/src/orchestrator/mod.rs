@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use catalog::notice::StartFailure;
-use catalog::{Game, Plan};
+use catalog::{Game, Plan, ServerId, UserId};
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
 
@@ -28,9 +28,9 @@ pub struct Output {
 /// Everything needed to run one game server.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
-    pub id: String,
+    pub id: ServerId,
     /// The owner, for labelling what the orchestrator creates.
-    pub user_id: String,
+    pub user_id: UserId,
     pub game: Game,
     pub plan: Plan,
     /// Bumped by every user restart: a game server running an older generation is replaced.
@@ -55,7 +55,7 @@ pub enum Phase {
 /// One game server's phase; also what the event stream carries on every change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    pub id: String,
+    pub id: ServerId,
     /// The generation of the spec it was started from.
     pub generation: i64,
     pub phase: Phase,
@@ -76,7 +76,7 @@ pub enum DriverError {
     #[error("{0}")]
     NotRunnable(String),
     #[error("server `{0}` is not running")]
-    NotRunning(String),
+    NotRunning(ServerId),
     #[error("{context}")]
     Io {
         context: String,
@@ -127,9 +127,14 @@ pub enum PortClaim {
 /// given to two servers, and a server keeps its port across restarts of its game and of Spawnpoint.
 pub trait PortBook: Send + Sync + 'static {
     /// Every port held, with the server holding it.
-    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>>;
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(ServerId, u16)>, DriverError>>;
     /// Records `port` on `host` as `server`'s, unless it holds one already.
-    fn claim<'a>(&'a self, server: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<PortClaim, DriverError>>;
+    fn claim<'a>(
+        &'a self,
+        server: &'a ServerId,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, Result<PortClaim, DriverError>>;
 }
 
 pub trait Orchestrator: Send + Sync + 'static {
@@ -138,25 +143,25 @@ pub trait Orchestrator: Send + Sync + 'static {
     /// Makes sure the game server runs (or is starting). Idempotent: a running server is left alone.
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops the game server; its data is kept. Stopping a server that is not running is success.
-    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn stop<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops the game server and deletes its data. Destroying what is already gone is success.
-    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn destroy<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Every game server this orchestrator runs or saw exit.
     fn observe(&self) -> BoxFuture<'_, Vec<Observed>>;
     /// One game server, if this orchestrator runs it or saw it exit.
-    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>>;
+    fn phase<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<Observed>>;
     /// Servers whose stored data this orchestrator holds and would remove if their row were gone (beyond what
     /// `observe` reports as running). The reconciler destroys those without a row.
-    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>>;
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<ServerId>, DriverError>>;
     /// Phase changes as they happen, so the reconciler reacts at once instead of at the next resync.
     fn events(&self) -> broadcast::Receiver<Observed>;
     /// The last `tail` lines of the game's output.
-    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>>;
+    fn logs<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>>;
     /// The game's output as it comes, starting with its last `tail` lines; [`DriverError::NotRunning`] when no game
     /// runs (or its output cannot be read yet).
-    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
+    fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
     /// Types a line on the game's console (its standard input).
-    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Spawnpoint is stopping. Local processes are stopped politely (their rows still say running, so they
     /// start again with Spawnpoint); an orchestrator whose game servers outlive Spawnpoint does nothing.
     fn shutdown(&self) -> BoxFuture<'_, ()>;

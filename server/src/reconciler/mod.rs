@@ -166,7 +166,7 @@ impl Reconciler {
                         Err(RecvError::Closed) => break,
                     },
                     event = world.recv() => match event {
-                        Ok(observed) => this.schedule(&ServerId::new(observed.id)),
+                        Ok(observed) => this.schedule(&observed.id),
                         Err(RecvError::Lagged(_)) => this.resync().await,
                         Err(RecvError::Closed) => break,
                     },
@@ -219,7 +219,7 @@ impl Reconciler {
                 return;
             }
         };
-        let mut observed: HashMap<String, Observed> =
+        let mut observed: HashMap<ServerId, Observed> =
             self.driver.observe().await.into_iter().map(|o| (o.id.clone(), o)).collect();
         let mut due: Vec<ServerId> = Vec::new();
         if let Some(owned) = owned {
@@ -227,18 +227,17 @@ impl Reconciler {
         }
         let mut with_rows = HashSet::new();
         for row in rows {
-            let seen = observed.remove(row.id.as_str());
+            let seen = observed.remove(&row.id);
             if !pass::in_sync(&row, seen.as_ref(), self.dns.is_some()) || self.subscriptions.overdue(&row) {
                 due.push(row.id.clone());
             }
             with_rows.insert(row.id);
         }
         // Running without a row.
-        due.extend(observed.into_keys().map(ServerId::new));
+        due.extend(observed.into_keys());
         match self.driver.stored().await {
             Ok(stored) => {
-                let orphans: Vec<ServerId> =
-                    stored.into_iter().map(ServerId::new).filter(|id| !with_rows.contains(id)).collect();
+                let orphans: Vec<ServerId> = stored.into_iter().filter(|id| !with_rows.contains(id)).collect();
                 self.orphans.lock().unwrap_or_else(PoisonError::into_inner).extend(orphans.iter().cloned());
                 due.extend(orphans);
             }

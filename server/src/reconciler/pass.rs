@@ -31,14 +31,14 @@ impl Reconciler {
     /// One pass over one server.
     pub(super) async fn reconcile(self: &Arc<Self>, id: &ServerId) -> Result<Action> {
         let row = self.repo.get(id).await?;
-        let observed = self.driver.phase(id.as_str()).await;
+        let observed = self.driver.phase(id).await;
         let Some(row) = row else {
             self.forget(id);
             let stored_orphan = self.orphans.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
             if observed.is_some() || stored_orphan {
                 // Something runs that no row asks for: an orphan.
                 tracing::warn!(server = %id, "removing a game server that has no row");
-                self.driver.destroy(id.as_str()).await?;
+                self.driver.destroy(id).await?;
             }
             return Ok(Action::Await);
         };
@@ -55,7 +55,7 @@ impl Reconciler {
                 self.memory.forget(id);
                 let mut action = Action::Await;
                 if observed.is_some()
-                    && let Err(error) = self.driver.stop(id.as_str()).await
+                    && let Err(error) = self.driver.stop(id).await
                 {
                     let detail = crate::error::chain(&error);
                     tracing::warn!(server = %id, error = %detail, "could not stop the game server");
@@ -150,7 +150,7 @@ impl Reconciler {
         }
         let notice = Notice::StartTimeout { secs: self.config.start_timeout.as_secs_f32().ceil() as u64 };
         tracing::warn!(server = %row.id, "{notice}");
-        self.driver.stop(row.id.as_str()).await?;
+        self.driver.stop(&row.id).await?;
         self.memory.with(&row.id, |memory| memory.starting_since = None);
         self.repo.transition(&row.id, row.status, ServerStatus::Failed, Some(&notice), None).await?;
         Ok(self.back_off_retry(&row.id))
@@ -205,7 +205,7 @@ impl Reconciler {
             self.payments.settle(&open).await.map_err(|e| subscription(&e))?;
             self.repo.record_settled(&row.id).await.map_err(|e| subscription(&e))?;
         }
-        self.driver.destroy(row.id.as_str()).await.map_err(|e| failed(CleanupStep::GameServer)(&e))?;
+        self.driver.destroy(&row.id).await.map_err(|e| failed(CleanupStep::GameServer)(&e))?;
         if let Some(dns) = &self.dns {
             dns.remove(row.id.as_str(), &row.dns_ids).await.map_err(|e| failed(CleanupStep::Dns)(&e))?;
         }
@@ -220,8 +220,8 @@ impl Reconciler {
         };
         let (game, plan) = self.catalog.plan(&row.game, &row.plan).ok_or_else(plan_gone)?;
         let spec = ServerSpec {
-            id: row.id.to_string(),
-            user_id: row.user_id.to_string(),
+            id: row.id.clone(),
+            user_id: row.user_id.clone(),
             game: game.clone(),
             plan: plan.clone(),
             generation: row.generation,

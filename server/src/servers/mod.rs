@@ -106,13 +106,13 @@ impl ServerService {
             return Err(AppError::invalid("tail", format!("must be between 1 and {MAX_LOG_TAIL}")));
         }
         self.visible(user, id).await?;
-        Ok(self.driver.logs(id.as_str(), tail).await.map_err(Error::from)?)
+        Ok(self.driver.logs(id, tail).await.map_err(Error::from)?)
     }
 
     /// Types `line` on the server's console, for its owner or an administrator.
     pub async fn type_command(&self, user: &User, id: &ServerId, line: &str) -> Result<(), AppError> {
         self.visible(user, id).await?;
-        self.driver.send_input(id.as_str(), line).await.map_err(Error::from)?;
+        self.driver.send_input(id, line).await.map_err(Error::from)?;
         // The command itself is not logged: people type passwords into game consoles.
         tracing::info!(server = %id, user = %user.id, bytes = line.len(), "console command");
         Ok(())

@@ -263,12 +263,12 @@ impl ServerRepo {
     }
 
     /// The game ports taken on this machine, with the server holding each.
-    async fn ports(&self) -> Result<Vec<(String, u16)>> {
+    async fn ports(&self) -> Result<Vec<(ServerId, u16)>> {
         let rows = sqlx::query("SELECT id, port FROM servers WHERE port IS NOT NULL").fetch_all(self.db.pool()).await?;
         rows.iter()
             .map(|row| {
                 let port: i64 = row.try_get("port")?;
-                Ok((row.try_get("id")?, u16::try_from(port).unwrap_or_default()))
+                Ok((ServerId::new(row.try_get::<String, _>("id")?), u16::try_from(port).unwrap_or_default()))
             })
             .collect()
     }
@@ -368,14 +368,17 @@ impl ServerRepo {
 
 /// The rows are the local driver's record of who holds which game port.
 impl PortBook for ServerRepo {
-    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>> {
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(ServerId, u16)>, DriverError>> {
         Box::pin(async move { self.ports().await.map_err(|e| DriverError::Ports(Box::new(e))) })
     }
 
-    fn claim<'a>(&'a self, server: &'a str, host: &'a str, port: u16) -> BoxFuture<'a, Result<PortClaim, DriverError>> {
-        Box::pin(async move {
-            self.claim_port(&ServerId::from(server), host, port).await.map_err(|e| DriverError::Ports(Box::new(e)))
-        })
+    fn claim<'a>(
+        &'a self,
+        server: &'a ServerId,
+        host: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, Result<PortClaim, DriverError>> {
+        Box::pin(async move { self.claim_port(server, host, port).await.map_err(|e| DriverError::Ports(Box::new(e))) })
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use catalog::Catalog;
+use catalog::{Catalog, ServerId};
 use server::orchestrator::local::{LocalConfig, LocalDriver};
 use server::orchestrator::{BoxFuture, DriverError, Observed, Orchestrator, Phase, PortBook, PortClaim, ServerSpec};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
@@ -22,20 +22,20 @@ fn free_port() -> u16 {
 
 /// The game ports the tests' drivers hand out, by server id (unique across the tests). Each server is given a
 /// port that is free on this machine before its driver asks, as the servers' rows would hold it.
-static PORTS: LazyLock<Mutex<HashMap<String, u16>>> = LazyLock::new(Mutex::default);
+static PORTS: LazyLock<Mutex<HashMap<ServerId, u16>>> = LazyLock::new(Mutex::default);
 
 /// The servers' rows, as far as the local driver is concerned.
 struct Book;
 
 impl PortBook for Book {
-    fn held(&self) -> BoxFuture<'_, Result<Vec<(String, u16)>, DriverError>> {
+    fn held(&self) -> BoxFuture<'_, Result<Vec<(ServerId, u16)>, DriverError>> {
         let held = PORTS.lock().expect("ports").iter().map(|(id, port)| (id.clone(), *port)).collect();
         Box::pin(async move { Ok(held) })
     }
 
     fn claim<'a>(
         &'a self,
-        server: &'a str,
+        server: &'a ServerId,
         _host: &'a str,
         port: u16,
     ) -> BoxFuture<'a, Result<PortClaim, DriverError>> {
@@ -45,7 +45,7 @@ impl PortBook for Book {
         } else if ports.values().any(|held| *held == port) {
             PortClaim::Taken
         } else {
-            ports.insert(server.to_owned(), port);
+            ports.insert(server.clone(), port);
             PortClaim::Claimed
         };
         Box::pin(async move { Ok(claim) })
@@ -54,7 +54,7 @@ impl PortBook for Book {
 
 fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
     let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
-    PORTS.lock().expect("ports").insert(id.to_owned(), free_port());
+    PORTS.lock().expect("ports").insert(id.into(), free_port());
     ServerSpec { id: id.into(), user_id: "u1".into(), game: game.clone(), plan: plan.clone(), generation: 0 }
 }
 
@@ -75,11 +75,11 @@ fn shell_game(script: &str) -> Catalog {
     .expect("valid test catalog")
 }
 
-async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &str) -> Phase {
+async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
     let wait = async {
         loop {
             match events.recv().await {
-                Ok(observed) if observed.id == id => return observed.phase,
+                Ok(observed) if observed.id == *id => return observed.phase,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
             }
@@ -89,7 +89,7 @@ async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &str) -> Pha
 }
 
 /// The next `Ready`, skipping the `Exited` that a stopped process reports on its way out.
-async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &str) -> Phase {
+async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
     loop {
         match next_phase(events, id).await {
             Phase::Exited { .. } => continue,
@@ -98,7 +98,7 @@ async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &str) -> Pha
     }
 }
 
-async fn logs_contain(driver: &LocalDriver, id: &str, needle: &str) -> bool {
+async fn logs_contain(driver: &LocalDriver, id: &ServerId, needle: &str) -> bool {
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
         if driver.logs(id, 100).await.expect("logs").iter().any(|line| line.contains(needle)) {

@@ -175,7 +175,7 @@ pub fn build(spec: &ServerSpec, user_id: &str) -> GameServer {
             ..PodSpec::default()
         }),
     };
-    let mut gameserver = GameServer::new(&spec.id, GameServerSpec { ports, template });
+    let mut gameserver = GameServer::new(spec.id.as_str(), GameServerSpec { ports, template });
     gameserver.metadata.labels = Some(labels(spec, user_id));
     gameserver.metadata.annotations =
         Some(BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), spec.generation.to_string())]));

@@ -12,7 +12,7 @@ pub mod names;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use catalog::Game;
+use catalog::{Game, ServerId};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::ResourceExt as _;
@@ -123,7 +123,7 @@ impl AgonesDriver {
             }
             _ => Phase::Starting,
         };
-        Observed { id: gameserver.name_any(), generation, phase }
+        Observed { id: ServerId::new(gameserver.name_any()), generation, phase }
     }
 
     /// Why a GameServer's game is gone: how its container ended, as its pod's status records it (read once per
@@ -168,16 +168,16 @@ impl AgonesDriver {
 
     /// The game's container in a server's pod (the pod also has Agones' SDK sidecar) and the uid of the
     /// GameServer running it, from the cache; `NotRunning` when there is no GameServer.
-    fn game_container(&self, id: &str) -> Result<(String, String), DriverError> {
-        let gameserver = self.cached(id).ok_or_else(|| DriverError::NotRunning(id.to_owned()))?;
+    fn game_container(&self, id: &ServerId) -> Result<(String, String), DriverError> {
+        let gameserver = self.cached(id).ok_or_else(|| DriverError::NotRunning(id.clone()))?;
         let container = gameserver.spec.template.spec.as_ref().and_then(|pod| pod.containers.first());
-        let container = container.ok_or_else(|| DriverError::NotRunning(id.to_owned()))?;
+        let container = container.ok_or_else(|| DriverError::NotRunning(id.clone()))?;
         Ok((container.name.clone(), gameserver.uid().unwrap_or_default()))
     }
 
     /// A lookup by name in the watch's cache: no API call, and no scan of the other GameServers.
-    fn cached(&self, id: &str) -> Option<Arc<GameServer>> {
-        self.cache.get(&ObjectRef::new(id).within(&self.namespace))
+    fn cached(&self, id: &ServerId) -> Option<Arc<GameServer>> {
+        self.cache.get(&ObjectRef::new(id.as_str()).within(&self.namespace))
     }
 }
 
@@ -207,7 +207,7 @@ impl Orchestrator for AgonesDriver {
                 // GameServer is deleted (uid precondition): the cache may lag behind a replacement already made.
                 let exactly = Preconditions { uid: current.uid(), resource_version: None };
                 let params = DeleteParams::default().preconditions(exactly);
-                match self.bounded(self.gameservers.delete(&spec.id, &params)).await {
+                match self.bounded(self.gameservers.delete(spec.id.as_str(), &params)).await {
                     Err(error) if !is_status(&error, 404) && !is_status(&error, 409) => {
                         return Err(api_error(format!("replacing GameServer {}", spec.id))(error));
                     }
@@ -231,16 +231,16 @@ impl Orchestrator for AgonesDriver {
         })
     }
 
-    fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn stop<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
-            match self.bounded(self.gameservers.delete(id, &DeleteParams::default())).await {
+            match self.bounded(self.gameservers.delete(id.as_str(), &DeleteParams::default())).await {
                 Err(error) if !is_status(&error, 404) => Err(api_error(format!("deleting GameServer {id}"))(error)),
                 _ => Ok(()),
             }
         })
     }
 
-    fn destroy<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn destroy<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             self.stop(id).await?;
             match self.bounded(self.claims.delete(&claim_name(id), &DeleteParams::default())).await {
@@ -263,17 +263,21 @@ impl Orchestrator for AgonesDriver {
         })
     }
 
-    fn stored(&self) -> BoxFuture<'_, Result<Vec<String>, DriverError>> {
+    fn stored(&self) -> BoxFuture<'_, Result<Vec<ServerId>, DriverError>> {
         Box::pin(async move {
             // One list call, whatever the number of servers; only claims carrying Spawnpoint's label.
             let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
             let claims = self.bounded(self.claims.list(&ListParams::default().labels(&selector))).await;
             let claims = claims.map_err(api_error("listing claims".to_owned()))?;
-            Ok(claims.items.iter().filter_map(|claim| claim.labels().get(SERVER_ID_LABEL).cloned()).collect())
+            Ok(claims
+                .items
+                .iter()
+                .filter_map(|claim| claim.labels().get(SERVER_ID_LABEL).cloned().map(ServerId::new))
+                .collect())
         })
     }
 
-    fn phase<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Observed>> {
+    fn phase<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<Observed>> {
         Box::pin(async move {
             match self.cached(id) {
                 Some(gameserver) => Some(self.observed(&gameserver).await),
@@ -286,10 +290,10 @@ impl Orchestrator for AgonesDriver {
         self.events.subscribe()
     }
 
-    fn logs<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
+    fn logs<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
         Box::pin(async move {
             let params = LogParams { tail_lines: i64::try_from(tail).ok(), ..LogParams::default() };
-            match self.bounded(self.pods.logs(id, &params)).await {
+            match self.bounded(self.pods.logs(id.as_str(), &params)).await {
                 Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
                 // Not running: no pod, no output to show.
                 Err(error) if is_status(&error, 404) => Ok(Vec::new()),
@@ -298,7 +302,7 @@ impl Orchestrator for AgonesDriver {
         })
     }
 
-    fn follow<'a>(&'a self, id: &'a str, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
+    fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
         Box::pin(async move {
             use futures_util::AsyncBufReadExt as _;
             let (container, run) = self.game_container(id)?;
@@ -308,7 +312,7 @@ impl Orchestrator for AgonesDriver {
                 tail_lines: i64::try_from(tail).ok(),
                 ..LogParams::default()
             };
-            match self.bounded(self.pods.log_stream(id, &params)).await {
+            match self.bounded(self.pods.log_stream(id.as_str(), &params)).await {
                 // The stream ends when the container does, or when the connection drops (then it is followed
                 // again, from the same run).
                 Ok(stream) => {
@@ -317,24 +321,24 @@ impl Orchestrator for AgonesDriver {
                 }
                 // No pod yet (404), or its container has not started (400 "waiting to start").
                 Err(error) if is_status(&error, 404) || is_status(&error, 400) => {
-                    Err(DriverError::NotRunning(id.to_owned()))
+                    Err(DriverError::NotRunning(id.clone()))
                 }
                 Err(error) => Err(api_error(format!("following the log of {id}"))(error)),
             }
         })
     }
 
-    fn send_input<'a>(&'a self, id: &'a str, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
+    fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>> {
         Box::pin(async move {
             use tokio::io::AsyncWriteExt as _;
             let (container, _) = self.game_container(id)?;
             // Attached for one line: commands come at the pace of people typing, and a short attachment cannot
             // be left behind on a pod that was replaced meanwhile.
             let params = AttachParams::default().container(container).stdin(true).stdout(false).stderr(false);
-            let mut attached = match self.bounded(self.pods.attach(id, &params)).await {
+            let mut attached = match self.bounded(self.pods.attach(id.as_str(), &params)).await {
                 Ok(attached) => attached,
                 Err(error) if is_status(&error, 404) || is_status(&error, 400) => {
-                    return Err(DriverError::NotRunning(id.to_owned()));
+                    return Err(DriverError::NotRunning(id.clone()));
                 }
                 Err(error) => return Err(api_error(format!("attaching to the console of {id}"))(error)),
             };
@@ -379,7 +383,7 @@ mod tests {
 
     fn spec_for(game: &Game, plan: &catalog::Plan) -> ServerSpec {
         ServerSpec {
-            id: format!("u1-{}-abc", &game.id[..2]),
+            id: format!("u1-{}-abc", &game.id[..2]).into(),
             user_id: "u1".into(),
             game: game.clone(),
             plan: plan.clone(),

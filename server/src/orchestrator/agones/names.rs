@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use catalog::ServerId;
+
 use crate::orchestrator::ServerSpec;
 
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "spawnpoint");
@@ -12,7 +14,7 @@ pub const GENERATION_ANNOTATION: &str = "spawnpoint.io/generation";
 pub const FIELD_MANAGER: &str = "spawnpoint";
 
 /// The claim holding server `id`'s data.
-pub fn claim_name(id: &str) -> String {
+pub fn claim_name(id: &ServerId) -> String {
     format!("{id}-data")
 }
 
@@ -20,7 +22,7 @@ pub fn claim_name(id: &str) -> String {
 pub fn labels(spec: &ServerSpec, user_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
-        (SERVER_ID_LABEL.to_owned(), spec.id.clone()),
+        (SERVER_ID_LABEL.to_owned(), spec.id.to_string()),
         ("spawnpoint.io/user-id".to_owned(), user_id.to_owned()),
         ("spawnpoint.io/game".to_owned(), spec.game.id.clone()),
         ("spawnpoint.io/plan".to_owned(), spec.plan.id.clone()),
