@@ -158,16 +158,7 @@ impl ServerRepo {
     /// Removes a server that was never paid for (its checkout could not be opened); open dashboards, which saw
     /// it created, hear that it is gone.
     pub async fn remove_unpaid(&self, id: &ServerId) -> Result<()> {
-        let owner: Option<String> =
-            sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'awaiting_payment' RETURNING user_id")
-                .bind(id.to_string())
-                .fetch_optional(self.db.pool())
-                .await
-                .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())?;
-        if let Some(owner) = owner {
-            self.events.send(ServerEvent::Removed { id: id.clone(), user_id: UserId::new(owner) });
-        }
-        Ok(())
+        self.delete(id, ServerStatus::AwaitingPayment).await.map(drop)
     }
 
     /// A user action: `from` → `to`, clearing the status message; start and restart (`new_generation`) begin
@@ -343,17 +334,23 @@ impl ServerRepo {
 
     /// Deletes the row of a deleted server whose clean-up is done.
     pub async fn forget(&self, id: &ServerId) -> Result<()> {
-        let owner: Option<String> =
-            sqlx::query("DELETE FROM servers WHERE id = $1 AND status = 'deleted' RETURNING user_id")
-                .bind(id.to_string())
-                .fetch_optional(self.db.pool())
-                .await
-                .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())?;
-        if let Some(owner) = owner {
+        if self.delete(id, ServerStatus::Deleted).await? {
             tracing::info!(server = %id, "server deleted");
-            self.events.send(ServerEvent::Removed { id: id.clone(), user_id: UserId::new(owner) });
         }
         Ok(())
+    }
+
+    /// Deletes the row if the server is `status`, and tells subscribers it is gone; returns whether it was.
+    async fn delete(&self, id: &ServerId, status: ServerStatus) -> Result<bool> {
+        let owner: Option<String> = sqlx::query("DELETE FROM servers WHERE id = $1 AND status = $2 RETURNING user_id")
+            .bind(id.to_string())
+            .bind(status.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .and_then(|row| row.map(|row| row.try_get("user_id")).transpose())?;
+        let Some(owner) = owner else { return Ok(false) };
+        self.events.send(ServerEvent::Removed { id: id.clone(), user_id: UserId::new(owner) });
+        Ok(true)
     }
 
     /// Tells subscribers how the server is now.
