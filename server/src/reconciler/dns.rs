@@ -21,8 +21,14 @@ impl Reconciler {
     /// Keeps the server's DNS records leading to where its game runs (see [`ServerRow::dns_target`]). Reads the
     /// row afresh: the pass may have just recorded a new address.
     pub(super) async fn keep_dns(self: &Arc<Self>, id: &ServerId) -> Result<Action> {
-        let Some(dns) = &self.dns else { return Ok(Action::Await) };
         let Some(row) = self.repo.get(id).await? else { return Ok(Action::Await) };
+        let Some(dns) = &self.dns else {
+            // DNS was switched off since: an error about it is over.
+            if row.dns_error.is_some() {
+                self.repo.record_dns_error(id, None, None).await?;
+            }
+            return Ok(Action::Await);
+        };
         let suspect = self.dns_memory.with(id, |memory| memory.suspect);
         let target = row.dns_target();
         if row.status == ServerStatus::Deleted || (target == row.dns_published() && !suspect) {

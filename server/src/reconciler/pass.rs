@@ -234,9 +234,12 @@ impl Reconciler {
 }
 
 /// Whether a pass over this server would find nothing to do: running at the recorded address in the wanted
-/// generation (and with `dns`, its records leading there), or stopped with nothing running. Anything else gets
-/// a pass.
+/// generation (and with `dns`, its records leading there), or stopped with nothing running; and no DNS error
+/// shown that a pass would clear. Anything else gets a pass.
 pub(super) fn in_sync(row: &ServerRow, observed: Option<&Observed>, dns: bool) -> bool {
+    if row.dns_error.is_some() {
+        return false;
+    }
     match (row.status, observed.map(|o| (o.generation, &o.phase))) {
         (ServerStatus::Running, Some((generation, Phase::Ready { host, port }))) => {
             generation == row.generation
@@ -317,5 +320,7 @@ mod tests {
         let stopped =
             ServerRow { dns_ip: Some("10.0.0.9".into()), dns_port: Some(1), ..row(ServerStatus::Stopped, None, None) };
         assert!(super::in_sync(&stopped, None, true), "a stopped server keeps the records it has");
+        let told = ServerRow { dns_error: Some("DNS not updated".into()), ..stopped };
+        assert!(!super::in_sync(&told, None, true), "a DNS error shown gets a pass, which clears it once over");
     }
 }
