@@ -270,8 +270,11 @@ fn LiveServer(server: GameServer) -> impl IntoView {
             match event {
                 // A view older than the one shown (delivered late) is dropped.
                 ServerEvent::Changed { server }
-                    if current.with_untracked(|shown| shown.as_ref().is_some_and(|s| s.version > server.version)) => {}
-                ServerEvent::Changed { server } => current.set(Some(server)),
+                    if current.with_untracked(|shown| shown.as_ref().is_none_or(|shown| server.supersedes(shown))) =>
+                {
+                    current.set(Some(server))
+                }
+                ServerEvent::Changed { .. } => {}
                 ServerEvent::Removed { .. } => current.set(None),
             }
         });
@@ -383,8 +386,8 @@ fn LiveServer(server: GameServer) -> impl IntoView {
 fn apply(servers: RwSignal<Vec<GameServer>>, event: ServerEvent) {
     servers.update(|list| match event {
         ServerEvent::Changed { server } => match list.iter_mut().find(|s| s.id == server.id) {
-            Some(slot) if slot.version > server.version => {}
-            Some(slot) => *slot = server,
+            Some(slot) if server.supersedes(slot) => *slot = server,
+            Some(_) => {}
             None => list.push(server),
         },
         ServerEvent::Removed { id, .. } => list.retain(|s| s.id != id),

@@ -38,6 +38,13 @@ pub struct GameServer {
     pub version: i64,
 }
 
+impl GameServer {
+    /// Whether this view of the server may replace `shown`: it is not older (a stale event delivered late is).
+    pub fn supersedes(&self, shown: &GameServer) -> bool {
+        self.version >= shown.version
+    }
+}
+
 /// What a player types to connect: `host:port`, with an IPv6 host in brackets.
 pub fn address(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
@@ -114,6 +121,26 @@ mod tests {
         assert_eq!(address("203.0.113.7", 25000), "203.0.113.7:25000");
         assert_eq!(address("play.example.com", 25565), "play.example.com:25565");
         assert_eq!(address("2001:db8::1", 25000), "[2001:db8::1]:25000");
+    }
+
+    #[test]
+    fn a_view_never_gives_way_to_an_older_one() {
+        let at = |version| GameServer {
+            id: "s".into(),
+            name: "n".into(),
+            game: "demo".into(),
+            plan: "tiny".into(),
+            status: ServerStatus::Running,
+            status_message: None,
+            status_detail: None,
+            address: None,
+            user_id: "u".into(),
+            created_at: 0,
+            checkout_url: None,
+            version,
+        };
+        assert!(at(3).supersedes(&at(2)) && at(3).supersedes(&at(3)));
+        assert!(!at(2).supersedes(&at(3)), "a stale event is dropped");
     }
 
     #[test]

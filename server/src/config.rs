@@ -258,11 +258,6 @@ impl Settings {
         Self::from_sources(env, &file)
     }
 
-    /// Reads the process environment alone.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::load(None)
-    }
-
     /// Settings from `env` (the variables) over `file`: a variable wins over the file's key; a bad value is
     /// refused naming the variable or, when it came from the file, the file's key.
     pub fn from_sources(env: impl Fn(&str) -> Option<String>, file: &ConfigFile) -> Result<Self, ConfigError> {

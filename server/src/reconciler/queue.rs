@@ -174,8 +174,12 @@ mod tests {
         let (id, at) = due.recv().await.expect("a fires");
         assert_eq!(id, a);
         assert_eq!(at - start, Duration::from_secs(5), "the newer delay replaced the older");
-        tokio::time::sleep(Duration::from_secs(120)).await;
-        assert!(due.try_recv().is_err(), "neither the replaced delay nor the cancelled one fired");
+        // A marker due after both the replaced delay (60 s) and the cancelled one (10 s): it comes next.
+        let marker = ServerId::from("marker");
+        queue.after(&marker, Duration::from_secs(120));
+        let (id, at) = due.recv().await.expect("the marker fires");
+        assert_eq!(id, marker, "neither the replaced delay nor the cancelled one fired before it");
+        assert_eq!(at - start, Duration::from_secs(125));
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use sqlx::query::Query;
 use sqlx::{Any, Row as _};
 
 use super::events::EventBus;
-pub use super::row::ServerRow;
+pub use super::row::{Result, ServerRow};
 use crate::billing::{Change, Checkout};
 use crate::db::{Db, now};
 use crate::dns::{RecordIds, ServerRecords};
@@ -23,8 +23,6 @@ const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, st
                        generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, dns_detail, \
                        delete_after, stripe_subscription_id, checkout_session_id, checkout_url, subscription_status, \
                        current_period_end, subscription_ended_at, billing_event_at, created_at, version";
-
-pub type Result<T, E = sqlx::Error> = std::result::Result<T, E>;
 
 /// A server to record.
 pub struct NewServer<'a> {
