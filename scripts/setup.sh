@@ -64,6 +64,15 @@ setup_build_tools() {
   export PATH="$REPO_ROOT/node_modules/.bin:$PATH"
 }
 
+# cargo-fuzz, which builds the fuzz targets with libFuzzer (scripts/fuzz.sh).
+CARGO_FUZZ_VERSION="0.13.1"
+setup_fuzz_tools() {
+  if [ "$(cargo fuzz --version 2>/dev/null || true)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  fi
+}
+
 # Debian's Chromium and Playwright (without a browser download of its own).
 setup_browser_tests() {
   if [ ! -x /usr/bin/chromium ]; then

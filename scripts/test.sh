@@ -19,7 +19,7 @@ log "formatting"
 cargo fmt --all -- --check
 
 log "clippy: server build (ssr)"
-cargo clippy --locked -p catalog -p app -p server -p demo-game -p k8s-sim -p test-support --features app/ssr --all-targets -- -D warnings
+cargo clippy --locked -p catalog -p app -p server -p demo-game -p k8s-sim -p test-support -p stripe-signature --features app/ssr --all-targets -- -D warnings
 log "clippy: browser build (hydrate)"
 cargo clippy --locked -p catalog -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 

@@ -57,10 +57,15 @@ pub async fn sign_out() -> Result<(), AppError> {
 }
 
 /// Where to go after signing in: `next` when it is a path on this site, else `fallback`. Anything else
-/// (`https://evil.example`, `//evil.example`) would make the sign-in page an open redirect.
+/// (`https://evil.example`, `//evil.example`) would make the sign-in page an open redirect. Browsers drop tabs
+/// and newlines from URLs and read `\` as `/`, so `/\t/evil.example` is `//evil.example` to them: a path
+/// with any control character or backslash is refused, not cleaned.
 pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
+    let local = |path: &str| {
+        path.starts_with('/') && !path.starts_with("//") && !path.chars().any(|c| c.is_control() || c == '\\')
+    };
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\") => path.to_owned(),
+        Some(path) if local(path) => path.to_owned(),
         _ => fallback.to_owned(),
     }
 }
@@ -306,7 +311,19 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(safe_next(Some("/account?tab=2"), "/"), "/account?tab=2");
-        for hostile in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)", ""] {
+        let hostile = [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/%09/ok-but-\u{7f}",
+            "/a\\b",
+            "javascript:alert(1)",
+            "",
+        ];
+        for hostile in hostile {
             assert_eq!(safe_next(Some(hostile), "/account"), "/account", "{hostile}");
         }
         assert_eq!(safe_next(None, "/account"), "/account");

@@ -154,7 +154,8 @@ mod browser {
 
     /// A line of Spawnpoint's own, set apart from the game's output.
     fn notice(text: &str) -> String {
-        format!("\x1b[2;36m[console] {text}\x1b[0m\r\n")
+        // Reset first: whatever style the game's output left on is not the notice's.
+        format!("\x1b[0m\x1b[2;36m[console] {text}\x1b[0m\r\n")
     }
 
     fn draw(terminal: &Terminal, event: ConsoleEvent, error: RwSignal<Option<String>>) {

@@ -12,6 +12,23 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ServerId;
 use crate::state::{Payment, ServerStatus};
 
+/// The lookup key of a plan's current monthly price at the payment provider: how Spawnpoint finds the price to
+/// sell. It moves to the new price when a plan's price changes, while subscriptions keep the price they have.
+pub fn lookup_key(game: &str, plan: &str) -> String {
+    format!("spawnpoint:{game}:{plan}")
+}
+
+/// The id of a game's product at the payment provider (the provider lets the creator choose it).
+pub fn product_id(game: &str) -> String {
+    format!("spawnpoint-{game}")
+}
+
+/// What a price is for, as Spawnpoint sells it: `<its game's product>/<the plan in its metadata>`. Every price
+/// of a plan, old or current, says the same, so this tells whether a subscription pays for a server's plan.
+pub fn price_plan(product: &str, plan: &str) -> String {
+    format!("{product}/{plan}")
+}
+
 /// How long an unpaid server waits for its first payment before it is deleted, in seconds (Stripe's Checkout
 /// Sessions expire after 24 h).
 pub const CHECKOUT_WINDOW_SECS: i64 = 24 * 60 * 60;

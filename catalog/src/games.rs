@@ -40,7 +40,23 @@ pub struct Game {
     pub query: Option<QuerySpec>,
     /// How the single-box driver starts the game; `None` means cluster only.
     pub local: Option<LocalProcess>,
+    /// The user and group the game's container runs as on a cluster (its volume is made writable for the group).
+    pub run_as: RunAs,
     pub plans: Vec<Plan>,
+}
+
+/// A non-root user and group id (`run_as: {user, group}` in the catalog; default 1000:1000, the user most game
+/// images are built for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    pub user: u32,
+    pub group: u32,
+}
+
+impl Default for RunAs {
+    fn default() -> Self {
+        Self { user: 1000, group: 1000 }
+    }
 }
 
 /// A game as customers, browsers and API clients see it: what they choose between and what their players need to
@@ -393,6 +409,27 @@ games:
         assert!(problem.message.contains("65536"));
         located(&only_problem("port: 1001,", "port: 70000,"), "alpha", None, "extra_ports[0].port");
         located(&only_problem("port: 1000,", "port: \"http\","), "alpha", None, "port.port");
+    }
+
+    #[test]
+    fn games_run_as_a_non_root_user_default_1000() {
+        let catalog = Catalog::from_yaml(VALID).expect("valid");
+        assert_eq!(catalog.games()[0].run_as, RunAs { user: 1000, group: 1000 });
+        let with = |run_as: &str| {
+            VALID.replacen(
+                "    image: example/beta:1\n",
+                &format!("    image: example/beta:1\n    run_as: {run_as}\n"),
+                1,
+            )
+        };
+        let catalog = Catalog::from_yaml(&with("{ user: 70, group: 71 }")).expect("valid");
+        assert_eq!(catalog.game("beta").map(|game| game.run_as), Some(RunAs { user: 70, group: 71 }));
+        let Err(CatalogError::Invalid(problems)) = Catalog::from_yaml(&with("{ user: 0, group: 0 }")) else {
+            panic!("root accepted")
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["run_as.user", "run_as.group"]);
+        assert!(problems[0].message.contains("not root"), "{}", problems[0]);
     }
 
     #[test]

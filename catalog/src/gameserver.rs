@@ -92,14 +92,15 @@ pub fn check_name(raw: &str) -> Result<String, FieldError> {
     Ok(name.to_owned())
 }
 
-/// A server id: `<8 of the user id>-<2 of the game>-<6 random>`, lower-case letters and digits only, at most
-/// 30 characters — short enough for a hostname label, and telling an operator at a glance whose and what it is.
+/// A server id: `<2 of the game>-<12 random>`, lower-case letters and digits only — short enough for a
+/// hostname label, and telling an operator at a glance what it is. It says nothing of its owner: the id is the
+/// server's public DNS name, and a part of the user id in it would link one customer's servers for anyone.
 /// `random` supplies the last part (the caller owns randomness; this crate does no I/O).
-pub fn server_id(user_id: &UserId, game: &str, random: &str) -> ServerId {
+pub fn server_id(game: &str, random: &str) -> ServerId {
     let part = |text: &str, len: usize| -> String {
         text.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(len).collect()
     };
-    ServerId::new(format!("{}-{}-{}", part(user_id.as_str(), 8), part(game, 2), part(random, 6)))
+    ServerId::new(format!("{}-{}", part(game, 2), part(random, 12)))
 }
 
 #[cfg(test)]
@@ -152,11 +153,11 @@ mod tests {
     }
 
     #[test]
-    fn ids_are_short_dns_safe_and_say_whose_and_what() {
-        let id = server_id(&"3f2a9c81d4e54b6f".into(), "minecraft-java", "k7x2p9");
-        assert_eq!(id, "3f2a9c81-mi-k7x2p9");
-        let id = server_id(&"ABCDEF123456".into(), "ark", "Q1W2E3R4");
-        assert_eq!(id, "abcdef12-ar-q1w2e3");
+    fn ids_are_short_dns_safe_and_say_what_but_not_whose() {
+        let id = server_id("minecraft-java", "k7x2p9a1b2c3d4e5");
+        assert_eq!(id, "mi-k7x2p9a1b2c3");
+        let id = server_id("ark", "Q1W2E3R4");
+        assert_eq!(id, "ar-q1w2e3r4");
         assert!(id.as_str().len() <= 30);
         assert!(id.as_str().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
     }

@@ -13,13 +13,14 @@ pub mod games;
 pub mod gameserver;
 pub mod ids;
 pub mod notice;
+pub mod output;
 pub mod quantity;
 pub mod state;
 pub mod yaml;
 
 pub use games::{
     Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, PublicGame, QueryProtocol,
-    QuerySpec, format_price,
+    QuerySpec, RunAs, format_price,
 };
 pub use ids::{ServerId, UserId};
 pub use notice::Notice;

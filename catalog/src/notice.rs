@@ -28,6 +28,8 @@ pub enum Notice {
     DnsNotUpdated { retry_in_secs: u64 },
     /// A paid server lapsed: stopped, and deleted after the grace period unless paid.
     Unpaid { grace_days: i64 },
+    /// The subscription paid for is not this server's plan: treated as unpaid.
+    PlanMismatch { grace_days: i64 },
     /// The first payment's checkout was abandoned.
     CheckoutAbandoned,
     /// Deleted because the first payment never came.
@@ -75,6 +77,11 @@ impl fmt::Display for Notice {
             ),
             Notice::StopFailed => f.write_str("could not stop the game server; retrying"),
             Notice::CleanupFailed(step) => write!(f, "clean-up failed, retrying: {step}"),
+            Notice::PlanMismatch { grace_days } => write!(
+                f,
+                "the subscription paid for is not this server's plan, so the server counts as unpaid and is deleted \
+                 in {grace_days} days; contact support to fix the subscription"
+            ),
             Notice::DnsNotUpdated { retry_in_secs } => {
                 write!(f, "DNS not updated: the DNS provider refused or did not answer; retrying in {retry_in_secs} s")
             }

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::games::{
-    Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, QueryProtocol, QuerySpec,
+    Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, QueryProtocol, QuerySpec, RunAs,
 };
 use crate::quantity::{ByteSize, Cpu};
 
@@ -94,8 +94,16 @@ struct RawGame {
     srv_service: Option<String>,
     query: Option<RawQuery>,
     local: Option<RawLocal>,
+    run_as: Option<RawRunAs>,
     #[serde(default)]
     plans: Vec<RawPlan>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRunAs {
+    user: Number,
+    group: Number,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +316,17 @@ impl RawGame {
             checker.not_blank("local.command", &local.command);
         }
 
+        let run_as = match &self.run_as {
+            None => Some(RunAs::default()),
+            Some(raw) => {
+                // Not 0: games do not run as root.
+                let what = "a user or group id from 1 to 2147483647, not root";
+                let user = checker.whole("run_as.user", &raw.user, 1..=i64::from(i32::MAX), what);
+                let group = checker.whole("run_as.group", &raw.group, 1..=i64::from(i32::MAX), what);
+                user.zip(group).map(|(user, group)| RunAs { user, group })
+            }
+        };
+
         if self.plans.is_empty() {
             checker.report("plans", "a game needs at least one plan");
         }
@@ -338,6 +357,7 @@ impl RawGame {
                 env: l.env,
                 ready_line: l.ready_line,
             }),
+            run_as: run_as?,
             plans,
         })
     }

@@ -309,12 +309,23 @@ impl Simulator {
         self.shared.store().create(resource, namespace, object).expect("a new object")
     }
 
+    /// Changes a stored object directly, as another client of the cluster would (watchers see the change).
+    pub fn edit(&self, plural: &str, namespace: &str, name: &str, change: impl FnOnce(&mut Value)) -> Value {
+        let resource = store::RESOURCES.into_iter().find(|r| r.plural == plural).expect("a served resource");
+        self.shared.store().update(resource, namespace, name, None, change).expect("an existing object")
+    }
+
     /// Answers the next `times` requests of `method` on `plural` with status `code`.
     pub fn fail_next(&self, method: Method, plural: &str, code: u16, times: usize) {
         lock(&self.shared.faults)
             .entry((method, plural.to_owned()))
             .or_default()
             .extend(std::iter::repeat_n(code, times));
+    }
+
+    /// Forgets every fault not yet met.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
     }
 
     /// How many injected faults are still to be met.

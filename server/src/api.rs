@@ -1,6 +1,8 @@
 //! The REST API for API clients and probes: the catalog under `/api/games`, and `/health`, `/ready`.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use catalog::{Plan, PublicGame};
@@ -25,13 +27,21 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can do its work: the database answers. Why it does not goes to the log, not to whoever asks.
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>> {
+/// The process can do its work: the database answers, and the reconciler is not holding back a mass deletion
+/// (which means the database may be the wrong one: see `reconciler::guard`). Why the database does not answer
+/// goes to the log, not to whoever asks.
+async fn ready(State(state): State<AppState>) -> Result<Response> {
     state.db.ping().await.map_err(|error| {
         tracing::warn!(error = %crate::error::chain(&error), "not ready: the database does not answer");
         AppError::Unavailable("database unreachable".into())
     })?;
-    Ok(Json(json!({ "status": "ready" })))
+    let held = state.guard.held();
+    if !held.is_empty() {
+        let reasons: Vec<String> = held.iter().map(ToString::to_string).collect();
+        let body = json!({ "status": "holding", "held": held, "message": reasons.join("; ") });
+        return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
+    }
+    Ok(Json(json!({ "status": "ready" })).into_response())
 }
 
 /// Every game as the public may see it: never how a game runs (its image, environment or command).

@@ -16,6 +16,7 @@ use std::time::Duration;
 use catalog::Catalog;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::auth::hosts::{AllowedHosts, url_host};
 use crate::auth::proxy::TrustedProxies;
 use crate::billing::stripe::StripeConfig;
 use crate::clock::Clock;
@@ -31,6 +32,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("SPAWNPOINT_PUBLIC_URL", "http.public_url"),
     ("SPAWNPOINT_SITE_ROOT", "http.site_root"),
     ("SPAWNPOINT_TRUSTED_PROXIES", "http.trusted_proxies"),
+    ("SPAWNPOINT_ALLOWED_HOSTS", "http.allowed_hosts"),
     ("SPAWNPOINT_DATA_DIR", "data_dir"),
     ("DATABASE_URL", "database.url"),
     ("SPAWNPOINT_CATALOG", "catalog"),
@@ -100,6 +102,9 @@ pub struct HttpSettings {
     /// `SPAWNPOINT_TRUSTED_PROXIES`: addresses and networks of reverse proxies whose client-address headers
     /// (`CF-Connecting-IP`, `X-Forwarded-For`) are believed, for per-client rate limits (default: none).
     pub trusted_proxies: TrustedProxies,
+    /// `SPAWNPOINT_ALLOWED_HOSTS`: host names besides loopback and the public URL's host that requests may
+    /// name in `Host` (comma-separated); any other gets 421, which stops DNS rebinding.
+    pub allowed_hosts: AllowedHosts,
 }
 
 /// Accounts and sessions.
@@ -126,6 +131,10 @@ pub struct Tuning {
     pub clock: Clock,
     /// While set, a Stripe webhook handler dies between recording an event and applying it, as a crash would.
     pub crash_after_claim: Arc<AtomicBool>,
+    /// Password hashes computed at once (default two per core), and sign-ins per second for the whole process
+    /// (default [`crate::auth::limit::GLOBAL_PER_SECOND`]); the sign-in benchmark compares others.
+    pub password_hashes: usize,
+    pub sign_ins_per_second: std::num::NonZeroU32,
 }
 
 impl Default for Tuning {
@@ -136,6 +145,8 @@ impl Default for Tuning {
             console: ConsoleLimits::default(),
             clock: Clock::default(),
             crash_after_claim: Arc::default(),
+            password_hashes: crate::auth::password::Hashing::default_permits(),
+            sign_ins_per_second: crate::auth::limit::GLOBAL_PER_SECOND,
         }
     }
 }
@@ -329,6 +340,9 @@ impl Settings {
         let dns_repair_interval = seconds("SPAWNPOINT_DNS_REPAIR_INTERVAL", 300)?;
         let trusted_proxies = TrustedProxies::parse(&lookup("SPAWNPOINT_TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_TRUSTED_PROXIES", reason })?;
+        let allowed_hosts =
+            AllowedHosts::new(public_url.as_deref(), &lookup("SPAWNPOINT_ALLOWED_HOSTS").unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_ALLOWED_HOSTS", reason })?;
         let game_ports = match lookup("SPAWNPOINT_GAME_PORTS") {
             Some(text) => parse_port_range(&text).ok_or_else(|| ConfigError::Invalid {
                 name: "SPAWNPOINT_GAME_PORTS",
@@ -364,6 +378,7 @@ impl Settings {
                 public_url,
                 site_root: PathBuf::from(lookup("SPAWNPOINT_SITE_ROOT").unwrap_or_else(|| "target/site".into())),
                 trusted_proxies,
+                allowed_hosts,
             },
             database_url: SecretString::from(database_url),
             catalog_path: lookup("SPAWNPOINT_CATALOG").map(PathBuf::from),
@@ -489,17 +504,6 @@ fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
     let (first, last) = text.split_once('-')?;
     let (first, last) = (first.trim().parse::<u16>().ok()?, last.trim().parse::<u16>().ok()?);
     (first > 0 && first <= last).then_some(first..=last)
-}
-
-/// The host of an `http(s)://host[:port][/…]` URL.
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split('/').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split_once(']')?.0,
-        None => authority.split(':').next()?,
-    };
-    (!host.is_empty()).then(|| host.to_owned())
 }
 
 #[cfg(test)]

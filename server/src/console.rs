@@ -11,6 +11,9 @@
 //! summarised ([`ConsoleEvent::Throttled`]), as Pterodactyl's Wings does, so a game printing in a loop cannot
 //! flood browsers.
 //!
+//! Every line is cleaned ([`sanitize`]) on its way in: viewers' terminals get colours and text, never the
+//! control sequences a game might print to rewrite the screen, retitle the window or plant links.
+//!
 //! The WebSocket route itself is in [`routes`].
 
 pub mod routes;
@@ -22,6 +25,7 @@ use std::time::Duration;
 use catalog::ServerStatus;
 use catalog::console::{BACKLOG_LINES, ConsoleEvent};
 use catalog::gameserver::{GameServer, ServerEvent};
+use catalog::output::sanitize;
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -194,8 +198,8 @@ impl Screen {
 }
 
 impl Feed {
-    fn push(&self, line: String) {
-        let line: Arc<str> = line.into();
+    fn push(&self, line: &str) {
+        let line: Arc<str> = sanitize(line).into();
         let mut screen = lock(&self.screen);
         if screen.lines.len() == BACKLOG_LINES {
             screen.lines.pop_front();
@@ -207,7 +211,8 @@ impl Feed {
     /// Replaces the whole screen, for every viewer.
     fn replace(&self, lines: Vec<String>) {
         let mut screen = lock(&self.screen);
-        screen.lines = lines.into_iter().rev().take(BACKLOG_LINES).rev().map(Arc::from).collect();
+        let kept = lines.len().saturating_sub(BACKLOG_LINES);
+        screen.lines = lines[kept..].iter().map(|line| Arc::from(sanitize(line))).collect();
         let _ = self.items.send(Item::Event(Arc::new(screen.backlog())));
     }
 
@@ -306,7 +311,7 @@ async fn upstream(
             line = next_line => match line {
                 Some(line) => {
                     if throttle.admit(Instant::now()) {
-                        feed.push(line);
+                        feed.push(&line);
                     }
                 }
                 // The game ended (its status follows as an event), or the stream broke: follow again.

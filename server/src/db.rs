@@ -77,6 +77,37 @@ impl Db {
         Ok(())
     }
 
+    /// This installation's id, made on first use (see the `installation` table).
+    pub async fn installation(&self) -> Result<String, DbError> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("INSERT INTO installation (singleton, id, created_at) VALUES (1, $1, $2) ON CONFLICT DO NOTHING")
+            .bind(&fresh[..12])
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT id FROM installation WHERE singleton = 1").fetch_one(&self.pool).await?;
+        Ok(sqlx::Row::try_get(&row, "id")?)
+    }
+
+    /// Lets the reconciler collect orphans in any number for the next `minutes` (`spawnpoint orphans release`).
+    pub async fn release_collection(&self, minutes: i64) -> Result<(), DbError> {
+        self.installation().await?;
+        sqlx::query("UPDATE installation SET collect_until = $1 WHERE singleton = 1")
+            .bind(now() + minutes * 60)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an operator's release of orphan collection is in force.
+    pub async fn collection_released(&self) -> Result<bool, DbError> {
+        let row = sqlx::query("SELECT collect_until FROM installation WHERE singleton = 1 AND collect_until > $1")
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Whether the database answers a trivial query (for `/ready`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)

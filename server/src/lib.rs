@@ -30,6 +30,8 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
+use crate::auth::limit::Limits;
+use crate::auth::password::Hashing;
 use crate::auth::token::{Tokens, load_or_create_secret};
 use crate::billing::Payments;
 use crate::billing::none::NoPayments;
@@ -42,6 +44,7 @@ use crate::dns::cloudflare::Cloudflare;
 use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
 use crate::orchestrator::{Orchestrator, PortBook};
+use crate::reconciler::guard::DeletionGuard;
 use crate::reconciler::{Clients, Reconciler};
 use crate::servers::ServerService;
 use crate::servers::events::EventBus;
@@ -73,16 +76,23 @@ impl Application {
         let catalog = settings.load_catalog().context("while loading the game catalog")?;
         let db = Db::connect(&settings.database_url).await.context("while opening the database")?;
         db.migrate().await.context("while migrating the database")?;
+        let installation = db.installation().await.context("while reading this installation's id")?;
         let secret = load_or_create_secret(settings.accounts.jwt_secret.as_ref(), &settings.data_dir)
             .context("while loading the session signing secret")?;
         let secure_cookies = settings.http.public_url.as_deref().is_some_and(|url| url.starts_with("https://"));
-        let auth = Arc::new(AuthService::new(
-            db.clone(),
-            Tokens::new(&secret),
-            settings.accounts.session_ttl,
-            secure_cookies,
-            settings.http.trusted_proxies.clone(),
-        ));
+        let auth = Arc::new(
+            AuthService::new(
+                db.clone(),
+                Tokens::new(&secret),
+                settings.accounts.session_ttl,
+                secure_cookies,
+                settings.http.trusted_proxies.clone(),
+            )
+            .with_limits(
+                Hashing::new(settings.tuning.password_hashes, Hashing::WAIT),
+                Limits::new(settings.tuning.sign_ins_per_second),
+            ),
+        );
 
         let listener = TcpListener::bind(settings.http.addr)
             .await
@@ -97,7 +107,10 @@ impl Application {
 
         let events = EventBus::default();
         let repo = Arc::new(ServerRepo::new(db.clone(), events.clone()));
-        let driver = orchestrator(settings, repo.clone()).await?;
+        let driver = orchestrator(settings, repo.clone(), &installation).await?;
+        let rows: Vec<catalog::ServerId> =
+            repo.list(None).await.context("while listing servers")?.into_iter().map(|row| row.id).collect();
+        driver.adopt(&rows).await.context("while taking over game servers made before installations")?;
 
         let catalog = Arc::new(catalog);
         let payments = payments(settings, &db)?;
@@ -116,13 +129,15 @@ impl Application {
             settings.tuning.clock.clone(),
             settings.tuning.crash_after_claim.clone(),
         ));
-        let dns = dns_provider(settings)?;
+        let dns = dns_provider(settings, &installation)?;
+        let guard = Arc::new(DeletionGuard::default());
         let clients = Clients {
             repo,
             subscriptions: subscriptions.clone(),
             catalog: catalog.clone(),
             driver: driver.clone(),
             dns,
+            guard: guard.clone(),
         };
         let reconciler = Reconciler::new(clients, settings.reconciler.clone(), settings.tuning.restart_backoff);
         let consoles = Arc::new(Consoles::new(driver.clone(), events, settings.tuning.console));
@@ -133,7 +148,9 @@ impl Application {
             servers,
             subscriptions,
             consoles,
+            guard,
             public_url: settings.http.public_url.clone(),
+            allowed_hosts: Arc::new(settings.http.allowed_hosts.clone()),
             leptos_options,
         };
         let router = router(state.clone());
@@ -174,7 +191,11 @@ impl Application {
 }
 
 /// The configured orchestrator, ready to use; the local one records the game ports it hands out in `ports`.
-async fn orchestrator(settings: &Settings, ports: Arc<dyn PortBook>) -> anyhow::Result<Arc<dyn Orchestrator>> {
+async fn orchestrator(
+    settings: &Settings,
+    ports: Arc<dyn PortBook>,
+    installation: &str,
+) -> anyhow::Result<Arc<dyn Orchestrator>> {
     match settings.driver {
         Driver::Local => {
             let local = LocalDriver::new(&settings.data_dir, settings.local.clone(), ports);
@@ -188,7 +209,8 @@ async fn orchestrator(settings: &Settings, ports: Arc<dyn PortBook>) -> anyhow::
                 None => kube::Config::infer().await.context("while reading the kubeconfig or in-cluster config")?,
             };
             let client = kube::Client::try_from(config).context("while creating the Kubernetes client")?;
-            let driver = AgonesDriver::start(client, &settings.agones, settings.tuning.kube_request_timeout)
+            let timeout = settings.tuning.kube_request_timeout;
+            let driver = AgonesDriver::start(client, &settings.agones, timeout, installation)
                 .await
                 .context("while watching GameServers")?;
             Ok(driver)
@@ -210,11 +232,12 @@ pub fn payments(settings: &Settings, db: &Db) -> anyhow::Result<Arc<dyn Payments
 }
 
 /// The configured DNS provider, if any.
-fn dns_provider(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Dns>>> {
+fn dns_provider(settings: &Settings, installation: &str) -> anyhow::Result<Option<Arc<dyn Dns>>> {
     match &settings.dns {
         DnsProvider::None => Ok(None),
         DnsProvider::Cloudflare(config) => {
-            let cloudflare = Cloudflare::new(config.clone()).context("while setting up the Cloudflare client")?;
+            let cloudflare =
+                Cloudflare::new(config.clone(), installation).context("while setting up the Cloudflare client")?;
             tracing::info!(base_domain = %config.base_domain, "servers get DNS names from Cloudflare");
             Ok(Some(Arc::new(cloudflare)))
         }
@@ -222,7 +245,8 @@ fn dns_provider(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Dns>>> {
 }
 
 /// The whole HTTP surface: REST routes, server functions, the app's pages and the built site's files, behind
-/// the security middleware (outermost first: CSRF origin check, authentication, `/api/` sign-in requirement).
+/// the security middleware (outermost first: security headers, `Host` check, CSRF origin check, authentication,
+/// `/api/` sign-in requirement).
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
@@ -248,6 +272,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(auth::middleware::require_user))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::authenticate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::check_origin))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware::check_host))
+        .layer(axum::middleware::from_fn(auth::middleware::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -42,6 +42,21 @@ enum Command {
     /// Stripe billing (SPAWNPOINT_BILLING=stripe).
     #[command(subcommand)]
     Stripe(StripeCommand),
+    /// Game servers and DNS records that have no row in the database.
+    #[command(subcommand)]
+    Orphans(OrphansCommand),
+}
+
+#[derive(Subcommand)]
+enum OrphansCommand {
+    /// Let the reconciler delete orphans however many there are, for the next few minutes. It refuses to
+    /// delete more than a small share at once on its own, since that is what a wrong or empty database looks
+    /// like; run this only once sure that the database is the right one.
+    Release {
+        /// How long the release lasts.
+        #[arg(long, default_value_t = 10)]
+        minutes: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +109,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stripe(StripeCommand::Sync) => stripe_sync(&settings).await,
+        Command::Orphans(OrphansCommand::Release { minutes }) => {
+            let db = open_database(&settings).await?;
+            let minutes = minutes.clamp(1, 24 * 60);
+            db.release_collection(minutes).await?;
+            println!("orphans may be deleted in any number for the next {minutes} minutes");
+            Ok(())
+        }
         Command::Admin(AdminCommand::Create { email }) => {
             let password = read_password()?;
             let db = open_database(&settings).await?;

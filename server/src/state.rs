@@ -7,8 +7,10 @@ use catalog::Catalog;
 use leptos::config::LeptosOptions;
 
 use crate::auth::AuthService;
+use crate::auth::hosts::AllowedHosts;
 use crate::console::Consoles;
 use crate::db::Db;
+use crate::reconciler::guard::DeletionGuard;
 use crate::servers::ServerService;
 use crate::subscriptions::Subscriptions;
 
@@ -20,8 +22,12 @@ pub struct AppState {
     pub servers: Arc<ServerService>,
     pub subscriptions: Arc<Subscriptions>,
     pub consoles: Arc<Consoles>,
+    /// What the reconciler refuses to delete for now, for `/ready`.
+    pub guard: Arc<DeletionGuard>,
     /// `SPAWNPOINT_PUBLIC_URL`, the origin browser requests must come from (see `auth::middleware`).
     pub public_url: Option<String>,
+    /// The names `Host` may carry (see `auth::hosts`).
+    pub allowed_hosts: Arc<AllowedHosts>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -54,6 +54,7 @@ struct Account {
     prices: Vec<Value>,
     sessions: Vec<Value>,
     subscriptions: Vec<Value>,
+    portal_configurations: Vec<Value>,
     requests: Vec<Recorded>,
     replies: HashMap<String, (u16, Value)>,
     down: bool,
@@ -91,7 +92,9 @@ impl FakeStripe {
             .map(|(kind, file)| (*kind, crate::reference_json(&reference, &format!("stripe/objects-fixtures3/{file}"))))
             .collect();
         let fixtures = crate::reference_json(&reference, "stripe/openapi-fixtures3.json");
-        templates.insert("billing_portal.session", fixtures["resources"]["billing_portal.session"].clone());
+        for kind in ["billing_portal.session", "billing_portal.configuration"] {
+            templates.insert(kind, fixtures["resources"][kind].clone());
+        }
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .unwrap_or_else(|error| panic!("the Stripe fake cannot bind a port: {error}"));
@@ -127,6 +130,11 @@ impl FakeStripe {
         self.account().prices.clone()
     }
 
+    /// The Customer Portal configurations made, oldest first.
+    pub fn portal_configurations(&self) -> Vec<Value> {
+        self.account().portal_configurations.clone()
+    }
+
     pub fn products(&self) -> Vec<Value> {
         self.account().products.clone()
     }
@@ -149,6 +157,8 @@ impl FakeStripe {
         assert_eq!(account.sessions[index]["status"], "open", "only an open checkout can be paid");
         let session = &account.sessions[index];
         let (customer, metadata) = (session["customer"].clone(), session["_subscription_metadata"].clone());
+        // The item is for the price the checkout sold, expanded as subscription events carry it.
+        let price = account.prices.iter().find(|p| p["id"] == session["_price"]).map(public).unwrap_or_default();
         let mut subscription = account.templates["subscription"].clone();
         merge(
             &mut subscription,
@@ -159,6 +169,7 @@ impl FakeStripe {
         );
         if let Some(item) = subscription["items"]["data"].get_mut(0) {
             merge(item, json!({ "current_period_end": period_end, "subscription": id }));
+            item["price"] = price;
         }
         account.subscriptions.push(subscription.clone());
         let session = &mut account.sessions[index];
@@ -530,6 +541,26 @@ fn route(
             subscription["status"] = "canceled".into();
             ok(subscription.clone())
         }
+        ("POST", ["billing_portal", "configurations"]) => {
+            let id = account.id("bpc");
+            let enabled = |feature: &str| param(&format!("features[{feature}][enabled]")).as_deref() == Some("true");
+            let mut configuration = account.object(
+                "billing_portal.configuration",
+                json!({ "id": id, "is_default": false, "metadata": prefixed("metadata[") }),
+            );
+            for feature in ["subscription_update", "payment_method_update", "invoice_history", "subscription_cancel"] {
+                configuration["features"][feature]["enabled"] = enabled(feature).into();
+            }
+            account.portal_configurations.push(configuration.clone());
+            ok(configuration)
+        }
+        ("GET", ["billing_portal", "configurations"]) => {
+            let data = account.portal_configurations.clone();
+            Ok((
+                200,
+                json!({ "object": "list", "data": data, "has_more": false, "url": "/v1/billing_portal/configurations" }),
+            ))
+        }
         ("POST", ["billing_portal", "sessions"]) => {
             let customer = param("customer")
                 .ok_or_else(|| ApiError::invalid("Missing required param: customer.", Some("customer")))?;
@@ -539,11 +570,17 @@ fn route(
                     ..ApiError::invalid(format!("No such customer: '{customer}'"), Some("customer"))
                 });
             }
+            let configuration = param("configuration");
+            if let Some(configuration) = &configuration
+                && !account.portal_configurations.iter().any(|c| c["id"] == configuration.as_str())
+            {
+                return Err(ApiError::missing("billing_portal.configuration", configuration));
+            }
             let id = account.id("bps");
             let url = format!("{}/portal/{id}", account.base);
             let session = account.object(
                 "billing_portal.session",
-                json!({ "id": id, "customer": customer, "return_url": param("return_url"), "url": url, "flow": null }),
+                json!({ "id": id, "customer": customer, "return_url": param("return_url"), "url": url, "flow": null, "configuration": configuration }),
             );
             ok(session)
         }

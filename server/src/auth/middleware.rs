@@ -1,11 +1,12 @@
-//! Request-level security, applied to every route: who is asking (cookie or bearer token), whether a
-//! state-changing browser request comes from the app's own origin (CSRF), and that `/api/` routes other
-//! than the public catalog are only served to a signed-in user.
+//! Request-level security, applied to every route: the response headers that keep pages out of frames and
+//! scripts to the app's own, that the request names one of our hosts (DNS rebinding), who is asking (cookie
+//! or bearer token), whether a state-changing browser request comes from the app's own origin (CSRF), and that
+//! `/api/` routes other than the public catalog are only served to a signed-in user.
 
 use app::context::{Credential, Session};
 use app::error::AppError;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, Method, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -16,6 +17,46 @@ use crate::state::AppState;
 /// Why presented credentials were refused, kept for `/api/` routes to report.
 #[derive(Clone)]
 struct AuthFailure(AppError);
+
+/// What every response carries. Leptos hydrates with an inline module script, hence `'unsafe-inline'` for
+/// scripts (no external origin is allowed either way); WebAssembly needs `'wasm-unsafe-eval'`. No page may be framed (clickjacking), types are not sniffed, and other sites learn
+/// only our origin from links.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'self'; frame-ancestors 'none'";
+
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+    ] {
+        headers.entry(name).or_insert(HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Refuses (421) a request whose `Host` is not loopback, the public URL's host or an allowed one. Probes
+/// (`/health`, `/ready`) are exempt: the kubelet names the pod's address, and they reveal nothing.
+pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/health" || path == "/ready" {
+        return next.run(request).await;
+    }
+    let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok()).or(request.uri().host());
+    match host {
+        Some(host) if state.allowed_hosts.allows(host) => next.run(request).await,
+        _ => {
+            let named = host.unwrap_or("none");
+            tracing::debug!(host = named, "request for a host this panel does not serve");
+            (StatusCode::MISDIRECTED_REQUEST, format!("this server does not serve the host `{named}`\n"))
+                .into_response()
+        }
+    }
+}
 
 /// Puts the request's [`Session`] into its extensions when it carries a valid bearer token or cookie.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -60,7 +101,7 @@ pub async fn require_user(request: Request, next: Next) -> Response {
 
 /// CSRF protection. A state-changing request (anything but GET, HEAD, OPTIONS) not authenticated by a bearer
 /// token must come from the app's own origin: its `Origin` (or, lacking one, `Referer`) must match the
-/// configured public URL, or the request's own `Host` when none is configured. A request carrying the
+/// configured public URL, or the request's own `Host` (already checked by [`check_host`]) when none is configured. A request carrying the
 /// session cookie but neither header is refused too, since its origin cannot be told. Bearer tokens are not
 /// sent by browsers on their own, so those requests cannot be forged cross-site.
 pub async fn check_origin(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -153,7 +194,6 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -3,7 +3,9 @@
 //! The REST routes ([`routes`]), the middleware ([`middleware`]) and the app's server functions (through
 //! [`app::auth::ssr::Accounts`]) all go through one [`AuthService`].
 
+pub mod hosts;
 pub mod limit;
+pub mod live;
 pub mod middleware;
 pub mod password;
 pub mod proxy;
@@ -11,6 +13,7 @@ pub mod routes;
 pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::auth::ssr::{Accounts, SignedIn};
@@ -27,6 +30,8 @@ use crate::db::{Db, now};
 use crate::error::log_cause;
 
 use self::limit::Limits;
+use self::live::LiveConnections;
+use self::password::{HashFailure, Hashing};
 use self::token::{Claims, Tokens};
 
 /// An account operation that failed inside the server: what it was doing, and why. Clients get an opaque
@@ -56,11 +61,15 @@ impl From<Error> for AppError {
 pub const COOKIE_NAME: &str = "spawnpoint_session";
 
 const BAD_CREDENTIALS: &str = "the email or password is incorrect";
+/// The longest email address there can be (RFC 5321's path limit).
+const MAX_EMAIL_LEN: usize = 254;
 
 pub struct AuthService {
     db: Db,
     tokens: Tokens,
     limits: Limits,
+    hashing: Hashing,
+    live: Arc<LiveConnections>,
     session_ttl: Duration,
     /// Whether cookies get `Secure` (the app is served over HTTPS).
     secure_cookies: bool,
@@ -69,7 +78,22 @@ pub struct AuthService {
 
 impl AuthService {
     pub fn new(db: Db, tokens: Tokens, session_ttl: Duration, secure_cookies: bool, proxies: TrustedProxies) -> Self {
-        Self { db, tokens, limits: Limits::default(), session_ttl, secure_cookies, proxies }
+        Self {
+            db,
+            tokens,
+            limits: Limits::default(),
+            hashing: Hashing::default(),
+            live: Arc::default(),
+            session_ttl,
+            secure_cookies,
+            proxies,
+        }
+    }
+
+    /// The same service with `hashing` (its cap on concurrent password hashes) and `limits` instead of the
+    /// default ones.
+    pub fn with_limits(self, hashing: Hashing, limits: Limits) -> Self {
+        Self { hashing, limits, ..self }
     }
 
     /// The address a request came from: the peer's, or behind a trusted proxy the one it reports.
@@ -86,8 +110,11 @@ impl AuthService {
     pub async fn create_user(&self, email: &str, password: &str, role: Role) -> Result<User, AppError> {
         let email = normalize_email(email)?;
         check_new_password(password)?;
-        let hash =
-            password::hash(password.to_owned()).await.map_err(|source| Error::new("hashing a new password", source))?;
+        let hash = match self.hashing.hash(password.to_owned()).await {
+            Ok(hash) => hash,
+            Err(HashFailure::Busy(busy)) => return Err(busy.into()),
+            Err(HashFailure::Hash(source)) => return Err(Error::new("hashing a new password", source).into()),
+        };
         let user = User { id: uuid::Uuid::new_v4().simple().to_string().into(), email, role, created_at: now() };
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -112,6 +139,10 @@ impl AuthService {
     /// and in the time taken.
     pub async fn sign_in(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn, AppError> {
         let normalized = email.trim().to_lowercase();
+        // Before the limiter, which remembers emails that failed: none may hold more than an address's worth.
+        if normalized.len() > MAX_EMAIL_LEN {
+            return Err(AppError::invalid("email", format!("must be at most {MAX_EMAIL_LEN} characters")));
+        }
         self.limits.sign_in(client, &normalized)?;
         let row = sqlx::query("SELECT id, email, role, created_at, password_hash FROM users WHERE email = $1")
             .bind(&normalized)
@@ -119,7 +150,8 @@ impl AuthService {
             .await
             .map_err(|source| Error::new("looking up a user", source))?;
         let stored = row.as_ref().and_then(|row| row.try_get::<String, _>("password_hash").ok());
-        if !password::verify(password.to_owned(), stored).await {
+        if !self.hashing.verify(password.to_owned(), stored).await? {
+            self.limits.failed(client, &normalized);
             return Err(AppError::Unauthorized(BAD_CREDENTIALS.into()));
         }
         let user = row
@@ -176,6 +208,21 @@ impl AuthService {
         .map_err(|source| Error::new("checking a session", source))?
         .ok_or_else(expired)?;
         Ok(Session { id: claims.sid, user: user_from_row(&row)?, credential })
+    }
+
+    /// The user of session `id` as the database has them now, while the session is open and the user exists;
+    /// `None` once it has ended (for live connections, which check again while they last).
+    pub async fn current_user(&self, id: &str) -> Result<Option<User>, AppError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+        )
+        .bind(id)
+        .bind(now())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|source| Error::new("checking a session", source))?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
     /// Revokes a session: its token is refused from now on, wherever it is presented.

@@ -8,6 +8,12 @@ use std::time::Duration;
 use catalog::{Catalog, Game, Plan};
 use secrecy::{ExposeSecret as _, SecretString};
 use stripe::{ApiErrorsCode, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest as _};
+use stripe_billing::billing_portal_configuration::{
+    CreateBillingPortalConfiguration, CreateBillingPortalConfigurationFeatures,
+    CreateBillingPortalConfigurationFeaturesSubscriptionCancel,
+    CreateBillingPortalConfigurationFeaturesSubscriptionUpdate, InvoiceListParam, ListBillingPortalConfiguration,
+    PaymentMethodUpdateParam,
+};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::subscription::{CancelSubscription, RetrieveSubscription};
 use stripe_checkout::checkout_session::{
@@ -96,19 +102,17 @@ pub enum Synced {
     Unchanged,
 }
 
-/// The lookup key of a plan's monthly price: how Spawnpoint finds it again.
-pub fn lookup_key(game: &str, plan: &str) -> String {
-    format!("spawnpoint:{game}:{plan}")
-}
-
-/// The id Spawnpoint gives a game's Stripe product (Stripe lets the creator choose it).
-pub fn product_id(game: &str) -> String {
-    format!("spawnpoint-{game}")
-}
+pub use catalog::billing::{lookup_key, product_id};
 
 pub struct StripeApi {
     client: Client,
+    /// The Customer Portal configuration sessions use, once found or made.
+    portal_configuration: tokio::sync::OnceCell<String>,
 }
+
+/// The metadata that marks Spawnpoint's Customer Portal configuration, so every replica and restart finds the
+/// one already made.
+const PORTAL_MARK: (&str, &str) = ("spawnpoint", "portal-v1");
 
 impl StripeApi {
     /// A client for `api_base` (Stripe's own, or a stand-in in tests).
@@ -121,7 +125,7 @@ impl StripeApi {
             .app_info("spawnpoint", Some(env!("CARGO_PKG_VERSION").into()), None)
             .build()
             .map_err(|error| StripeApiError::Unavailable(error.to_string()))?;
-        Ok(Self { client })
+        Ok(Self { client, portal_configuration: tokio::sync::OnceCell::new() })
     }
 
     /// Creates the user's Stripe customer. The idempotency key makes two concurrent first checkouts of one user
@@ -227,9 +231,44 @@ impl StripeApi {
 
     /// A Customer Portal session for `customer`, which returns to `return_url`.
     pub async fn portal(&self, customer: &str, return_url: &str) -> Result<String> {
-        let session =
-            CreateBillingPortalSession::new().customer(customer).return_url(return_url).send(&self.client).await?;
+        let configuration = self.portal_configuration.get_or_try_init(|| self.find_or_make_portal()).await?;
+        let session = CreateBillingPortalSession::new()
+            .customer(customer)
+            .return_url(return_url)
+            .configuration(configuration)
+            .send(&self.client)
+            .await?;
         Ok(session.url)
+    }
+
+    /// The portal configuration customers get: payment methods and invoices only. The account's default one
+    /// may let them switch plans or cancel there, which would change what a server is paid for behind
+    /// Spawnpoint's back (a cheaper plan's price for a bigger server); servers change plan and end in the panel.
+    async fn find_or_make_portal(&self) -> Result<String> {
+        // Stripe's largest page; an account has a handful of configurations.
+        let listed = ListBillingPortalConfiguration::new().active(true).limit(100).send(&self.client).await?;
+        let ours = listed.data.into_iter().find(|configuration| {
+            configuration.metadata.as_ref().and_then(|m| m.get(PORTAL_MARK.0)).map(String::as_str)
+                == Some(PORTAL_MARK.1)
+        });
+        if let Some(ours) = ours {
+            return Ok(ours.id.as_str().to_owned());
+        }
+        let features = CreateBillingPortalConfigurationFeatures {
+            invoice_history: Some(InvoiceListParam::new(true)),
+            payment_method_update: Some(PaymentMethodUpdateParam::new(true)),
+            subscription_update: Some(CreateBillingPortalConfigurationFeaturesSubscriptionUpdate::new(false)),
+            subscription_cancel: Some(CreateBillingPortalConfigurationFeaturesSubscriptionCancel::new(false)),
+            ..CreateBillingPortalConfigurationFeatures::default()
+        };
+        let made = CreateBillingPortalConfiguration::new(features)
+            .metadata(metadata(&[PORTAL_MARK]))
+            .customize()
+            .request_strategy(once_for("spawnpoint-portal-configuration-v1"))
+            .send(&self.client)
+            .await?;
+        tracing::info!(configuration = %made.id, "made the Customer Portal configuration (no plan switching)");
+        Ok(made.id.as_str().to_owned())
     }
 
     /// Makes Stripe hold one product per game and one monthly price per plan, as the catalog says. Products are

@@ -1,6 +1,6 @@
 //! The Cloudflare DNS provider: API v4 `dns_records` of one zone, with an API token.
 //!
-//! Records are marked as Spawnpoint's by their comment (`spawnpoint:<server id>`), which is also how drift
+//! Records are marked as Spawnpoint's by their comment (`spawnpoint:<installation>:<server id>`), which is also how drift
 //! repair finds them (`comment.startswith`, every page); records without the mark, or outside the base domain,
 //! are never changed. Requests answered 429 or 5xx, or not answered, are retried with backoff, waiting as long
 //! as `Retry-After` asks; "an identical record already exists" (a create whose response was lost) is success
@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use super::{Dns, DnsError, OwnedRecord, Record, RecordIds, RecordValue, ServerRecords};
 use crate::orchestrator::BoxFuture;
 
-/// The comment that marks a record as Spawnpoint's, followed by the server id.
+/// The comment that marks a record as Spawnpoint's: `spawnpoint:<installation>:<server id>`. Only records
+/// with this installation's mark are ever listed as owned, so another installation's are never collected.
 const MARK: &str = "spawnpoint:";
 /// Short, so a game that moves is found at its new node soon.
 const TTL: u32 = 60;
@@ -73,6 +74,8 @@ impl CloudflareConfig {
 pub struct Cloudflare {
     http: reqwest::Client,
     config: CloudflareConfig,
+    /// `spawnpoint:<installation>:`, what every mark of this installation starts with.
+    mark: String,
 }
 
 /// Why a request failed, before it becomes a message for people.
@@ -174,20 +177,25 @@ impl ApiRecord {
         Some(Record { name: self.name.clone(), value })
     }
 
-    /// The server whose mark it carries.
-    fn server_id(&self) -> Option<&str> {
-        self.comment.as_deref()?.strip_prefix(MARK).filter(|id| !id.is_empty())
+    /// The server whose mark (after `prefix`, this installation's) it carries.
+    fn server_id(&self, prefix: &str) -> Option<&str> {
+        self.comment.as_deref()?.strip_prefix(prefix).filter(|id| !id.is_empty())
     }
 }
 
 impl Cloudflare {
-    pub fn new(config: CloudflareConfig) -> Result<Self, DnsError> {
+    /// A client for `config`'s zone, marking records as `installation`'s.
+    pub fn new(config: CloudflareConfig, installation: &str) -> Result<Self, DnsError> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .build()
             .map_err(|error| DnsError(format!("the HTTP client could not be built: {error}")))?;
-        Ok(Self { http, config })
+        Ok(Self { http, config, mark: format!("{MARK}{installation}:") })
+    }
+
+    fn mark(&self, server_id: &str) -> String {
+        format!("{}{server_id}", self.mark)
     }
 
     fn records_url(&self) -> String {
@@ -261,7 +269,7 @@ impl Cloudflare {
 
     /// The records carrying server `server_id`'s mark.
     async fn owned_by(&self, server_id: &str) -> Result<Vec<ApiRecord>, Failure> {
-        let mark = mark(server_id);
+        let mark = self.mark(server_id);
         let records = self.list(&[("comment", mark.as_str())]).await?;
         Ok(records.into_iter().filter(|record| self.in_base_domain(&record.name)).collect())
     }
@@ -272,7 +280,7 @@ impl Cloudflare {
     }
 
     /// The request body that makes a record `record` of server `server_id`.
-    fn body(record: &Record, server_id: &str) -> Value {
+    fn body(&self, record: &Record, server_id: &str) -> Value {
         let mut body = match &record.value {
             RecordValue::A(ip) => json!({"type": "A", "content": ip.to_string(), "proxied": false}),
             RecordValue::Aaaa(ip) => json!({"type": "AAAA", "content": ip.to_string(), "proxied": false}),
@@ -283,14 +291,14 @@ impl Cloudflare {
         };
         body["name"] = json!(record.name);
         body["ttl"] = json!(TTL);
-        body["comment"] = json!(mark(server_id));
+        body["comment"] = json!(self.mark(server_id));
         body
     }
 
     /// Creates a record. One that exists already, identical (a create whose answer was lost, say), is looked up
     /// and taken over.
     async fn create(&self, record: &Record, server_id: &str) -> Result<String, Failure> {
-        let body = Self::body(record, server_id);
+        let body = self.body(record, server_id);
         match self.call(Method::POST, &self.records_url(), &[], Some(&body)).await {
             Ok(envelope) => created_id(envelope),
             Err(failure) if failure.has_code(IDENTICAL_RECORD_EXISTS) => {
@@ -298,7 +306,7 @@ impl Cloudflare {
                 let same_name = self.list(&[("name", record.name.as_str()), ("type", kind.as_str())]).await?;
                 let twin = same_name.into_iter().find(|found| found.record().is_some_and(|r| r.same_as(record)));
                 let twin = twin.ok_or(failure)?;
-                if twin.server_id() != Some(server_id) {
+                if twin.server_id(&self.mark) != Some(server_id) {
                     // Marked as ours, so drift repair keeps it and deletion removes it.
                     return self.update(&twin.id, record, server_id).await;
                 }
@@ -311,7 +319,7 @@ impl Cloudflare {
     /// Overwrites record `id` with `record`.
     async fn update(&self, id: &str, record: &Record, server_id: &str) -> Result<String, Failure> {
         let url = format!("{}/{id}", self.records_url());
-        self.call(Method::PUT, &url, &[], Some(&Self::body(record, server_id))).await.and_then(created_id)
+        self.call(Method::PUT, &url, &[], Some(&self.body(record, server_id))).await.and_then(created_id)
     }
 
     async fn delete_record(&self, id: &str) -> Result<(), Failure> {
@@ -395,12 +403,12 @@ impl Dns for Cloudflare {
 
     fn owned(&self) -> BoxFuture<'_, Result<Vec<OwnedRecord>, DnsError>> {
         Box::pin(async move {
-            let found = self.list(&[("comment.startswith", MARK)]).await?;
+            let found = self.list(&[("comment.startswith", self.mark.as_str())]).await?;
             Ok(found
                 .into_iter()
                 .filter(|record| self.in_base_domain(&record.name))
                 .filter_map(|record| {
-                    let server_id = record.server_id()?.to_owned();
+                    let server_id = record.server_id(&self.mark)?.to_owned();
                     Some(OwnedRecord { record: record.record(), id: record.id, server_id })
                 })
                 .collect())
@@ -410,10 +418,6 @@ impl Dns for Cloudflare {
     fn delete<'a>(&'a self, record_id: &'a str) -> BoxFuture<'a, Result<(), DnsError>> {
         Box::pin(async move { Ok(self.delete_record(record_id).await?) })
     }
-}
-
-fn mark(server_id: &str) -> String {
-    format!("{MARK}{server_id}")
 }
 
 fn created_id(envelope: Envelope) -> Result<String, Failure> {

@@ -17,10 +17,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
+use catalog::output::LineSplitter;
 use catalog::{Game, ServerId};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _, BufWriter};
 use tokio::process::{ChildStdin, Command};
 use tokio::sync::{Mutex, broadcast, watch};
 
@@ -34,6 +35,10 @@ const BACKLOG_LINES: usize = catalog::console::BACKLOG_LINES;
 /// Output lines a follower may fall behind by before it misses some. The console reads them at once, so this
 /// only matters for bursts while it is busy.
 const FOLLOW_BUFFER: usize = 4096;
+/// How long the output reader waits for followers that are behind before reading on.
+const FOLLOWER_PATIENCE: Duration = Duration::from_millis(100);
+/// How long typing one command may take before the game is reported as not reading its input.
+const TYPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `console.log` is moved to `console.log.1` past this size, so a chatty game cannot fill the disk.
 const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -203,13 +208,36 @@ impl LocalDriver {
             let followers = followers.clone();
             let (ready_line, ready) = (ready_line.clone(), ready.clone());
             tokio::spawn(async move {
-                let mut lines = BufReader::new(output).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    log.lock().await.append(&line).await;
-                    if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
-                        process.set_phase(ready.clone(), &events);
+                // Bytes, not `lines()`: a line that is not UTF-8 would end that reader, and then the pipe would
+                // fill and the game block on its next write.
+                let (mut output, mut splitter) = (output, LineSplitter::default());
+                let mut chunk = vec![0; 64 * 1024];
+                loop {
+                    let (lines, ended) = match output.read(&mut chunk).await {
+                        Ok(0) | Err(_) => (splitter.finish().into_iter().collect(), true),
+                        Ok(n) => (splitter.push(&chunk[..n]), false),
+                    };
+                    // Backpressure: while what was read is still waiting for the console, wait (a little) before
+                    // reading on, so a game printing in a loop is slowed by its pipe instead of lapping its
+                    // followers. Bounded, so no follower can stall the game's output for long.
+                    let deadline = tokio::time::Instant::now() + FOLLOWER_PATIENCE;
+                    while followers.len() > FOLLOW_BUFFER / 2 && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    process.remember(line, &followers);
+                    let mut log = log.lock().await;
+                    for line in lines {
+                        log.append(&line).await;
+                        if ready_line.as_deref().is_some_and(|ready| line.contains(ready)) {
+                            process.set_phase(ready.clone(), &events);
+                        }
+                        process.remember(line, &followers);
+                    }
+                    // Once per read rather than per line: a game printing in a loop is written out in large
+                    // writes, and what it printed is in the file as soon as it pauses.
+                    log.flush().await;
+                    if ended {
+                        break;
+                    }
                 }
             });
         }
@@ -234,11 +262,10 @@ impl LocalDriver {
 async fn end(process: &Process, grace: Duration) {
     let mut phase = process.phase.subscribe();
     let exited = |phase: &Phase| matches!(phase, Phase::Exited { .. });
-    if let Some(command) = &process.stop_command
-        && let Some(stdin) = process.stdin.lock().await.as_mut()
-    {
-        let _ = stdin.write_all(format!("{command}\n").as_bytes()).await;
-        let _ = stdin.flush().await;
+    if let Some(command) = &process.stop_command {
+        // A game that stopped reading its input (or a command stuck writing to it) must not hold up the stop:
+        // the signals come next either way.
+        let _ = process.type_line(command, grace).await;
     }
     for signal in [None, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
         if let Some(signal) = signal {
@@ -271,6 +298,25 @@ impl Process {
 
     fn observed(&self) -> Observed {
         Observed { id: self.id.clone(), generation: self.generation, phase: self.phase.borrow().clone() }
+    }
+
+    /// Writes `line` and a newline to the game's input, giving up after `timeout` (a game that does not read
+    /// its input fills the pipe, and the write would wait for ever). A write given up on may have left part of
+    /// its line in the pipe, which the game reads joined to the next one; a game in that state is not reading
+    /// its input anyway.
+    async fn type_line(&self, line: &str, timeout: Duration) -> Result<(), Typed> {
+        let typed = async {
+            let mut stdin = self.stdin.lock().await;
+            let stdin = stdin.as_mut().ok_or(Typed::Closed)?;
+            stdin.write_all(format!("{line}\n").as_bytes()).await.map_err(Typed::Failed)?;
+            stdin.flush().await.map_err(Typed::Failed)
+        };
+        tokio::time::timeout(timeout, typed).await.unwrap_or_else(|_| {
+            Err(Typed::Failed(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the game is not reading its console input",
+            )))
+        })
     }
 
     fn has_exited(&self) -> bool {
@@ -405,15 +451,12 @@ impl Orchestrator for LocalDriver {
         Box::pin(async move {
             let process =
                 self.processes.lock().await.get(id).cloned().ok_or_else(|| DriverError::NotRunning(id.clone()))?;
-            let mut stdin = process.stdin.lock().await;
-            let stdin = stdin.as_mut().ok_or_else(|| DriverError::NotRunning(id.clone()))?;
-            let written = async {
-                stdin.write_all(format!("{line}\n").as_bytes()).await?;
-                stdin.flush().await
-            };
-            written
-                .await
-                .map_err(|source| DriverError::Io { context: format!("typing on server {id}'s console"), source })
+            process.type_line(line, TYPE_TIMEOUT).await.map_err(|error| match error {
+                Typed::Closed => DriverError::NotRunning(id.clone()),
+                Typed::Failed(source) => {
+                    DriverError::Io { context: format!("typing on server {id}'s console"), source }
+                }
+            })
         })
     }
 
@@ -481,7 +524,14 @@ struct LogFile {
     path: PathBuf,
     /// Rotate past this many bytes.
     limit: u64,
-    open: Option<(tokio::fs::File, u64)>,
+    open: Option<(BufWriter<tokio::fs::File>, u64)>,
+}
+
+/// Why a line could not be typed on a game's console.
+enum Typed {
+    /// The game's input is closed: it is not running.
+    Closed,
+    Failed(std::io::Error),
 }
 
 impl LogFile {
@@ -489,8 +539,10 @@ impl LogFile {
         Self { path, limit, open: None }
     }
 
+    /// Adds a line; it reaches the file at the next [`Self::flush`].
     async fn append(&mut self, line: &str) {
         if self.open.as_ref().is_some_and(|(_, written)| *written > self.limit) {
+            self.flush().await;
             self.open = None;
             let _ = tokio::fs::rename(&self.path, self.path.with_extension("log.1")).await;
         }
@@ -498,13 +550,19 @@ impl LogFile {
             let file = tokio::fs::OpenOptions::new().create(true).append(true).open(&self.path).await;
             let Ok(file) = file else { return };
             let written = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-            self.open = Some((file, written));
+            self.open = Some((BufWriter::with_capacity(64 * 1024, file), written));
         }
         if let Some((file, written)) = self.open.as_mut()
-            && file.write_all(format!("{line}\n").as_bytes()).await.is_ok()
+            && file.write_all(line.as_bytes()).await.is_ok()
+            && file.write_all(b"\n").await.is_ok()
         {
             *written += line.len() as u64 + 1;
-            // tokio hands writes to a background thread; flushing makes the line readable in the file now.
+        }
+    }
+
+    /// Makes what was appended readable in the file.
+    async fn flush(&mut self) {
+        if let Some((file, _)) = self.open.as_mut() {
             let _ = file.flush().await;
         }
     }
@@ -528,6 +586,7 @@ mod tests {
         for _ in 0..25 {
             log.append(&line).await;
         }
+        log.flush().await;
         let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         // Rotated after lines 11 and 22: the oldest batch is dropped, the one before the current file is kept.
         let old = path.with_extension("log.1");
@@ -538,6 +597,8 @@ mod tests {
         let before = size(&path);
         let mut again = LogFile::new(path.clone(), 1000);
         again.append("after a restart").await;
+        assert_eq!(size(&path), before, "held until flushed");
+        again.flush().await;
         assert_eq!(size(&path), before + 16);
     }
 }

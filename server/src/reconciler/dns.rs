@@ -82,6 +82,8 @@ impl Reconciler {
         for record in owned {
             found.entry(record.server_id.clone()).or_default().push(record);
         }
+        // Servers with records in the zone, to weigh the strays against.
+        let servers = found.len();
         let mut suspects = Vec::new();
         for row in rows {
             let theirs = found.remove(row.id.as_str()).unwrap_or_default();
@@ -107,6 +109,9 @@ impl Reconciler {
             }
         }
         let Some(dns) = &self.dns else { return suspects };
+        if !self.may_collect("DNS records", found.len(), servers).await {
+            return suspects;
+        }
         for (server, records) in found {
             for record in records {
                 tracing::info!(%server, record = %record.id, "deleting a DNS record of a server that no longer exists");

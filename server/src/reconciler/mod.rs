@@ -12,6 +12,7 @@
 //! where its game runs ([`dns`]).
 
 mod dns;
+pub mod guard;
 mod memory;
 mod pass;
 mod queue;
@@ -25,6 +26,7 @@ use catalog::{Catalog, ServerId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use self::guard::DeletionGuard;
 use self::memory::{DnsMemory, Memory, Notes, doubled};
 use self::queue::{Claim, Timers, WorkQueue};
 use crate::billing::Payments;
@@ -87,6 +89,8 @@ pub struct Clients {
     pub driver: Arc<dyn Orchestrator>,
     /// Who publishes servers' DNS names, if anyone.
     pub dns: Option<Arc<dyn Dns>>,
+    /// The brake on deleting many orphans at once, which `/ready` reports.
+    pub guard: Arc<DeletionGuard>,
 }
 
 /// What the reconciler works with: the rows, the outside systems and its memory of each server.
@@ -108,8 +112,10 @@ pub struct Reconciler {
     passes: tokio::sync::Semaphore,
     memory: Notes<Memory>,
     dns_memory: Notes<DnsMemory>,
-    /// Stored data without a row, found by the last resync, to be destroyed.
+    /// Game servers and stored data without a row, found by the last resync and let through by the guard: the
+    /// only ones a pass destroys.
     orphans: Mutex<HashSet<ServerId>>,
+    guard: Arc<DeletionGuard>,
     /// When the zone was last compared with the rows.
     dns_compared: Mutex<Option<Instant>>,
     stopping: AtomicBool,
@@ -118,7 +124,7 @@ pub struct Reconciler {
 impl Reconciler {
     /// A reconciler over `clients`; `backoff` as in [`Reconciler`]'s field.
     pub fn new(clients: Clients, config: ReconcilerConfig, backoff: Duration) -> Arc<Self> {
-        let Clients { repo, subscriptions, catalog, driver, dns } = clients;
+        let Clients { repo, subscriptions, catalog, driver, dns, guard } = clients;
         let (queue, timers) = WorkQueue::new();
         let payments = subscriptions.payments().clone();
         Arc::new(Self {
@@ -136,6 +142,7 @@ impl Reconciler {
             memory: Notes::default(),
             dns_memory: Notes::default(),
             orphans: Mutex::default(),
+            guard,
             dns_compared: Mutex::default(),
             stopping: AtomicBool::new(false),
         })
@@ -226,6 +233,7 @@ impl Reconciler {
             due.extend(self.compare_dns(&rows, owned).await);
         }
         let mut with_rows = HashSet::new();
+        let seen_ids: HashSet<ServerId> = observed.keys().cloned().collect();
         for row in rows {
             let seen = observed.remove(&row.id);
             if !pass::in_sync(&row, seen.as_ref(), self.dns.is_some()) || self.subscriptions.overdue(&row) {
@@ -233,19 +241,38 @@ impl Reconciler {
             }
             with_rows.insert(row.id);
         }
-        // Running without a row.
-        due.extend(observed.into_keys());
+        // Running without a row, or stored without one: orphans, collected unless there are too many at once.
+        let mut existing: HashSet<ServerId> = with_rows.iter().filter(|id| seen_ids.contains(*id)).cloned().collect();
+        let mut orphans: HashSet<ServerId> = observed.into_keys().collect();
         match self.driver.stored().await {
             Ok(stored) => {
-                let orphans: Vec<ServerId> = stored.into_iter().filter(|id| !with_rows.contains(id)).collect();
-                self.orphans.lock().unwrap_or_else(PoisonError::into_inner).extend(orphans.iter().cloned());
-                due.extend(orphans);
+                existing.extend(stored.iter().filter(|id| with_rows.contains(*id)).cloned());
+                orphans.extend(stored.into_iter().filter(|id| !with_rows.contains(id)));
             }
             Err(error) => tracing::warn!(error = %crate::error::chain(&error), "resync could not list stored data"),
+        }
+        let (found, everything) = (orphans.len(), orphans.len() + existing.len());
+        if self.may_collect("game servers", found, everything).await {
+            self.orphans.lock().unwrap_or_else(PoisonError::into_inner).extend(orphans.iter().cloned());
+            due.extend(orphans);
         }
         for id in due {
             self.schedule(&id);
         }
+    }
+
+    /// Whether `orphans` of `existing` `what`s may be deleted now ([`guard`]); an operator's release
+    /// (`spawnpoint orphans release`) is only looked up when it is needed.
+    async fn may_collect(&self, what: &'static str, orphans: usize, existing: usize) -> bool {
+        let released = guard::too_many(orphans, existing)
+            && match self.repo.db().collection_released().await {
+                Ok(released) => released,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read whether orphan collection is released; holding");
+                    false
+                }
+            };
+        self.guard.allow(what, orphans, existing, released)
     }
 
     /// Whether the zone is due to be compared with the rows; if so, the comparison counts as made now.

@@ -34,9 +34,10 @@ impl Reconciler {
         let observed = self.driver.phase(id).await;
         let Some(row) = row else {
             self.forget(id);
-            let stored_orphan = self.orphans.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-            if observed.is_some() || stored_orphan {
-                // Something runs that no row asks for: an orphan.
+            // Something runs or is stored that no row asks for: an orphan, destroyed only once a resync has
+            // counted it among the others and the guard let it through.
+            let collected = self.orphans.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+            if collected {
                 tracing::warn!(server = %id, "removing a game server that has no row");
                 self.driver.destroy(id).await?;
             }
@@ -284,6 +285,7 @@ mod tests {
             current_period_end: None,
             billing_settled: false,
             billing_event_at: None,
+            price_mismatch: None,
             created_at: 0,
             version: 0,
         }

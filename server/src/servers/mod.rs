@@ -12,6 +12,7 @@ pub mod repo;
 pub mod routes;
 pub mod row;
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use app::context::{BoxFuture, authorize};
@@ -21,6 +22,7 @@ use catalog::account::{Resource, User};
 use catalog::billing::Billed;
 use catalog::gameserver::{GameServer, ServerEvent, check_name, server_id};
 use catalog::{Action, Catalog, PublicGame, ServerId};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::broadcast;
 
 use self::repo::{NewServer, ServerRepo, ServerRow};
@@ -72,7 +74,13 @@ pub struct ServerService {
     max_per_customer: u32,
     /// The time billing deadlines are judged by.
     clock: crate::clock::Clock,
+    /// Console commands per server: each one is a write to the game's input, and on Kubernetes a
+    /// `pods/attach` call, so however many consoles are open they come at most this fast.
+    commands: DefaultKeyedRateLimiter<ServerId>,
 }
+
+/// Console commands a server takes per second (and at once, in a burst).
+pub const COMMANDS_PER_SECOND: NonZeroU32 = NonZeroU32::new(10).expect("non-zero");
 
 impl ServerService {
     pub fn new(
@@ -83,7 +91,8 @@ impl ServerService {
         max_per_customer: u32,
         clock: crate::clock::Clock,
     ) -> Self {
-        Self { repo, catalog, driver, payments, max_per_customer, clock }
+        let commands = DefaultKeyedRateLimiter::keyed(Quota::per_second(COMMANDS_PER_SECOND));
+        Self { repo, catalog, driver, payments, max_per_customer, clock, commands }
     }
 
     /// Every change to any server from now on. A receiver that falls behind gets `Lagged` and should reload.
@@ -112,6 +121,10 @@ impl ServerService {
     /// Types `line` on the server's console, for its owner or an administrator.
     pub async fn type_command(&self, user: &User, id: &ServerId, line: &str) -> Result<(), AppError> {
         self.visible(user, id).await?;
+        if self.commands.len() > 10_000 {
+            self.commands.retain_recent();
+        }
+        self.commands.check_key(id).map_err(|_| AppError::RateLimited { retry_after: 1 })?;
         self.driver.send_input(id, line).await.map_err(Error::from)?;
         // The command itself is not logged: people type passwords into game consoles.
         tracing::info!(server = %id, user = %user.id, bytes = line.len(), "console command");
@@ -179,7 +192,7 @@ impl Servers for ServerService {
             let limit = if user.is_admin() { i64::MAX } else { i64::from(self.max_per_customer) };
             let billed = Billed::created(self.payments.enabled(), self.clock.now());
             for _ in 0..3 {
-                let id = server_id(&user.id, &game.id, &uuid::Uuid::new_v4().simple().to_string());
+                let id = server_id(&game.id, &uuid::Uuid::new_v4().simple().to_string());
                 let new = NewServer { id: &id, user_id: &user.id, name: &name, game: &game.id, plan: &plan.id, billed };
                 // The answer is the row as written, before the reconciler has moved it on.
                 if let Some(row) = self.repo.insert(&new, limit).await.map_err(Error::from)? {

@@ -22,7 +22,7 @@ use crate::orchestrator::{BoxFuture, DriverError, PortBook, PortClaim};
 const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, status_detail, node_ip, port, \
                        generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, dns_detail, \
                        delete_after, stripe_subscription_id, checkout_session_id, checkout_url, subscription_status, \
-                       current_period_end, subscription_ended_at, billing_event_at, created_at, version";
+                       current_period_end, subscription_ended_at, billing_event_at, price_mismatch, created_at, version";
 
 /// A server to record.
 pub struct NewServer<'a> {
@@ -41,6 +41,8 @@ pub struct PaymentWrite<'a> {
     /// The status message it then has.
     pub message: Option<String>,
     pub change: &'a Change,
+    /// What the subscription's price is for, when that is not the server's plan, as recorded from now on.
+    pub price_mismatch: Option<String>,
     /// When the event was created at the provider.
     pub created: i64,
 }
@@ -92,6 +94,12 @@ impl ServerRepo {
     /// quota, or an id already taken).
     pub async fn insert(&self, new: &NewServer<'_>, limit: i64) -> Result<Option<ServerRow>> {
         let at = now();
+        let mut tx = self.db.pool().begin().await?;
+        // The count below and the insert are one statement, but under PostgreSQL's READ COMMITTED two of them
+        // running at once each count the other's row as absent. Writing the owner's row first makes a second
+        // create of the same owner wait for the first to commit, then count afresh (a new statement, a new
+        // snapshot); on SQLite the write takes the database's one write lock, with the same effect.
+        sqlx::query("UPDATE users SET id = id WHERE id = $1").bind(new.user_id.to_string()).execute(&mut *tx).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at, delete_after) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9 \
@@ -107,8 +115,9 @@ impl ServerRepo {
         .bind(at)
         .bind(limit)
         .bind(new.billed.delete_after)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         let row = row.as_ref().map(ServerRow::read).transpose()?;
         if let Some(row) = &row {
             self.publish(row);
@@ -306,7 +315,7 @@ impl ServerRepo {
              expired_at = CASE WHEN $3 = 'expired' THEN $2 ELSE expired_at END, \
              stripe_subscription_id = COALESCE($6, stripe_subscription_id), \
              subscription_status = COALESCE($7, subscription_status), \
-             current_period_end = COALESCE($8, current_period_end), billing_event_at = $9",
+             current_period_end = COALESCE($8, current_period_end), billing_event_at = $9, price_mismatch = $11",
             "status = $10 AND (billing_event_at IS NULL OR billing_event_at <= $9)",
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -320,6 +329,7 @@ impl ServerRepo {
             .bind(write.change.period_end)
             .bind(write.created)
             .bind(write.from.as_str())
+            .bind(write.price_mismatch.clone())
             .fetch_optional(&mut *conn)
             .await?;
         row.as_ref().map(ServerRow::read).transpose()

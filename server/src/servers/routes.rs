@@ -55,7 +55,7 @@ async fn events(
     // Subscribed before reading the snapshot: a change in between then arrives twice, never not at all.
     let changes = state.servers.subscribe();
     let snapshot = state.servers.list(&session.user, query.all).await?;
-    let user = session.user;
+    let user = session.user.clone();
     let visible = move |event: &ServerEvent| query.all || *event.user_id() == user.id;
     let first = stream::iter(snapshot.into_iter().map(|server| ServerEvent::Changed { server }));
     let then = stream::unfold((changes, visible), |(mut changes, visible)| async move {
@@ -71,7 +71,13 @@ async fn events(
     })
     .take_while(|event| std::future::ready(event.is_some()))
     .filter_map(std::future::ready);
-    let events = first.chain(then).map(|event| Ok(Event::default().json_data(&event).unwrap_or_default()));
+    // The stream ends with the session (the browser's reconnect then gets a 401), and holds its user's place
+    // among live connections until it does.
+    let slot = state.auth.open_live(&session)?;
+    let events = first.chain(then).take_until(state.auth.session_ended(&session)).map(move |event| {
+        let _held = &slot;
+        Ok(Event::default().json_data(&event).unwrap_or_default())
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -52,6 +52,9 @@ pub struct ServerRow {
     pub billing_settled: bool,
     /// When the newest payment event applied to it was created (Unix seconds).
     pub billing_event_at: Option<i64>,
+    /// What the subscription's price is for (`<product>/<plan>`) when that is not this server's plan: the server
+    /// then counts as unpaid.
+    pub price_mismatch: Option<String>,
     pub created_at: i64,
     pub version: i64,
 }
@@ -78,6 +81,7 @@ impl ServerRow {
             dns_error: row.try_get("dns_error")?,
             dns_detail: row.try_get("dns_detail")?,
             delete_after: row.try_get("delete_after")?,
+            price_mismatch: row.try_get("price_mismatch")?,
             subscription: row.try_get("stripe_subscription_id")?,
             subscription_status: row.try_get::<Option<String>, _>("subscription_status")?.map(SubscriptionStatus::from),
             checkout_session: row.try_get("checkout_session_id")?,

@@ -13,8 +13,8 @@ use app::billing::ssr::BillingPages;
 use app::context::BoxFuture;
 use app::error::AppError;
 use catalog::account::User;
-use catalog::billing::{BillingOverview, GRACE_PERIOD_SECS, Subscription};
-use catalog::{Catalog, Notice, ServerStatus};
+use catalog::billing::{BillingOverview, GRACE_PERIOD_SECS, Subscription, price_plan, product_id};
+use catalog::{Catalog, Notice, Payment, ServerStatus};
 
 use crate::billing::{Event, Payments};
 use crate::clock::Clock;
@@ -101,11 +101,28 @@ impl Subscriptions {
                 tx.commit().await?;
                 return Ok(Applied::Stale);
             }
-            let next = change.payment.and_then(|payment| row.billed().after(payment, self.clock.now()));
+            // A subscription pays for the plan its price is for: one for another plan (switched at the provider,
+            // or a cheaper plan's subscription pointed at this server) is recorded, and its payments count as none
+            // until a subscription event shows a price of this plan again.
+            let expected = price_plan(&product_id(&row.game), &row.plan);
+            let mismatch = match &change.price_plan {
+                Some(seen) => (*seen != expected).then(|| seen.clone()),
+                None => row.price_mismatch.clone(),
+            };
+            if let Some(key) = mismatch.as_deref().filter(|_| mismatch != row.price_mismatch) {
+                tracing::warn!(server = %row.id, expected, found = key, "subscription price is not the server's plan");
+            }
+            let payment = match (change.payment, &mismatch) {
+                (Some(Payment::Paid), Some(_)) => Some(Payment::Lapsed),
+                (payment, _) => payment,
+            };
+            let next = payment.and_then(|payment| row.billed().after(payment, self.clock.now()));
+            let grace_days = GRACE_PERIOD_SECS / 86_400;
             let message = match next.map(|next| next.status) {
-                Some(ServerStatus::Expired) => {
-                    Some(Notice::Unpaid { grace_days: GRACE_PERIOD_SECS / 86_400 }.to_string())
+                Some(ServerStatus::Expired) if mismatch.is_some() => {
+                    Some(Notice::PlanMismatch { grace_days }.to_string())
                 }
+                Some(ServerStatus::Expired) => Some(Notice::Unpaid { grace_days }.to_string()),
                 Some(ServerStatus::Deleted) => Some(Notice::CheckoutAbandoned.to_string()),
                 Some(_) => None,
                 // Nothing moves: the message stays as it is.
@@ -116,6 +133,7 @@ impl Subscriptions {
                 to: next.unwrap_or(row.billed()),
                 message,
                 change: &change,
+                price_mismatch: mismatch.clone(),
                 created: event.created,
             };
             let Some(written) = self.repo.write_payment(&mut tx, &row.id, &write).await? else { continue };

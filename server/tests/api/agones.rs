@@ -18,6 +18,7 @@ both_databases!(
     api_errors_and_broken_watches_are_survived,
     an_api_server_that_hangs_fails_the_start_which_is_retried,
     a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back,
+    objects_made_before_installations_are_taken_over_without_a_restart,
 );
 
 async fn on_simulator(backend: Backend) -> (Simulator, TestApp) {
@@ -142,10 +143,18 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
         "template": { "spec": { "containers": [{ "name": "x", "image": "x" }] } },
     });
     sim.insert("gameservers", "gameservers", json!({ "metadata": { "name": "someone-elses" }, "spec": spec }));
+    let installation = app.installation().await;
+    let managed = |installation: &str| json!({ "app.kubernetes.io/managed-by": "spawnpoint", "spawnpoint.io/installation": installation });
     sim.insert(
         "gameservers",
         "gameservers",
-        json!({ "metadata": { "name": "left-behind", "labels": { "app.kubernetes.io/managed-by": "spawnpoint" } }, "spec": spec }),
+        json!({ "metadata": { "name": "left-behind", "labels": managed(&installation) }, "spec": spec }),
+    );
+    // Another installation's (another panel on the cluster, or this one's world before a database mix-up).
+    sim.insert(
+        "gameservers",
+        "gameservers",
+        json!({ "metadata": { "name": "theirs", "labels": managed("another") }, "spec": spec }),
     );
     let claim = |name: &str, labels: Value| {
         json!({
@@ -153,7 +162,11 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
             "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
         })
     };
-    let ours = json!({ "app.kubernetes.io/managed-by": "spawnpoint", "spawnpoint.io/server-id": "gone-de-123456" });
+    let mut ours = managed(&installation);
+    ours["spawnpoint.io/server-id"] = "gone-de-123456".into();
+    let mut theirs = managed("another");
+    theirs["spawnpoint.io/server-id"] = "their-de-123456".into();
+    sim.insert("persistentvolumeclaims", "gameservers", claim("their-de-123456-data", theirs));
     sim.insert("persistentvolumeclaims", "gameservers", claim("gone-de-123456-data", ours));
     sim.insert("persistentvolumeclaims", "gameservers", claim("someones-data", json!({ "app": "db" })));
     eventually("the managed orphan is removed", || named(&sim.objects("gameservers"), "left-behind").is_none()).await;
@@ -164,6 +177,8 @@ async fn only_labelled_orphans_are_removed(backend: Backend) {
     assert!(named(&sim.objects("persistentvolumeclaims"), "someones-data").is_some(), "a claim it does not own stays");
     app.reconciled().await;
     assert!(named(&sim.objects("gameservers"), "someone-elses").is_some(), "what Spawnpoint does not own is untouched");
+    assert!(named(&sim.objects("gameservers"), "theirs").is_some(), "nor another installation's");
+    assert!(named(&sim.objects("persistentvolumeclaims"), "their-de-123456-data").is_some(), "nor its claims");
     drop(app);
 }
 
@@ -254,4 +269,48 @@ async fn an_api_server_that_hangs_fails_the_start_which_is_retried(backend: Back
     app.running(&token, &id).await;
     assert_eq!(sim.objects("gameservers").len(), 1, "nothing duplicated");
     assert_eq!(sim.objects("persistentvolumeclaims").len(), 1);
+}
+
+/// GameServers and claims made by a Spawnpoint from before objects carried their installation: the next start
+/// stamps those of its own rows (and only those) and carries on with them, the game never restarted.
+async fn objects_made_before_installations_are_taken_over_without_a_restart(backend: Backend) {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
+    let binary = Binary::new(TestDriver::Agones, dir.clone(), database).await;
+    let cluster = binary.cluster().expect("a cluster");
+    let first = binary.start();
+    let app = first.healthy().await;
+    let token = app.signed_up("old@example.com").await;
+    let id = app.created(&token, "demo", "tiny").await;
+    app.running(&token, &id).await;
+    let pid = app.game_pid(&id).expect("running");
+    first.kill();
+
+    // As the older version left them: no installation label. And a stranger's unlabelled claim, with no row.
+    let unstamp = |object: &mut Value| {
+        object["metadata"]["labels"].as_object_mut().expect("labels").remove("spawnpoint.io/installation");
+    };
+    cluster.edit("gameservers", "gameservers", &id, unstamp);
+    cluster.edit("persistentvolumeclaims", "gameservers", &format!("{id}-data"), unstamp);
+    let stranger = json!({
+        "metadata": { "name": "old-de-000000-data", "labels": { "app.kubernetes.io/managed-by": "spawnpoint", "spawnpoint.io/server-id": "old-de-000000" } },
+        "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
+    });
+    cluster.insert("persistentvolumeclaims", "gameservers", stranger);
+
+    let second = binary.start();
+    let app = second.healthy().await;
+    let token = app.login_token("old@example.com").await;
+    let installation = app.installation().await;
+    let label = |plural: &str, name: &str| {
+        let objects = cluster.objects(plural);
+        let object = objects.iter().find(|o| o["metadata"]["name"] == name).cloned().unwrap_or_default();
+        object["metadata"]["labels"]["spawnpoint.io/installation"].as_str().map(str::to_owned)
+    };
+    assert_eq!(label("gameservers", &id), Some(installation.clone()));
+    assert_eq!(label("persistentvolumeclaims", &format!("{id}-data")), Some(installation));
+    assert_eq!(app.running(&token, &id).await["status"], "running");
+    assert_eq!(app.game_pid(&id), Some(pid), "the same game, never restarted");
+    // What no row asks for is not stamped (so never listed as this installation's): it may be another's.
+    assert_eq!(label("persistentvolumeclaims", "old-de-000000-data"), None);
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use catalog::Catalog;
+use catalog::billing::{lookup_key, product_id};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use server::billing::stripe::StripeConfig;
@@ -29,6 +30,7 @@ both_databases!(
     deleting_cancels_the_subscription_first_and_retries_while_stripe_is_down,
     an_abandoned_checkout_is_deleted_after_a_day,
     an_event_whose_handler_dies_before_applying_it_is_applied_when_redelivered,
+    a_subscription_for_another_plan_does_not_pay_for_the_server,
 );
 
 every_driver!(a_paid_server_expires_comes_back_with_its_data_and_is_deleted_after_the_grace_period);
@@ -316,6 +318,17 @@ async fn reference_events_drive_the_right_transitions_once_and_in_order(backend:
     let created = create(&b.app, &token, "tiny").await;
     let id = created["id"].as_str().expect("id").to_owned();
     let fixture = |file: &str| reference_json(&reference, &format!("stripe/events/{file}"));
+    // A subscription event about `server`: the fixtures' prices are not Spawnpoint's, and a subscription pays
+    // for a server only when its price is for that server's plan.
+    let subscription_event = |file: &str, server: &str| {
+        let mut event = fixture(file);
+        event["data"]["object"]["metadata"] = json!({ "server_id": server });
+        for item in event["data"]["object"]["items"]["data"].as_array_mut().into_iter().flatten() {
+            item["price"]["product"] = product_id("demo").into();
+            item["price"]["metadata"] = json!({ "plan": "tiny" });
+        }
+        event
+    };
     // Each delivery gets its own id (two fixtures share one) and a later `created`.
     let mut step = now();
     let mut next = |mut event: Value| {
@@ -366,15 +379,12 @@ async fn reference_events_drive_the_right_transitions_once_and_in_order(backend:
     b.app.wait_for(&token, &id, "paid by invoice.paid", &paid).await;
     assert_eq!(billing(&b.app, &token).await["subscriptions"][0]["renews_at"], 1_645_323_680);
 
-    let mut deleted = fixture("customer.subscription.deleted.stripe-sync-engine.json");
-    deleted["data"]["object"]["metadata"] = json!({ "server_id": id });
-    let deleted = next(deleted);
+    let deleted = next(subscription_event("customer.subscription.deleted.stripe-sync-engine.json", &id));
     assert_eq!(deliver(&b.app, &deleted).await, 200);
     b.app.wait_for(&token, &id, "expired by a cancelled subscription", &expired).await;
     assert_eq!(billing(&b.app, &token).await["subscriptions"][0]["status"], "canceled");
 
-    let mut updated = fixture("customer.subscription.updated.stripe-sync-engine.json");
-    updated["data"]["object"]["metadata"] = json!({ "server_id": id });
+    let updated = subscription_event("customer.subscription.updated.stripe-sync-engine.json", &id);
     assert_eq!(deliver(&b.app, &next(updated)).await, 200);
     b.app.wait_for(&token, &id, "active again", &paid).await;
     assert_eq!(billing(&b.app, &token).await["subscriptions"][0]["status"], "active");
@@ -391,9 +401,8 @@ async fn reference_events_drive_the_right_transitions_once_and_in_order(backend:
     // Unknown types, and events about servers not known here: taken, and nothing changes.
     let dotnet = reference_json(&reference, "stripe/stripe-dotnet-event_test_signature.json");
     assert_eq!(deliver(&b.app, &next(dotnet)).await, 200);
-    let mut strangers = fixture("customer.subscription.created.stripe-sync-engine.json");
-    strangers["data"]["object"]["metadata"] = json!({ "server_id": "nosuchserver" });
-    assert_eq!(deliver(&b.app, &next(strangers.clone())).await, 200);
+    let strangers = subscription_event("customer.subscription.created.stripe-sync-engine.json", "nosuchserver");
+    assert_eq!(deliver(&b.app, &next(strangers)).await, 200);
     b.app.reconciled_server(&id).await;
     b.app.reconciled().await;
     assert!(paid(&server(&b.app, &token, &id).await), "still paid for");
@@ -402,8 +411,8 @@ async fn reference_events_drive_the_right_transitions_once_and_in_order(backend:
     // customer.subscription.created (active) alone provisions an unpaid server too.
     let other = create(&b.app, &token, "tiny").await;
     let other_id = other["id"].as_str().expect("id");
-    strangers["data"]["object"]["metadata"] = json!({ "server_id": other_id });
-    assert_eq!(deliver(&b.app, &next(strangers)).await, 200);
+    let mine = subscription_event("customer.subscription.created.stripe-sync-engine.json", other_id);
+    assert_eq!(deliver(&b.app, &next(mine)).await, 200);
     b.app.wait_for(&token, other_id, "provisioned by subscription.created", &paid).await;
 }
 
@@ -638,6 +647,22 @@ async fn the_billing_page_shows_plan_price_status_and_renewal_and_opens_the_port
     let request =
         b.stripe.requests().into_iter().rfind(|r| r.is("POST", "/v1/billing_portal/sessions")).expect("asked");
     assert_eq!(request.param("return_url"), Some("https://panel.example.com/billing"));
+    // The portal may change payment methods and show invoices, never switch the plan a server is paid for.
+    let configuration = b
+        .stripe
+        .requests()
+        .into_iter()
+        .find(|r| r.is("POST", "/v1/billing_portal/configurations"))
+        .expect("a portal configuration was made");
+    assert_eq!(configuration.param("features[subscription_update][enabled]"), Some("false"));
+    assert_eq!(configuration.param("features[payment_method_update][enabled]"), Some("true"));
+    let made = b.stripe.portal_configurations();
+    assert_eq!(made.len(), 1);
+    assert_eq!(request.param("configuration"), made[0]["id"].as_str(), "the session uses it");
+    // A second visit reuses it.
+    let again = b.app.client.post(b.app.url("/api/billing/portal")).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(again.status(), 200);
+    assert_eq!(b.stripe.portal_configurations().len(), 1);
 
     // Someone else sees none of it.
     let other = b.app.signed_up("other@example.com").await;
@@ -681,4 +706,36 @@ async fn an_event_whose_handler_dies_before_applying_it_is_applied_when_redelive
     assert_eq!(stored, 1, "recorded once");
     // And a third delivery is a redelivery: answered, and nothing changes.
     assert_eq!(post_webhook(&b.app, &body, Some(&signature)).await, 200);
+}
+
+async fn a_subscription_for_another_plan_does_not_pay_for_the_server(backend: Backend) {
+    let Some(b) = billed(backend, TestDriver::Local).await else { return };
+    let token = b.app.signed_up("payer@example.com").await;
+    let created = create(&b.app, &token, "small").await;
+    let id = created["id"].as_str().expect("id");
+    let subscription = pay(&b, &created).await;
+    assert_eq!(subscription["items"]["data"][0]["price"]["lookup_key"], lookup_key("demo", "small"));
+    b.app.running(&token, id).await;
+
+    // The customer switches the subscription to the cheaper plan at the provider: the server is not paid for.
+    let tiny = b.stripe.prices().into_iter().find(|p| p["lookup_key"] == lookup_key("demo", "tiny")).expect("tiny");
+    let mut cheaper = subscription.clone();
+    cheaper["items"]["data"][0]["price"] = tiny;
+    assert_eq!(deliver(&b.app, &event("customer.subscription.updated", &cheaper, now())).await, 200);
+    let shown = b.app.wait_for(&token, id, "unpaid", in_state(&["expired"])).await;
+    let message = shown["status_message"].as_str().expect("a message");
+    assert!(message.contains("not this server's plan"), "{message}");
+    // Its invoices, paid, do not pay for it either while the subscription is for another plan.
+    let invoice = b.stripe.invoice(&subscription, true, now() + 30 * 86_400);
+    assert_eq!(deliver(&b.app, &event("invoice.paid", &invoice, now() + 1)).await, 200);
+    b.app.reconciled_server(id).await;
+    assert_eq!(server(&b.app, &token, id).await["status"], "expired");
+
+    // Back on its own plan (an older price of it, as after a price change, counts the same): paid again.
+    let mut older = subscription.clone();
+    older["items"]["data"][0]["price"]["lookup_key"] = serde_json::Value::Null;
+    older["items"]["data"][0]["price"]["id"] = "price_old".into();
+    let subscription = older;
+    assert_eq!(deliver(&b.app, &event("customer.subscription.updated", &subscription, now() + 2)).await, 200);
+    b.app.running(&token, id).await;
 }

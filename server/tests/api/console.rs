@@ -71,6 +71,20 @@ impl Viewer {
         messages.iter().flat_map(lines_of).collect()
     }
 
+    /// Reads until the server closes the console; panics if it is still open after 10 s. Returns what it said.
+    async fn closed(&mut self, what: &str) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => panic!("{what}: the console is still open after 10 s; it said {seen:?}"),
+                Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => return seen,
+                Ok(Some(Ok(Message::Text(text)))) => seen.push(serde_json::from_str(&text).expect("JSON")),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     pub async fn send(&mut self, line: &str) {
         let message = json!({ "type": "command", "line": line }).to_string();
         self.socket.send(Message::Text(message.into())).await.expect("sent");
@@ -267,4 +281,135 @@ async fn output_beyond_the_throttle_is_left_out_and_summarised() {
     // The game itself is not held back: it answers at once.
     viewer.send("say still here").await;
     viewer.lines_until("[Server] still here").await;
+}
+
+/// The session id a token names.
+fn session_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
+            .expect("json");
+    claims["sid"].as_str().expect("sid").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_closes_when_its_session_ends_and_each_command_is_checked() {
+    let (app, owner, id) = running_demo(|_| {}).await;
+    // Three ways a session ends: signed out, expired, its user removed.
+    let signed_out = app.login_token("owner@example.com").await;
+    let expiring = app.login_token("owner@example.com").await;
+    let removed = app.admin("admin@example.com").await;
+    let mut viewers = Vec::new();
+    for token in [&signed_out, &expiring, &removed] {
+        let mut viewer = viewer(&app, token, &id).await;
+        assert_eq!(viewer.next(Duration::from_secs(10)).await.expect("the backlog")["type"], "backlog");
+        viewers.push(viewer);
+    }
+
+    let logout = app.client.post(app.url("/auth/logout")).bearer_auth(&signed_out).send().await.expect("sent");
+    assert_eq!(logout.status(), 204);
+    // Typed right after signing out, before any periodic check: refused on arrival.
+    viewers[0].send("say typed after signing out").await;
+    sqlx::query("UPDATE sessions SET expires_at = 1 WHERE id = $1")
+        .bind(session_of(&expiring))
+        .execute(app.db.pool())
+        .await
+        .expect("expired");
+    sqlx::query("DELETE FROM users WHERE email = $1")
+        .bind("admin@example.com")
+        .execute(app.db.pool())
+        .await
+        .expect("removed");
+    for (viewer, why) in viewers.iter_mut().zip(["signed out", "expired", "user removed"]) {
+        let said = viewer.closed(why).await;
+        assert!(
+            said.iter().any(|m| m["type"] == "error" && m["message"].as_str().is_some_and(|t| t.contains("sign in"))),
+            "{why}: told why: {said:?}"
+        );
+    }
+    for token in [&signed_out, &expiring, &removed] {
+        assert_eq!(handshake(&app, &id, &[("authorization", format!("Bearer {token}"))]).await.err(), Some(401));
+    }
+
+    // The owner's own session still works; what was typed after signing out never reached the game.
+    let mut live = viewer(&app, &owner, &id).await;
+    live.send("say marker").await;
+    live.lines_until("[Server] marker").await;
+    let logs: Value =
+        app.get_as(&owner, &format!("/api/servers/{id}/logs?tail=1000")).await.json().await.expect("json");
+    let logs = logs["lines"].as_array().expect("lines");
+    assert!(logs.iter().any(|l| l.as_str().is_some_and(|l| l.contains("marker"))), "{logs:?}");
+    assert!(!logs.iter().any(|l| l.as_str().is_some_and(|l| l.contains("typed after signing out"))), "{logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_commands_are_throttled_per_server() {
+    use server::servers::COMMANDS_PER_SECOND;
+    let (app, token, id) = running_demo(|_| {}).await;
+    let mut first = viewer(&app, &token, &id).await;
+    let mut second = viewer(&app, &token, &id).await;
+    // Six each: neither viewer alone goes past the burst of ten, both together do.
+    for n in 0..12 {
+        let viewer = if n % 2 == 0 { &mut first } else { &mut second };
+        viewer.send(&format!("say burst {n}")).await;
+    }
+    // Both viewers type on one server's console: together they get one server's budget.
+    let refused = first.until("a throttled command", |m| m["type"] == "error").await;
+    let message = refused.last().expect("one")["message"].as_str().expect("text").to_owned();
+    assert!(message.contains("try again"), "{message}");
+    assert!(COMMANDS_PER_SECOND.get() == 10, "the burst this test is written for");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn game_output_reaches_the_console_cleaned_and_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Colour, a title change, cursor movement, then a line that is not UTF-8, then more output.
+    let script = r"printf 'plain \033]0;pwned\007\033[31mred\033[0m\033[2Aup\033]8;;https://evil.example\033\\link\n'; \
+                   printf '\377\376 not utf-8\n'; echo after; echo ready now; exec sleep 600";
+    let catalog = crate::helpers::catalog_with(dir.path(), &[("painter", script)]);
+    let app = spawn_app_with(Backend::Sqlite, |settings| settings.catalog_path = Some(catalog)).await;
+    let token = app.signed_up("owner@example.com").await;
+    let id = app.created(&token, "painter", "p").await;
+    app.running(&token, &id).await;
+    let mut viewer = viewer(&app, &token, &id).await;
+    let lines = viewer.lines_until("ready now").await;
+    assert!(
+        lines.contains(&"plain \u{1b}[31mred\u{1b}[0muplink\u{1b}[0m".to_owned()),
+        "colours kept, the rest gone: {lines:?}"
+    );
+    assert!(lines.contains(&"\u{fffd}\u{fffd} not utf-8".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"after".to_owned()), "output goes on after a line that is not UTF-8: {lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_connections_per_user_are_capped() {
+    use server::auth::live::MAX_LIVE_PER_USER;
+    let (app, token, id) = running_demo(|_| {}).await;
+    let mut held = Vec::new();
+    for _ in 0..MAX_LIVE_PER_USER / 2 {
+        held.push(viewer(&app, &token, &id).await);
+    }
+    let mut streams = Vec::new();
+    for _ in held.len()..MAX_LIVE_PER_USER {
+        streams.push(app.events(&token, "").await);
+    }
+    let bearer = [("authorization", format!("Bearer {token}"))];
+    assert_eq!(handshake(&app, &id, &bearer).await.err(), Some(429), "one console too many");
+    let events = app.client.get(app.url("/api/servers/events")).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(events.status(), 429, "one event stream too many");
+    // Another user is not held to this one's count; closing a console gives its place back.
+    let other = app.signed_up("other@example.com").await;
+    let _theirs = app.events(&other, "").await;
+    let mut closing = held.pop().expect("a console");
+    closing.socket.close(None).await.expect("closed");
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(viewer) = handshake(&app, &id, &bearer).await {
+            reopened = Some(viewer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "the closed console's place was given back");
 }

@@ -47,10 +47,10 @@ fn named_in(fake: &FakeCloudflare) -> impl FnOnce(&mut Settings) + use<> {
     }
 }
 
-/// The records carrying server `id`'s mark.
+/// The records carrying server `id`'s mark (`spawnpoint:<installation>:<id>`).
 fn records_of(fake: &FakeCloudflare, id: &str) -> Vec<Value> {
-    let mark = format!("spawnpoint:{id}");
-    fake.records().into_iter().filter(|r| r["comment"] == mark.as_str()).collect()
+    let marked = |comment: &str| comment.starts_with("spawnpoint:") && comment.ends_with(&format!(":{id}"));
+    fake.records().into_iter().filter(|r| r["comment"].as_str().is_some_and(marked)).collect()
 }
 
 fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -202,7 +202,8 @@ async fn drift_is_repaired_and_strays_removed_without_touching_anyone_elses_reco
     fake.edit(a["id"].as_str().expect("id"), |record| record["content"] = json!("198.51.100.99"));
     let srv = records_of(&fake, pruned).into_iter().find(|r| r["type"] == "SRV").expect("SRV");
     fake.remove(srv["id"].as_str().expect("id"));
-    let mark = |id: &str| format!("spawnpoint:{id}");
+    let installation = app.installation().await;
+    let mark = |id: &str| format!("spawnpoint:{installation}:{id}");
     fake.insert(json!({"type": "A", "name": format!("{pruned}.{BASE}"), "content": "198.51.100.7", "ttl": 60, "comment": mark(pruned)}));
     let leftover = fake.insert(json!({"type": "A", "name": format!("gone-mi-000000.{BASE}"), "content": "198.51.100.8", "ttl": 60, "comment": mark("gone-mi-000000")}));
     // Marked, but outside the base domain, and unmarked inside it: not Spawnpoint's to touch.
@@ -310,7 +311,7 @@ async fn cloudflare_trouble_never_holds_a_game_up_and_is_retried(backend: Backen
 #[tokio::test]
 async fn the_client_takes_over_identical_records_recreates_missing_ones_and_cleans_up_duplicates() {
     let Some((fake, seeded)) = zone(FakeConfig { max_per_page: 3, ..FakeConfig::default() }).await else { return };
-    let cloudflare = Cloudflare::new(client_config(&fake)).expect("client");
+    let cloudflare = Cloudflare::new(client_config(&fake), "inst1").expect("client");
     let id = "abcdefgh-mi-k7x2p9";
     let records = ServerRecords::new(id, cloudflare.hostname(id), "203.0.113.7", 7012, Some("_minecraft._tcp".into()))
         .expect("records");
@@ -326,7 +327,7 @@ async fn the_client_takes_over_identical_records_recreates_missing_ones_and_clea
         [400, 200],
         "one refused as identical, the SRV made"
     );
-    assert_eq!(creates[0].body["comment"], format!("spawnpoint:{id}"));
+    assert_eq!(creates[0].body["comment"], format!("spawnpoint:inst1:{id}"));
 
     // A stored id whose record was deleted meanwhile: made again.
     fake.remove(ids.srv.as_deref().expect("srv id"));
@@ -336,7 +337,7 @@ async fn the_client_takes_over_identical_records_recreates_missing_ones_and_clea
     assert!(records_lead_to(&fake, id, "203.0.113.7", 7012, true));
 
     // Duplicates (and a kind it never makes) are cleaned up by a thorough publish, across pages.
-    let mark = format!("spawnpoint:{id}");
+    let mark = format!("spawnpoint:inst1:{id}");
     fake.insert(
         json!({"type": "A", "name": format!("{id}.{BASE}"), "content": "198.51.100.1", "ttl": 60, "comment": mark}),
     );
@@ -350,6 +351,9 @@ async fn the_client_takes_over_identical_records_recreates_missing_ones_and_clea
         ServerRecords::new("zyxwvuts-va-000001", cloudflare.hostname("zyxwvuts-va-000001"), "2001:db8::5", 7000, None)
             .expect("records");
     cloudflare.publish(&other, &RecordIds::default(), false).await.expect("published");
+    // Another installation's record, in the same zone: never listed as this one's (so never collected).
+    let theirs = "spawnpoint:inst2:theirs-va-000002";
+    fake.insert(json!({"type": "A", "name": format!("theirs-va-000002.{BASE}"), "content": "198.51.100.2", "ttl": 60, "comment": theirs}));
     let owned = cloudflare.owned().await.expect("listed");
     assert_eq!(owned.len(), 3, "{owned:#?}");
     assert!(owned.iter().any(|r| r.server_id == "zyxwvuts-va-000001"
@@ -364,7 +368,7 @@ async fn the_client_takes_over_identical_records_recreates_missing_ones_and_clea
 #[tokio::test]
 async fn the_client_retries_throttling_and_outages_and_reports_refusals_readably() {
     let fake = FakeCloudflare::start(FakeConfig::default()).await;
-    let cloudflare = Cloudflare::new(client_config(&fake)).expect("client");
+    let cloudflare = Cloudflare::new(client_config(&fake), "inst1").expect("client");
     let records =
         ServerRecords::new("s1-va-1", cloudflare.hostname("s1-va-1"), "203.0.113.9", 7001, None).expect("records");
 
@@ -386,12 +390,12 @@ async fn the_client_retries_throttling_and_outages_and_reports_refusals_readably
     let mut wrong = client_config(&fake);
     wrong.token = "not-the-token".to_owned().into();
     let before = fake.requests().len();
-    let error = Cloudflare::new(wrong).expect("client").owned().await.expect_err("refused");
+    let error = Cloudflare::new(wrong, "inst1").expect("client").owned().await.expect_err("refused");
     assert_eq!(error.to_string(), "Cloudflare answered 403: Authentication error (10000)");
     assert_eq!(fake.requests().len(), before + 1);
     let unreachable =
         CloudflareConfig { api_base: "http://127.0.0.1:9/client/v4".into(), attempts: 2, ..client_config(&fake) };
-    let error = Cloudflare::new(unreachable).expect("client").owned().await.expect_err("unreachable");
+    let error = Cloudflare::new(unreachable, "inst1").expect("client").owned().await.expect_err("unreachable");
     assert!(error.to_string().starts_with("Cloudflare could not be reached"), "{error}");
     assert!(!error.to_string().contains(&fake.config().token));
 }

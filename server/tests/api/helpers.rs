@@ -253,6 +253,11 @@ impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
         count(&self.db, table).await
     }
+
+    /// This installation's id, as its database holds it.
+    pub async fn installation(&self) -> String {
+        self.db.installation().await.expect("the installation id")
+    }
 }
 
 /// Server-sent events as they arrive: each `data:` payload parsed as JSON.
@@ -281,6 +286,12 @@ impl EventStream {
         })
         .await
         .ok()
+    }
+
+    /// Whether the server ends the stream within `wait` (events before the end are read and dropped).
+    pub async fn ends_within(&mut self, wait: std::time::Duration) -> bool {
+        let ended = async { while let Ok(Some(_)) = self.response.chunk().await {} };
+        tokio::time::timeout(wait, ended).await.is_ok()
     }
 
     /// Reads events until one about server `id` satisfies `until`; returns every event about `id` seen.
@@ -475,23 +486,48 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
 /// As [`spawn_app_with`], running game servers with `driver`; with `agones`, on a simulated cluster of its own.
 pub async fn spawn_app_on(backend: Backend, driver: TestDriver, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let database = TestDatabase::create(backend, data_dir.path()).await;
+    let (settings, database) = test_settings(backend, data_dir.path(), adjust).await;
+    let cluster = match driver {
+        TestDriver::Local => None,
+        TestDriver::Agones => Some(Arc::new(cluster_running(&settings, data_dir.path()).await)),
+    };
+    start_app(settings, database, data_dir, cluster).await
+}
+
+/// Another Spawnpoint, with a fresh database and data directory, on the simulated cluster of `other`: a second
+/// installation, or the same one started against the wrong database.
+pub async fn spawn_app_beside(backend: Backend, other: &TestApp) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let (settings, database) = test_settings(backend, data_dir.path(), |_| {}).await;
+    start_app(settings, database, data_dir, other.cluster.clone()).await
+}
+
+async fn test_settings(
+    backend: Backend,
+    data_dir: &std::path::Path,
+    adjust: impl FnOnce(&mut Settings),
+) -> (Settings, TestDatabase) {
+    let database = TestDatabase::create(backend, data_dir).await;
     let mut settings = Settings::from_lookup(|_| None).expect("defaults");
     settings.http.addr = "127.0.0.1:0".parse().expect("address");
-    settings.data_dir = data_dir.path().to_owned();
+    settings.data_dir = data_dir.to_owned();
     settings.database_url = SecretString::from(database.url.clone());
     settings.local.ports = port_block();
     settings.local.stop_grace = std::time::Duration::from_secs(3);
     adjust(&mut settings);
-    let cluster = match driver {
-        TestDriver::Local => None,
-        TestDriver::Agones => {
-            let cluster = Arc::new(cluster_running(&settings, data_dir.path()).await);
-            settings.driver = Driver::Agones;
-            settings.agones.kube_api = Some(cluster.url().to_owned());
-            Some(cluster)
-        }
-    };
+    (settings, database)
+}
+
+async fn start_app(
+    mut settings: Settings,
+    database: TestDatabase,
+    data_dir: tempfile::TempDir,
+    cluster: Option<Arc<Simulator>>,
+) -> TestApp {
+    if let Some(cluster) = &cluster {
+        settings.driver = Driver::Agones;
+        settings.agones.kube_api = Some(cluster.url().to_owned());
+    }
 
     let app = Application::build(&settings).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().expect("bound"));

@@ -242,3 +242,38 @@ async fn a_game_without_a_local_command_is_refused() {
     }
     assert!(driver.observe().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_that_stops_reading_its_console_can_still_be_stopped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = Arc::new(driver(&dir, Duration::from_millis(300)));
+    // `sleep` never reads its input: once the pipe is full, every write to it waits.
+    let catalog = shell_game("echo ready now; exec sleep 600");
+    let spec = spec(&catalog, "shell", "p", "u1-sh-deaf02");
+    let mut events = driver.events();
+    driver.ensure_running(&spec).await.expect("starts");
+    assert!(matches!(next_phase(&mut events, &spec.id).await, Phase::Ready { .. }));
+
+    let line = "x".repeat(1000);
+    let refused = async {
+        for _ in 0..200 {
+            if let Err(error) = driver.send_input(&spec.id, &line).await {
+                return error;
+            }
+        }
+        panic!("200 kB went into a pipe nobody reads");
+    };
+    let error = tokio::time::timeout(Duration::from_secs(30), refused).await.expect("a write gives up in time");
+    assert!(matches!(error, DriverError::Io { .. }), "{error:?}");
+    // One more command, stuck on the full pipe while the stop comes.
+    let stuck = tokio::spawn({
+        let (driver, id) = (driver.clone(), spec.id.clone());
+        async move { driver.send_input(&id, "stuck").await }
+    });
+    tokio::time::timeout(Duration::from_secs(20), driver.stop(&spec.id))
+        .await
+        .expect("the stop is not held up")
+        .expect("stops");
+    assert!(driver.phase(&spec.id).await.is_none_or(|o| matches!(o.phase, Phase::Exited { .. })), "the game is gone");
+    assert!(stuck.await.expect("joined").is_err(), "the stuck command failed");
+}

@@ -8,6 +8,7 @@ mod billing;
 mod cli;
 mod console;
 mod dns;
+mod faults;
 mod games;
 mod health;
 mod lifecycle;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, NAMESPACE, TestDriver, catalog_with, spawn_app_on};
 
@@ -74,6 +74,7 @@ fn every_workload_runs_unprivileged_with_resources() {
         let pod = pod_spec(workload);
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}: runAsNonRoot");
         assert!(pod["securityContext"]["runAsUser"].as_u64().is_some_and(|uid| uid > 0), "{name}: a user id");
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{name}: `restricted` asks it");
         for container in containers(pod) {
             let what = format!("{name}/{}", text(&container["name"]));
             let security = &container["securityContext"];
@@ -224,9 +225,45 @@ fn the_network_policy_agrees_with_agones_and_the_catalog() {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    for private in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"] {
-        assert!(except.contains(private), "egress to {private} is blocked");
+    for private in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "192.0.2.0/24"] {
+        assert!(except.contains(private), "egress to {private} (private, or the nodes' public addresses) is blocked");
     }
+}
+
+#[test]
+fn the_platform_namespace_lets_in_only_what_each_part_needs() {
+    let objects = rendered();
+    let deny = find(&objects, "NetworkPolicy", "platform-default-deny");
+    assert_eq!((&deny["spec"]["podSelector"], &deny["spec"]["policyTypes"]), (&json!({}), &json!(["Ingress"])));
+    // Who may reach each workload: the pod names of the `from` selectors, and the ports.
+    let reached_by = |name: &str| {
+        let policy = find(&objects, "NetworkPolicy", name);
+        assert_eq!(policy["metadata"]["namespace"], "platform");
+        assert_eq!(policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], name);
+        let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+        let from: BTreeSet<&str> = rules
+            .iter()
+            .flat_map(|rule| rule["from"].as_array().into_iter().flatten())
+            .map(|peer| {
+                assert!(peer.get("ipBlock").is_none() && peer.get("namespaceSelector").is_none(), "{name}: {peer}");
+                text(&peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+            })
+            .collect();
+        let ports: BTreeSet<u64> = rules
+            .iter()
+            .flat_map(|rule| rule["ports"].as_array().into_iter().flatten())
+            .filter_map(|port| port["port"].as_u64())
+            .collect();
+        (from, ports)
+    };
+    assert_eq!(reached_by("spawnpoint"), (BTreeSet::from(["cloudflared"]), BTreeSet::from([3000])));
+    assert_eq!(reached_by("postgres"), (BTreeSet::from(["postgres-backup", "spawnpoint"]), BTreeSet::from([5432])));
+
+    // Pod Security: game pods cannot be privileged; the platform's own meet the strictest level.
+    let labels = |namespace: &str| find(&objects, "Namespace", namespace)["metadata"]["labels"].clone();
+    assert_eq!(labels("gameservers")["pod-security.kubernetes.io/enforce"], "baseline");
+    assert_eq!(labels("gameservers")["pod-security.kubernetes.io/warn"], "restricted");
+    assert_eq!(labels("platform")["pod-security.kubernetes.io/enforce"], "restricted");
 }
 
 /// `(api group, resource, verb)` for every request the driver made to the simulator.
@@ -334,6 +371,12 @@ async fn rbac_grants_exactly_what_the_agones_driver_uses() {
     let cluster_wide = granted(cluster_role);
     assert!(cluster_wide.iter().all(|(_, resource, verb)| resource == "nodes" && verb == "get"), "{cluster_wide:?}");
     rules.extend(cluster_wide);
+    // Stamping objects made before installations patches them, once, at start (exercised by
+    // `agones::objects_made_before_installations_are_taken_over_without_a_restart`), not in this life cycle.
+    let mut used = used;
+    for resource in [("agones.dev", "gameservers"), ("", "persistentvolumeclaims")] {
+        used.insert((resource.0.to_owned(), resource.1.to_owned(), "patch".to_owned()));
+    }
     assert_eq!(rules, used, "granted (left) and used (right) differ");
 
     // Both bound to the account the Deployment runs as, and only that.

@@ -12,6 +12,7 @@ both_databases!(
     forged_expired_and_orphaned_tokens_are_refused,
     cookie_requests_from_another_origin_are_refused,
     the_eleventh_sign_in_attempt_in_a_minute_is_rate_limited,
+    the_event_stream_ends_with_its_session,
 );
 
 fn claims_of(token: &str) -> Value {
@@ -174,4 +175,91 @@ async fn rate_limits_follow_the_client_behind_a_trusted_proxy_only() {
         assert_eq!(sign_up(&direct, n, "203.0.113.1").await, 201, "sign-up {n}");
     }
     assert_eq!(sign_up(&direct, 11, "203.0.113.2").await, 429, "an untrusted peer's header changes nothing");
+}
+
+/// Guessing at one email from many addresses (a botnet, or anyone wanting the owner locked out) must not keep
+/// the owner, signing in from an address that never failed, out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_from_everywhere_do_not_lock_the_owner_out() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
+        settings.http.trusted_proxies = server::auth::proxy::TrustedProxies::parse("127.0.0.1").expect("valid");
+        // The per-network and per-email limits are under test; the process-wide budget has a test of its own.
+        settings.tuning.sign_ins_per_second = std::num::NonZeroU32::new(1000).expect("non-zero");
+    })
+    .await;
+    app.register("owner@example.com", PASSWORD).await;
+    let sign_in_as = |email: String, from: String, password: &str| {
+        let body = json!({ "email": email, "password": password });
+        let request = app.client.post(app.url("/auth/login")).header("cf-connecting-ip", from).json(&body);
+        async move { request.send().await.expect("sent").status().as_u16() }
+    };
+    let sign_in = |from: String, password: &str| sign_in_as("owner@example.com".into(), from, password);
+    for n in 0..25 {
+        assert_eq!(sign_in(format!("198.51.100.{n}"), "a wrong guess").await, 401, "guess {n} is judged");
+    }
+    assert_eq!(sign_in("198.51.100.3".into(), "another wrong guess").await, 429, "a guesser is held off now");
+    assert_eq!(sign_in("198.51.100.3".into(), PASSWORD).await, 429, "even when right, so holding off tells nothing");
+    assert_eq!(sign_in("203.0.113.50".into(), PASSWORD).await, 200, "the owner, elsewhere, signs in");
+    // An IPv6 subscriber's addresses are one /64: changing the last 64 bits buys no fresh budget.
+    let guess = |n: u32, from: &str| sign_in_as(format!("user{n}@example.com"), from.to_owned(), "guess");
+    for n in 0..10 {
+        assert_eq!(guess(n, &format!("2001:db8:0:7::{n:x}")).await, 401, "attempt {n}");
+    }
+    assert_eq!(guess(10, "2001:db8:0:7:ffff::1").await, 429, "the same /64");
+    assert_eq!(guess(11, "2001:db8:0:8::1").await, 401, "another /64");
+}
+
+async fn the_event_stream_ends_with_its_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("watcher@example.com").await;
+    let mut events = app.events(&token, "").await;
+    let logout = app.client.post(app.url("/auth/logout")).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(logout.status(), 204);
+    assert!(events.ends_within(std::time::Duration::from_secs(10)).await, "the stream ended with the session");
+    assert_eq!(app.get_as(&token, "/api/servers/events").await.status(), 401, "and cannot be reopened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_this_panels_host_names_are_served_with_protective_headers() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |settings| {
+        settings.http.allowed_hosts = server::auth::hosts::AllowedHosts::new(None, "panel.example.net").expect("valid");
+    })
+    .await;
+    let port = app.address.rsplit(':').next().expect("port").to_owned();
+    let get = |host: String, path: &'static str| {
+        let request = app.client.get(app.url(path)).header("host", host);
+        async move { request.send().await.expect("sent") }
+    };
+    // DNS rebinding: a page on evil.example, its name pointed at 127.0.0.1, talks to the panel as "same origin".
+    let rebound = get(format!("evil.example:{port}"), "/").await;
+    assert_eq!(rebound.status(), 421);
+    assert!(rebound.text().await.expect("text").contains("evil.example"), "says which host is not served");
+    let login = app
+        .client
+        .post(app.url("/auth/register"))
+        .header("host", format!("evil.example:{port}"))
+        .header("origin", format!("http://evil.example:{port}"))
+        .json(&json!({ "email": "rebound@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(login.status(), 421);
+    assert_eq!(app.count("users").await, 0, "nothing was done");
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), "panel.example.net".to_owned()] {
+        assert_eq!(get(host.clone(), "/").await.status(), 200, "{host}");
+    }
+    assert_eq!(get("evil.example".into(), "/health").await.status(), 200, "probes name the pod's address");
+
+    // Pages and API answers alike: no framing, no sniffing, scripts only from here, referrers cut to the origin.
+    for path in ["/", "/api/games"] {
+        let response = app.get(path).await;
+        let header = |name: &str| response.headers()[name].to_str().expect("ascii").to_owned();
+        let policy = header("content-security-policy");
+        for directive in ["frame-ancestors 'none'", "object-src 'none'", "default-src 'self'"] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "strict-origin-when-cross-origin", "{path}");
+    }
 }

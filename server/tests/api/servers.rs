@@ -10,6 +10,7 @@ both_databases!(
     a_created_server_is_pending_with_a_dns_safe_id,
     bad_input_names_the_field_and_writes_nothing,
     the_quota_stops_a_fourth_server,
+    twenty_creates_at_once_give_exactly_the_quota,
     actions_follow_the_state_machine_and_refusals_name_the_state,
     another_users_server_does_not_exist_for_them,
 );
@@ -35,7 +36,11 @@ async fn a_created_server_is_pending_with_a_dns_safe_id(backend: Backend) {
     assert_eq!(server["address"], Value::Null, "no address until it runs");
     let id = server["id"].as_str().expect("id");
     assert!(id.len() <= 30 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{id}");
-    assert!(id.contains("-de-"), "{id}: the game shows in the id");
+    assert!(id.starts_with("de-"), "{id}: the game shows in the id");
+    // The id is the server's public DNS name: nothing in it may tie it to its owner's other servers.
+    let me: Value = app.get_as(&token, "/api/me").await.json().await.expect("json");
+    let owner = me["id"].as_str().expect("user id");
+    assert!(!id.contains(&owner[..6]), "{id} carries a part of the owner's id {owner}");
 
     let mine: Vec<Value> = app.get_as(&token, "/api/servers").await.json().await.expect("json");
     assert_eq!(mine.len(), 1);
@@ -96,6 +101,18 @@ async fn the_quota_stops_a_fourth_server(backend: Backend) {
         create(&app, &token, json!({ "name": "replacement", "game": "demo", "plan": "tiny" })).await.status(),
         201
     );
+}
+
+async fn twenty_creates_at_once_give_exactly_the_quota(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("racer@example.com").await;
+    let creates =
+        (0..20).map(|n| create(&app, &token, json!({ "name": format!("w{n}"), "game": "demo", "plan": "tiny" })));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(creates).await.iter().map(|response| response.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|&&code| code == 201).count(), 3, "{statuses:?}");
+    assert!(statuses.iter().all(|&code| code == 201 || code == 403), "the rest are refused by the quota: {statuses:?}");
+    assert_eq!(app.count("servers").await, 3);
 }
 
 async fn actions_follow_the_state_machine_and_refusals_name_the_state(backend: Backend) {

@@ -11,11 +11,11 @@ use super::names::{claim_name, labels};
 use crate::orchestrator::ServerSpec;
 
 /// The claim of a server: [`claim_name`], ReadWriteOnce, the plan's storage.
-pub fn build(spec: &ServerSpec, user_id: &str) -> PersistentVolumeClaim {
+pub fn build(spec: &ServerSpec, installation: &str) -> PersistentVolumeClaim {
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(claim_name(&spec.id)),
-            labels: Some(labels(spec, user_id)),
+            labels: Some(labels(spec, installation)),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {

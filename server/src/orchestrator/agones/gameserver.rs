@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
-    VolumeMount,
+    Capabilities, Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -122,7 +122,7 @@ impl From<GameServerState> for String {
 /// The GameServer for a server: one container named after the game, with the catalog image and env, the plan's
 /// cpu and memory as requests and limits, the claim at `/data`, standard input kept open for the console, and
 /// every port with a dynamic host port.
-pub fn build(spec: &ServerSpec, user_id: &str) -> GameServer {
+pub fn build(spec: &ServerSpec, installation: &str) -> GameServer {
     let game = &spec.game;
     let port = |name: &str, port: &catalog::GamePort| GameServerPort {
         name: name.to_owned(),
@@ -158,12 +158,29 @@ pub fn build(spec: &ServerSpec, user_id: &str) -> GameServer {
         // The console types commands on the game's standard input (pods/attach), which stays open between
         // attachments.
         stdin: Some(true),
+        // What the namespace's `restricted` Pod Security level asks of a container: no way to gain privileges.
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+            ..SecurityContext::default()
+        }),
         ..Container::default()
     };
+    let run_as = game.run_as;
+    // The game's own non-root user; `fsGroup` makes the claim's files its group's, so the game can write them.
+    let pod_security = PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(i64::from(run_as.user)),
+        run_as_group: Some(i64::from(run_as.group)),
+        fs_group: Some(i64::from(run_as.group)),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }),
+        ..PodSecurityContext::default()
+    };
     let template = PodTemplateSpec {
-        metadata: Some(ObjectMeta { labels: Some(labels(spec, user_id)), ..ObjectMeta::default() }),
+        metadata: Some(ObjectMeta { labels: Some(labels(spec, installation)), ..ObjectMeta::default() }),
         spec: Some(PodSpec {
             containers: vec![container],
+            security_context: Some(pod_security),
             volumes: Some(vec![Volume {
                 name: "data".to_owned(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -176,7 +193,7 @@ pub fn build(spec: &ServerSpec, user_id: &str) -> GameServer {
         }),
     };
     let mut gameserver = GameServer::new(spec.id.as_str(), GameServerSpec { ports, template });
-    gameserver.metadata.labels = Some(labels(spec, user_id));
+    gameserver.metadata.labels = Some(labels(spec, installation));
     gameserver.metadata.annotations =
         Some(BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), spec.generation.to_string())]));
     gameserver

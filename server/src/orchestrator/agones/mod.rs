@@ -12,17 +12,21 @@ pub mod names;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use catalog::output::LineSplitter;
 use catalog::{Game, ServerId};
 use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
 use kube::ResourceExt as _;
-use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams, Preconditions};
+use kube::api::{
+    Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::sync::{Mutex, broadcast};
 
 use self::gameserver::{GAME_PORT, GameServer, GameServerState};
-use self::names::{FIELD_MANAGER, GENERATION_ANNOTATION, MANAGED_BY, SERVER_ID_LABEL, claim_name};
+use self::names::{FIELD_MANAGER, GENERATION_ANNOTATION, INSTALLATION_LABEL, SERVER_ID_LABEL, claim_name, selector};
 use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, ServerSpec};
 
 #[derive(Debug, Clone)]
@@ -44,6 +48,8 @@ pub struct AgonesDriver {
     cache: Store<GameServer>,
     namespace: String,
     public_ip_label: String,
+    /// This installation's id ([`INSTALLATION_LABEL`]).
+    installation: String,
     /// Node name → public IP, filled on first use.
     node_ips: Mutex<HashMap<String, String>>,
     request_timeout: std::time::Duration,
@@ -61,6 +67,7 @@ impl AgonesDriver {
         client: kube::Client,
         config: &AgonesConfig,
         request_timeout: std::time::Duration,
+        installation: &str,
     ) -> anyhow::Result<Arc<Self>> {
         let gameservers: Api<GameServer> = Api::namespaced(client.clone(), &config.namespace);
         let (cache, writer) = reflector::store();
@@ -72,13 +79,13 @@ impl AgonesDriver {
             cache,
             namespace: config.namespace.clone(),
             public_ip_label: config.public_ip_label.clone(),
+            installation: installation.to_owned(),
             request_timeout,
             node_ips: Mutex::default(),
             exit_reasons: Mutex::default(),
             events: broadcast::channel(1024).0,
         });
-        let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-        let stream = watcher(gameservers, watcher::Config::default().labels(&selector))
+        let stream = watcher(gameservers, watcher::Config::default().labels(&selector(installation)))
             .default_backoff()
             .reflect(writer)
             .touched_objects();
@@ -185,6 +192,24 @@ fn api_error(context: String) -> impl FnOnce(kube::Error) -> DriverError {
     move |source| DriverError::Kube { context, source }
 }
 
+/// A container's log as lines, cut from the bytes as they come ([`LineSplitter`]) rather than read with
+/// `lines()`, which fails on a line that is not UTF-8: the stream would end there, be followed again from the
+/// same run, and end at the same line, for ever.
+fn log_lines(log: impl futures_util::AsyncRead + Send + Unpin + 'static) -> BoxStream<'static, String> {
+    use futures_util::AsyncReadExt as _;
+    let state = Some((log, LineSplitter::default(), vec![0; 16 * 1024]));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut log, mut splitter, mut chunk) = state?;
+        let (lines, next) = match log.read(&mut chunk).await {
+            Ok(0) | Err(_) => (splitter.finish().into_iter().collect(), None),
+            Ok(n) => (splitter.push(&chunk[..n]), Some((log, splitter, chunk))),
+        };
+        Some((futures_util::stream::iter(lines), next))
+    })
+    .flatten()
+    .boxed()
+}
+
 /// 404 and 409 AlreadyExists are how an idempotent delete or create says "done already" (and 409 on a delete
 /// with a uid precondition: that object is gone, replaced by another).
 fn is_status(error: &kube::Error, code: u16) -> bool {
@@ -214,15 +239,14 @@ impl Orchestrator for AgonesDriver {
                     _ => {}
                 }
             }
-            let user_id = spec.user_id.as_str();
             let create = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
-            match self.bounded(self.claims.create(&create, &claim::build(spec, user_id))).await {
+            match self.bounded(self.claims.create(&create, &claim::build(spec, &self.installation))).await {
                 Err(error) if !is_status(&error, 409) => {
                     return Err(api_error(format!("creating the claim of {}", spec.id))(error));
                 }
                 _ => {}
             }
-            match self.bounded(self.gameservers.create(&create, &gameserver::build(spec, user_id))).await {
+            match self.bounded(self.gameservers.create(&create, &gameserver::build(spec, &self.installation))).await {
                 Err(error) if !is_status(&error, 409) => {
                     Err(api_error(format!("creating GameServer {}", spec.id))(error))
                 }
@@ -266,7 +290,7 @@ impl Orchestrator for AgonesDriver {
     fn stored(&self) -> BoxFuture<'_, Result<Vec<ServerId>, DriverError>> {
         Box::pin(async move {
             // One list call, whatever the number of servers; only claims carrying Spawnpoint's label.
-            let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+            let selector = selector(&self.installation);
             let claims = self.bounded(self.claims.list(&ListParams::default().labels(&selector))).await;
             let claims = claims.map_err(api_error("listing claims".to_owned()))?;
             Ok(claims
@@ -293,8 +317,9 @@ impl Orchestrator for AgonesDriver {
     fn logs<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
         Box::pin(async move {
             let params = LogParams { tail_lines: i64::try_from(tail).ok(), ..LogParams::default() };
-            match self.bounded(self.pods.logs(id.as_str(), &params)).await {
-                Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+            // As a stream, cut by `log_lines`: the whole text would be refused if one line is not UTF-8.
+            match self.bounded(self.pods.log_stream(id.as_str(), &params)).await {
+                Ok(stream) => Ok(log_lines(stream).collect().await),
                 // Not running: no pod, no output to show.
                 Err(error) if is_status(&error, 404) => Ok(Vec::new()),
                 Err(error) => Err(api_error(format!("reading the log of {id}"))(error)),
@@ -304,7 +329,6 @@ impl Orchestrator for AgonesDriver {
 
     fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>> {
         Box::pin(async move {
-            use futures_util::AsyncBufReadExt as _;
             let (container, run) = self.game_container(id)?;
             let params = LogParams {
                 container: Some(container),
@@ -315,10 +339,7 @@ impl Orchestrator for AgonesDriver {
             match self.bounded(self.pods.log_stream(id.as_str(), &params)).await {
                 // The stream ends when the container does, or when the connection drops (then it is followed
                 // again, from the same run).
-                Ok(stream) => {
-                    let lines = stream.lines().take_while(|line| std::future::ready(line.is_ok()));
-                    Ok(Output { run, lines: lines.filter_map(|line| std::future::ready(line.ok())).boxed() })
-                }
+                Ok(stream) => Ok(Output { run, lines: log_lines(stream) }),
                 // No pod yet (404), or its container has not started (400 "waiting to start").
                 Err(error) if is_status(&error, 404) || is_status(&error, 400) => {
                     Err(DriverError::NotRunning(id.clone()))
@@ -371,6 +392,38 @@ impl Orchestrator for AgonesDriver {
         })
     }
 
+    fn adopt<'a>(&'a self, rows: &'a [ServerId]) -> BoxFuture<'a, Result<usize, DriverError>> {
+        Box::pin(async move {
+            let rows: std::collections::HashSet<&str> = rows.iter().map(ServerId::as_str).collect();
+            let unstamped = ListParams::default().labels(&names::unstamped());
+            let stamp = serde_json::json!({ "metadata": { "labels": { INSTALLATION_LABEL: self.installation } } });
+            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+            let mut adopted = 0;
+            let gameservers = self.bounded(self.gameservers.list(&unstamped)).await;
+            for gameserver in gameservers.map_err(api_error("listing unstamped GameServers".to_owned()))?.items {
+                let name = gameserver.name_any();
+                if gameserver.labels().get(SERVER_ID_LABEL).is_some_and(|id| rows.contains(id.as_str())) {
+                    let patched = self.bounded(self.gameservers.patch(&name, &params, &Patch::Merge(&stamp))).await;
+                    patched.map_err(api_error(format!("stamping GameServer {name}")))?;
+                    adopted += 1;
+                }
+            }
+            let claims = self.bounded(self.claims.list(&unstamped)).await;
+            for claim in claims.map_err(api_error("listing unstamped claims".to_owned()))?.items {
+                let name = claim.name_any();
+                if claim.labels().get(SERVER_ID_LABEL).is_some_and(|id| rows.contains(id.as_str())) {
+                    let patched = self.bounded(self.claims.patch(&name, &params, &Patch::Merge(&stamp))).await;
+                    patched.map_err(api_error(format!("stamping claim {name}")))?;
+                    adopted += 1;
+                }
+            }
+            if adopted > 0 {
+                tracing::info!(adopted, "took over objects made before objects carried their installation");
+            }
+            Ok(adopted)
+        })
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         // GameServers run on without Spawnpoint.
         Box::pin(async {})
@@ -396,7 +449,7 @@ mod tests {
         for game in catalog::Catalog::builtin().games() {
             for plan in &game.plans {
                 let spec = spec_for(game, plan);
-                let gs = serde_json::to_value(gameserver::build(&spec, "u1")).expect("json");
+                let gs = serde_json::to_value(gameserver::build(&spec, "inst1")).expect("json");
                 assert_eq!(gs["apiVersion"], "agones.dev/v1");
                 assert_eq!(gs["metadata"]["annotations"][GENERATION_ANNOTATION], "3");
                 assert_eq!(
@@ -406,12 +459,31 @@ mod tests {
                     game.id
                 );
                 assert_eq!(gs["spec"]["template"]["spec"]["containers"][0]["image"], game.image.as_str());
-                let claim = serde_json::to_value(claim::build(&spec, "u1")).expect("json");
+                let claim = serde_json::to_value(claim::build(&spec, "inst1")).expect("json");
                 assert_eq!(claim["metadata"]["name"], claim_name(&spec.id));
                 assert_eq!(claim["spec"]["resources"]["requests"]["storage"], plan.storage.as_str());
-                assert_eq!(claim["metadata"]["labels"][MANAGED_BY.0], MANAGED_BY.1);
+                assert_eq!(claim["metadata"]["labels"][names::MANAGED_BY.0], names::MANAGED_BY.1);
+                for labels in [&claim["metadata"]["labels"], &gs["metadata"]["labels"]] {
+                    assert_eq!(labels[INSTALLATION_LABEL], "inst1", "{}", game.id);
+                }
+                // Nothing a game pod runs may gain privileges, and it runs as the catalog's non-root user.
+                let pod = &gs["spec"]["template"]["spec"];
+                let container = &pod["containers"][0]["securityContext"];
+                assert_eq!(container["allowPrivilegeEscalation"], false);
+                assert_eq!(container["capabilities"]["drop"], serde_json::json!(["ALL"]));
+                assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+                assert_eq!(pod["securityContext"]["runAsUser"], game.run_as.user);
+                assert_eq!(pod["securityContext"]["fsGroup"], game.run_as.group);
+                assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_log_line_that_is_not_utf8_neither_ends_the_stream_nor_repeats() {
+        let log = futures_util::io::Cursor::new(b"first\n\xff\xfe broken\nlast without newline".to_vec());
+        let lines: Vec<String> = log_lines(log).collect().await;
+        assert_eq!(lines, ["first", "\u{fffd}\u{fffd} broken", "last without newline"]);
     }
 
     /// What is sent to the cluster for each catalog game (on its first plan), reviewed as a whole: a change to
@@ -420,8 +492,8 @@ mod tests {
     fn gameserver_and_claim_snapshots_for_every_catalog_game() {
         for game in catalog::Catalog::builtin().games() {
             let spec = spec_for(game, &game.plans[0]);
-            insta::assert_yaml_snapshot!(format!("{}-gameserver", game.id), gameserver::build(&spec, "u1"));
-            insta::assert_yaml_snapshot!(format!("{}-claim", game.id), claim::build(&spec, "u1"));
+            insta::assert_yaml_snapshot!(format!("{}-gameserver", game.id), gameserver::build(&spec, "inst1"));
+            insta::assert_yaml_snapshot!(format!("{}-claim", game.id), claim::build(&spec, "inst1"));
         }
     }
 }
