@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets/) for a fixed number of iterations: first over the inputs kept in
 # fuzz/regressions/<target>/ (each one once found a bug, and must never again), then FUZZ_RUNS new ones
-# (default 20000). libFuzzer's coverage-guided search, built by cargo-fuzz; without a sanitizer (that would need
+# (default 1 000 000). libFuzzer's coverage-guided search, built by cargo-fuzz; without a sanitizer (that would need
 # a nightly compiler), so a run proves no panic and no failed check of the targets' own.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_fuzz_tools
 
-runs="${FUZZ_RUNS:-20000}"
+runs="${FUZZ_RUNS:-1000000}"
 cd "$REPO_ROOT/fuzz"
 for target in $(cargo fuzz list); do
   log "fuzzing $target ($runs runs)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy for the server and the browser builds, the WASM dependency
-# boundary, unit and integration tests on SQLite and PostgreSQL, and the browser tests in Chromium.
+# boundary, unit and integration tests on SQLite and PostgreSQL, the fuzz targets, and the browser tests in
+# Chromium.
 # Installs what it needs first on a fresh machine.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$REPO_ROOT"
@@ -35,6 +36,9 @@ done
 
 log "unit and integration tests (SQLite and PostgreSQL)"
 cargo test --locked --workspace --exclude frontend 2>&1 | tee "$results/cargo.log"
+
+log "fuzzing: the parsers of what outsiders send"
+env -u RUSTFLAGS bash "$REPO_ROOT/scripts/fuzz.sh"
 
 log "browser tests (Chromium)"
 env -u RUSTFLAGS cargo leptos build
