@@ -3,6 +3,9 @@
 //! restored, an empty one — makes *every* customer's world look like a leftover. So when more than a small
 //! share of what exists would go at once, nothing goes: the reconciler logs an error, `/ready` says so, and the
 //! deletion waits until an operator who has checked the database runs `spawnpoint orphans release`.
+//!
+//! `/ready` then answers 503 on purpose, which takes the panel out of its Service: a panel on the wrong database
+//! would show customers none of their servers and take new ones into a database about to be replaced.
 
 use std::sync::{Mutex, PoisonError};
 

@@ -1,7 +1,6 @@
 //! Game servers on Kubernetes: the same routes and reconciler with the `agones` driver, against the
 //! Kubernetes API simulator (which plays the API server and the Agones controller).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_sim::{SimConfig, Simulator};
@@ -9,7 +8,7 @@ use serde_json::{Value, json};
 use server::config::Driver;
 
 use crate::both_databases;
-use crate::helpers::{Backend, Binary, TestApp, TestDatabase, TestDriver, eventually, spawn_app_with};
+use crate::helpers::{Backend, Binary, TestApp, TestDriver, eventually, spawn_app_with};
 
 both_databases!(
     a_server_lives_as_a_gameserver_with_a_claim_through_stop_start_restart_and_delete,
@@ -222,9 +221,7 @@ async fn api_errors_and_broken_watches_are_survived(backend: Backend) {
 }
 
 async fn a_create_cut_short_by_a_killed_spawnpoint_is_finished_when_it_is_back(backend: Backend) {
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
-    let binary = Binary::new(TestDriver::Agones, dir.clone(), database).await;
+    let binary = Binary::fresh(backend, TestDriver::Agones).await;
     let cluster = binary.cluster().expect("a cluster");
 
     let first = binary.start();
@@ -274,9 +271,7 @@ async fn an_api_server_that_hangs_fails_the_start_which_is_retried(backend: Back
 /// GameServers and claims made by a Spawnpoint from before objects carried their installation: the next start
 /// stamps those of its own rows (and only those) and carries on with them, the game never restarted.
 async fn objects_made_before_installations_are_taken_over_without_a_restart(backend: Backend) {
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
-    let binary = Binary::new(TestDriver::Agones, dir.clone(), database).await;
+    let binary = Binary::fresh(backend, TestDriver::Agones).await;
     let cluster = binary.cluster().expect("a cluster");
     let first = binary.start();
     let app = first.healthy().await;

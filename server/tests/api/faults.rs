@@ -215,9 +215,7 @@ both_databases!(api_errors_on_stop_and_delete_and_a_kill_mid_delete_leave_nothin
 /// with the server stopped or gone, and nothing of it left on the cluster.
 async fn api_errors_on_stop_and_delete_and_a_kill_mid_delete_leave_nothing_behind(backend: Backend) {
     use axum::http::Method;
-    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
-    let database = std::sync::Arc::new(crate::helpers::TestDatabase::create(backend, dir.path()).await);
-    let binary = crate::helpers::Binary::new(TestDriver::Agones, dir.clone(), database).await;
+    let binary = crate::helpers::Binary::fresh(backend, TestDriver::Agones).await;
     let cluster = binary.cluster().expect("a cluster");
     let first = binary.start();
     let app = first.healthy().await;

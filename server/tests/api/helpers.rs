@@ -611,6 +611,13 @@ impl Binary {
         Self { dir, database, ports: port_block(), cluster }
     }
 
+    /// A binary on a data directory and database of its own, fresh.
+    pub async fn fresh(backend: Backend, driver: TestDriver) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database = Arc::new(TestDatabase::create(backend, dir.path()).await);
+        Self::new(driver, dir, database).await
+    }
+
     pub fn start(&self) -> RunningBinary {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_spawnpoint"));

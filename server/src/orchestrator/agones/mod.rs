@@ -107,6 +107,30 @@ impl AgonesDriver {
         Ok(driver)
     }
 
+    /// Stamps this installation on the objects `api` lists without one whose server is among `rows`; returns
+    /// how many it stamped.
+    async fn stamp<K>(&self, api: &Api<K>, rows: &std::collections::HashSet<&str>) -> Result<usize, DriverError>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let kind = K::kind(&()).into_owned();
+        let unstamped = ListParams::default().labels(&names::unstamped());
+        let listed =
+            self.bounded(api.list(&unstamped)).await.map_err(api_error(format!("listing unstamped {kind}s")))?;
+        let stamp = serde_json::json!({ "metadata": { "labels": { INSTALLATION_LABEL: self.installation } } });
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+        let mut stamped = 0;
+        for object in listed.items {
+            let name = object.name_any();
+            if object.labels().get(SERVER_ID_LABEL).is_some_and(|id| rows.contains(id.as_str())) {
+                let patched = self.bounded(api.patch(&name, &params, &Patch::Merge(&stamp))).await;
+                patched.map_err(api_error(format!("stamping {kind} {name}")))?;
+                stamped += 1;
+            }
+        }
+        Ok(stamped)
+    }
+
     /// What a GameServer means for Spawnpoint.
     async fn observed(&self, gameserver: &GameServer) -> Observed {
         let generation =
@@ -395,28 +419,7 @@ impl Orchestrator for AgonesDriver {
     fn adopt<'a>(&'a self, rows: &'a [ServerId]) -> BoxFuture<'a, Result<usize, DriverError>> {
         Box::pin(async move {
             let rows: std::collections::HashSet<&str> = rows.iter().map(ServerId::as_str).collect();
-            let unstamped = ListParams::default().labels(&names::unstamped());
-            let stamp = serde_json::json!({ "metadata": { "labels": { INSTALLATION_LABEL: self.installation } } });
-            let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
-            let mut adopted = 0;
-            let gameservers = self.bounded(self.gameservers.list(&unstamped)).await;
-            for gameserver in gameservers.map_err(api_error("listing unstamped GameServers".to_owned()))?.items {
-                let name = gameserver.name_any();
-                if gameserver.labels().get(SERVER_ID_LABEL).is_some_and(|id| rows.contains(id.as_str())) {
-                    let patched = self.bounded(self.gameservers.patch(&name, &params, &Patch::Merge(&stamp))).await;
-                    patched.map_err(api_error(format!("stamping GameServer {name}")))?;
-                    adopted += 1;
-                }
-            }
-            let claims = self.bounded(self.claims.list(&unstamped)).await;
-            for claim in claims.map_err(api_error("listing unstamped claims".to_owned()))?.items {
-                let name = claim.name_any();
-                if claim.labels().get(SERVER_ID_LABEL).is_some_and(|id| rows.contains(id.as_str())) {
-                    let patched = self.bounded(self.claims.patch(&name, &params, &Patch::Merge(&stamp))).await;
-                    patched.map_err(api_error(format!("stamping claim {name}")))?;
-                    adopted += 1;
-                }
-            }
+            let adopted = self.stamp(&self.gameservers, &rows).await? + self.stamp(&self.claims, &rows).await?;
             if adopted > 0 {
                 tracing::info!(adopted, "took over objects made before objects carried their installation");
             }
