@@ -1,10 +1,11 @@
 //! Password hashing: argon2id with OWASP's recommended parameters (19 MiB memory, 2 passes, 1 lane).
 //!
-//! Hashing is deliberately slow (tens of milliseconds of CPU) and each hash holds 19 MiB, so it runs on the
-//! blocking pool, never on the async workers that serve other requests, and at most [`Hashing::permits`] at
-//! once: without the cap a burst of sign-ins would hold 19 MiB per request the blocking pool (512 threads)
-//! takes on, enough to get a small pod killed. A request that cannot get a permit within
-//! [`Hashing::wait`] is told to come back (429 with `Retry-After`) instead of queueing without end.
+//! Hashing is deliberately slow (tens of milliseconds of CPU) and each hash holds 19 MiB, so it runs on threads
+//! of its own ([`Hashing`]), never on the async workers that serve other requests, one hash per thread at a
+//! time. Not on tokio's blocking pool: that takes on a thread per waiting task (512 at most), and each thread
+//! that has hashed keeps its allocator arena's 19 MiB, so a burst of sign-ins grew the process by hundreds of
+//! MiB even with few hashes at once (BENCHMARKS.md). A request that cannot get a place within [`Hashing::WAIT`]
+//! is told to come back (429 with `Retry-After`) instead of queueing without end.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -12,12 +13,30 @@ use std::time::Duration;
 use app::error::AppError;
 use tokio::sync::Semaphore;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordVerifier, Version};
 
 /// OWASP Password Storage Cheat Sheet: argon2id, m=19456 KiB, t=2, p=1.
 fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
+}
+
+thread_local! {
+    /// The 19 MiB a hash works in, kept by each hashing thread and reused. Left to the allocator, every hash's
+    /// memory stayed with the process after it (glibc keeps regions that size), hundreds of MiB after a burst
+    /// (BENCHMARKS.md); this way the process holds one region per hashing thread, however many sign-ins come.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The hash of `password` with `salt` under the default parameters, in this thread's memory.
+fn argon2id(password: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    MEMORY.with_borrow_mut(|memory| {
+        let blocks = Params::DEFAULT.block_count();
+        if memory.len() != blocks {
+            *memory = vec![Block::default(); blocks];
+        }
+        hasher().hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
+    })
 }
 
 /// A hash of a password nobody has, verified against when an email is unknown so that a sign-in for a
@@ -28,15 +47,46 @@ static DECOY: LazyLock<Option<String>> = LazyLock::new(|| hash_now("decoy passwo
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+/// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) for `password`, with 16 random bytes of salt.
 fn hash_now(password: &str) -> Result<String, HashError> {
-    hasher().hash_password(password.as_bytes()).map(|hash| hash.to_string()).map_err(|e| HashError(e.to_string()))
+    let failed = |e: &dyn std::fmt::Display| HashError(e.to_string());
+    let salt = *uuid::Uuid::new_v4().as_bytes();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2id(password.as_bytes(), &salt, &mut out).map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&Params::DEFAULT).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
 }
 
-/// The password hasher, with its cap on concurrent hashes.
+/// Whether `password` is the one `stored` was made from (compared in constant time).
+fn matches(password: &str, stored: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let ours = parsed.algorithm == Algorithm::Argon2id.ident()
+        && parsed.version == Some(Version::V0x13.into())
+        && ParamsString::try_from(&Params::DEFAULT).is_ok_and(|params| params == parsed.params);
+    if !ours {
+        // Made with other parameters (none are, yet): the crate checks it, in memory of its own.
+        return hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+    }
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let mut out = vec![0u8; expected.len()];
+    argon2id(password.as_bytes(), &salt, &mut out).is_ok() && Output::new(&out).is_ok_and(|made| made == expected)
+}
+
+/// The password hasher: a few threads, each hashing one password at a time, and the places to wait for them.
 pub struct Hashing {
     permits: Arc<Semaphore>,
     wait: Duration,
+    /// To the hashing threads; they end when this is dropped.
+    jobs: std::sync::mpsc::SyncSender<Job>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 impl Default for Hashing {
     fn default() -> Self {
@@ -48,8 +98,28 @@ impl Hashing {
     /// How long a sign-in waits for a permit before it is told to come back.
     pub const WAIT: Duration = Duration::from_secs(2);
 
-    pub fn new(permits: usize, wait: Duration) -> Self {
-        Self { permits: Arc::new(Semaphore::new(permits)), wait }
+    /// `threads` hashing threads (and as many places); a request waits at most `wait` for one.
+    pub fn new(threads: usize, wait: Duration) -> Self {
+        let threads = threads.max(1);
+        // One job per place at most is ever queued (a job is only sent holding a permit).
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let worker = move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            };
+            if let Err(error) = std::thread::Builder::new().name(format!("password-hash-{n}")).spawn(worker) {
+                tracing::error!(%error, "cannot start a password hashing thread");
+            }
+        }
+        Self { permits: Arc::new(Semaphore::new(threads)), wait, jobs }
     }
 
     /// Two hashes per core: enough to keep every core busy while one thread waits to be scheduled.
@@ -57,18 +127,19 @@ impl Hashing {
         2 * std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     }
 
-    /// Runs `work` on the blocking pool once a permit is free; refuses when none frees up in time. The permit
-    /// goes with the work, not with the request: a client that hangs up does not stop a hash under way, so it
-    /// must not free that hash's place either.
+    /// Runs `work` on a hashing thread once a place is free; refuses when none frees up in time. The place goes
+    /// with the work, not with the request: a client that hangs up does not stop a hash under way, so it must
+    /// not free that hash's place either.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Busy> {
         let acquire = self.permits.clone().acquire_owned();
         let permit = tokio::time::timeout(self.wait, acquire).await.map_err(|_| Busy)?.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|_| Busy)
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _place = permit;
+            let _ = done.send(work());
+        });
+        self.jobs.try_send(job).map_err(|_| Busy)?;
+        result.await.map_err(|_| Busy)
     }
 
     /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
@@ -78,16 +149,13 @@ impl Hashing {
 
     /// Whether `password` matches `stored`; with no stored hash, spends the same effort and answers no.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, Busy> {
-        self.run(move || {
-            let matches = |hash: &str| hasher().verify_password(password.as_bytes(), hash).is_ok();
-            match stored {
-                Some(hash) => matches(&hash),
-                None => {
-                    if let Some(decoy) = DECOY.as_deref() {
-                        matches(decoy);
-                    }
-                    false
+        self.run(move || match stored {
+            Some(hash) => matches(&password, &hash),
+            None => {
+                if let Some(decoy) = DECOY.as_deref() {
+                    matches(&password, decoy);
                 }
+                false
             }
         })
         .await
@@ -128,6 +196,21 @@ mod tests {
         assert!(!hashing.verify("correct horse battery".into(), None).await.expect("verifies"), "no account, no match");
         let again = hashing.hash("correct horse battery".into()).await.expect("hashes");
         assert_ne!(stored, again, "every hash has its own salt");
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate_s_own_both_ways() {
+        use argon2::PasswordHasher as _;
+        let theirs = hasher().hash_password(b"correct horse battery").expect("hashes").to_string();
+        assert!(matches("correct horse battery", &theirs), "a hash stored before is still checked");
+        assert!(!matches("correct horse battery!", &theirs));
+        let ours = hash_now("correct horse battery").expect("hashes");
+        assert!(hasher().verify_password(b"correct horse battery", ours.as_str()).is_ok(), "{ours}");
+        assert!(hasher().verify_password(b"wrong", ours.as_str()).is_err());
+        // Other parameters are still checked (by the crate).
+        let cheap = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8, 1, 1, None).expect("params"));
+        let other = cheap.hash_password(b"pw").expect("hashes").to_string();
+        assert!(matches("pw", &other) && !matches("px", &other), "{other}");
     }
 
     #[tokio::test]
