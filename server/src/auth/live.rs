@@ -63,15 +63,19 @@ impl AuthService {
         self.live.take(&session.user.id)
     }
 
-    /// Completes once `session` has ended (checked every [`SESSION_RECHECK`]). A database that does not
-    /// answer ends nothing: the next check decides.
+    /// Completes once `session` has ended, or its user's role has changed since it was opened (a connection
+    /// opened with an administrator's view must not keep it after a demotion; the client reconnects with what
+    /// the user may see now). Checked every [`SESSION_RECHECK`]; a database that does not answer ends nothing:
+    /// the next check decides.
     pub fn session_ended(self: &Arc<Self>, session: &Session) -> impl Future<Output = ()> + Send + use<> {
-        let (auth, session_id) = (self.clone(), session.id.clone());
+        let (auth, session_id, role) = (self.clone(), session.id.clone(), session.user.role);
         async move {
             loop {
                 tokio::time::sleep(SESSION_RECHECK).await;
-                if let Ok(None) = auth.current_user(&session_id).await {
-                    return;
+                match auth.current_user(&session_id).await {
+                    Ok(None) => return,
+                    Ok(Some(user)) if user.role != role => return,
+                    Ok(Some(_)) | Err(_) => {}
                 }
             }
         }

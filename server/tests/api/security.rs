@@ -263,3 +263,17 @@ async fn only_this_panels_host_names_are_served_with_protective_headers() {
         assert_eq!(header("referrer-policy"), "strict-origin-when-cross-origin", "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrators_view_of_everyone_ends_with_a_demotion() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.admin("ops@example.com").await;
+    let mut everyone = app.events(&admin, "?all=true").await;
+    sqlx::query("UPDATE users SET role = 'customer' WHERE email = $1")
+        .bind("ops@example.com")
+        .execute(app.db.pool())
+        .await
+        .expect("demoted");
+    assert!(everyone.ends_within(std::time::Duration::from_secs(10)).await, "the view of everyone's servers ended");
+    assert_eq!(app.get_as(&admin, "/api/servers/events?all=true").await.status(), 403, "and is not given again");
+}
