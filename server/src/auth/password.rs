@@ -50,7 +50,8 @@ pub struct HashError(String);
 /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`) for `password`, with 16 random bytes of salt.
 fn hash_now(password: &str) -> Result<String, HashError> {
     let failed = |e: &dyn std::fmt::Display| HashError(e.to_string());
-    let salt = *uuid::Uuid::new_v4().as_bytes();
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| failed(&e))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     argon2id(password.as_bytes(), &salt, &mut out).map_err(|e| failed(&e))?;
     let hash = PasswordHash {
@@ -70,8 +71,11 @@ fn matches(password: &str, stored: &str) -> bool {
         && parsed.version == Some(Version::V0x13.into())
         && ParamsString::try_from(&Params::DEFAULT).is_ok_and(|params| params == parsed.params);
     if !ours {
-        // Made with other parameters (none are, yet): the crate checks it, in memory of its own.
-        return hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+        // Made with other parameters (none are, yet): the crate checks it, in memory of its own, as long as it
+        // is argon2id and needs no more memory than ours (a stored hash must not be able to ask for GiBs).
+        let bounded = parsed.algorithm == Algorithm::Argon2id.ident()
+            && Params::try_from(&parsed).is_ok_and(|params| params.m_cost() <= Params::DEFAULT.m_cost());
+        return bounded && hasher().verify_password(password.as_bytes(), &parsed).is_ok();
     }
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
     let mut out = vec![0u8; expected.len()];
@@ -100,26 +104,36 @@ impl Hashing {
 
     /// `threads` hashing threads (and as many places); a request waits at most `wait` for one.
     pub fn new(threads: usize, wait: Duration) -> Self {
-        let threads = threads.max(1);
-        // One job per place at most is ever queued (a job is only sent holding a permit).
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads);
+        // At most one job per place is ever queued (a job is only sent holding a permit), plus the decoy's.
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(threads.max(1) + 1);
         let queue = Arc::new(std::sync::Mutex::new(queue));
-        for n in 0..threads {
+        let mut started = 0;
+        for n in 0..threads.max(1) {
             let queue = queue.clone();
             let worker = move || {
                 loop {
                     let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                    let Ok(job) = job else { return };
+                    // A panic must not take a hashing thread (and its place) away for good; the job's permit
+                    // and answer are dropped with it, so its request is answered.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                        tracing::error!("a password hash panicked");
                     }
                 }
             };
-            if let Err(error) = std::thread::Builder::new().name(format!("password-hash-{n}")).spawn(worker) {
-                tracing::error!(%error, "cannot start a password hashing thread");
+            match std::thread::Builder::new().name(format!("password-hash-{n}")).spawn(worker) {
+                Ok(_) => started += 1,
+                Err(error) => tracing::error!(%error, "cannot start a password hashing thread"),
             }
         }
-        Self { permits: Arc::new(Semaphore::new(threads)), wait, jobs }
+        // Made now, on a hashing thread: unknown emails must cost a hash from the first sign-in on.
+        let _ = jobs.try_send(Box::new(|| {
+            if DECOY.is_none() {
+                tracing::error!("the decoy password hash could not be made; unknown emails answer faster");
+            }
+        }));
+        // As many places as threads that run: a place nobody serves would let a request wait past `wait`.
+        Self { permits: Arc::new(Semaphore::new(started)), wait, jobs }
     }
 
     /// Two hashes per core: enough to keep every core busy while one thread waits to be scheduled.
