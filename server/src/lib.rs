@@ -41,9 +41,9 @@ use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
 use crate::dns::cloudflare::Cloudflare;
+use crate::orchestrator::Orchestrator;
 use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
-use crate::orchestrator::{Orchestrator, PortBook};
 use crate::reconciler::guard::DeletionGuard;
 use crate::reconciler::{Clients, Reconciler};
 use crate::servers::ServerService;
@@ -108,9 +108,6 @@ impl Application {
         let events = EventBus::default();
         let repo = Arc::new(ServerRepo::new(db.clone(), events.clone()));
         let driver = orchestrator(settings, repo.clone(), &installation).await?;
-        let rows: Vec<catalog::ServerId> =
-            repo.list(None).await.context("while listing servers")?.into_iter().map(|row| row.id).collect();
-        driver.adopt(&rows).await.context("while taking over game servers made before installations")?;
 
         let catalog = Arc::new(catalog);
         let payments = payments(settings, &db)?;
@@ -190,15 +187,15 @@ impl Application {
     }
 }
 
-/// The configured orchestrator, ready to use; the local one records the game ports it hands out in `ports`.
+/// The configured orchestrator, ready to use; the local one records the game ports it hands out in `repo`.
 async fn orchestrator(
     settings: &Settings,
-    ports: Arc<dyn PortBook>,
+    repo: Arc<ServerRepo>,
     installation: &str,
 ) -> anyhow::Result<Arc<dyn Orchestrator>> {
     match settings.driver {
         Driver::Local => {
-            let local = LocalDriver::new(&settings.data_dir, settings.local.clone(), ports);
+            let local = LocalDriver::new(&settings.data_dir, settings.local.clone(), repo);
             // Before anything is started: what a previous run left behind would otherwise run twice.
             local.end_leftovers().await;
             Ok(Arc::new(local))
@@ -213,6 +210,11 @@ async fn orchestrator(
             let driver = AgonesDriver::start(client, &settings.agones, timeout, installation)
                 .await
                 .context("while watching GameServers")?;
+            // Before the reconciler looks: objects of this database's servers made before installations were
+            // stamped would look gone.
+            let rows: Vec<catalog::ServerId> =
+                repo.list(None).await.context("while listing servers")?.into_iter().map(|row| row.id).collect();
+            driver.adopt(&rows).await.context("while taking over game servers made before installations")?;
             Ok(driver)
         }
     }

@@ -196,22 +196,13 @@ impl AuthService {
     pub async fn authenticate(&self, token: &str, credential: Credential) -> Result<Session, AppError> {
         let expired = || AppError::Unauthorized("the session has expired or was signed out; sign in again".into());
         let claims = self.tokens.verify(token).map_err(|_| expired())?;
-        let row = sqlx::query(
-            "SELECT u.id, u.email, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3",
-        )
-        .bind(&claims.sid)
-        .bind(&claims.sub)
-        .bind(now())
-        .fetch_optional(self.db.pool())
-        .await
-        .map_err(|source| Error::new("checking a session", source))?
-        .ok_or_else(expired)?;
-        Ok(Session { id: claims.sid, user: user_from_row(&row)?, credential })
+        // The token names its session and its user; both must still be what the database says.
+        let user = self.current_user(&claims.sid).await?.filter(|user| user.id == claims.sub.as_str());
+        Ok(Session { id: claims.sid, user: user.ok_or_else(expired)?, credential })
     }
 
     /// The user of session `id` as the database has them now, while the session is open and the user exists;
-    /// `None` once it has ended (for live connections, which check again while they last).
+    /// `None` once it has ended. Every request asks once; live connections ask again while they last.
     pub async fn current_user(&self, id: &str) -> Result<Option<User>, AppError> {
         let row = sqlx::query(
             "SELECT u.id, u.email, u.role, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \

@@ -162,12 +162,6 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
     /// Types a line on the game's console (its standard input).
     fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
-    /// Takes over the game servers of `rows` that were made before objects carried their installation, so
-    /// this installation sees them again; returns how many were taken over. Objects of servers without a row
-    /// are left alone: they may be another installation's. Orchestrators whose objects need no stamp do nothing.
-    fn adopt<'a>(&'a self, _rows: &'a [ServerId]) -> BoxFuture<'a, Result<usize, DriverError>> {
-        Box::pin(async { Ok(0) })
-    }
     /// Spawnpoint is stopping. Local processes are stopped politely (their rows still say running, so they
     /// start again with Spawnpoint); an orchestrator whose game servers outlive Spawnpoint does nothing.
     fn shutdown(&self) -> BoxFuture<'_, ()>;

@@ -107,6 +107,18 @@ impl AgonesDriver {
         Ok(driver)
     }
 
+    /// Takes over the game servers of `rows` that were made before objects carried their installation, so
+    /// this installation sees them again; returns how many objects it stamped. Objects of servers without a
+    /// row are left alone: they may be another installation's.
+    pub async fn adopt(&self, rows: &[ServerId]) -> Result<usize, DriverError> {
+        let rows: std::collections::HashSet<&str> = rows.iter().map(ServerId::as_str).collect();
+        let adopted = self.stamp(&self.gameservers, &rows).await? + self.stamp(&self.claims, &rows).await?;
+        if adopted > 0 {
+            tracing::info!(adopted, "took over objects made before objects carried their installation");
+        }
+        Ok(adopted)
+    }
+
     /// Stamps this installation on the objects `api` lists without one whose server is among `rows`; returns
     /// how many it stamped.
     async fn stamp<K>(&self, api: &Api<K>, rows: &std::collections::HashSet<&str>) -> Result<usize, DriverError>
@@ -413,17 +425,6 @@ impl Orchestrator for AgonesDriver {
                 },
                 None => Ok(()),
             }
-        })
-    }
-
-    fn adopt<'a>(&'a self, rows: &'a [ServerId]) -> BoxFuture<'a, Result<usize, DriverError>> {
-        Box::pin(async move {
-            let rows: std::collections::HashSet<&str> = rows.iter().map(ServerId::as_str).collect();
-            let adopted = self.stamp(&self.gameservers, &rows).await? + self.stamp(&self.claims, &rows).await?;
-            if adopted > 0 {
-                tracing::info!(adopted, "took over objects made before objects carried their installation");
-            }
-            Ok(adopted)
         })
     }
 
