@@ -8,12 +8,13 @@ use leptos_router::hooks::use_params_map;
 
 use crate::error::AppError;
 
-/// The game catalog as the server has it configured, as the public may see it.
+/// The game catalog as the server has it configured, as the public may see it, each game saying whether this
+/// host can run it.
 #[server(prefix = "/rpc", endpoint = "games")]
 pub async fn list_games() -> Result<Vec<PublicGame>, AppError> {
     use std::sync::Arc;
-    let catalog = use_context::<Arc<catalog::Catalog>>().ok_or(AppError::Internal)?;
-    Ok(catalog.public())
+    let servers = use_context::<Arc<dyn crate::servers::ssr::Servers>>().ok_or(AppError::Internal)?;
+    Ok(servers.games())
 }
 
 /// `(game id, plan id)` of the plan the visitor picked.
@@ -28,7 +29,7 @@ pub fn CatalogPage() -> impl IntoView {
     view! {
         <section class="catalog">
             <h1>"Host a game server"</h1>
-            <p class="lede">"Pick a game, then a plan. Your server gets its own address, a live console and backups."</p>
+            <p class="lede">"Pick a game, then a plan. Your server is installed for you and gets its own address, a live console and settings you can change."</p>
             <Suspense fallback=|| view! { <p class="loading">"Loading the catalog…"</p> }>
                 {move || Suspend::new(async move {
                     match catalog.await {
@@ -83,6 +84,9 @@ fn GameList(games: Vec<PublicGame>, selected: Signal<Option<String>>) -> impl In
 fn PlanTable(game: PublicGame, chosen: Choice) -> impl IntoView {
     let game_id = game.id.clone();
     let caption = format!("{} plans", game.name);
+    let unavailable = game.unavailable.clone().map(|reason| {
+        view! { <p class="hint unavailable">"Not offered on this host: " {reason}</p> }
+    });
     let rows = game
         .plans
         .iter()
@@ -133,6 +137,7 @@ fn PlanTable(game: PublicGame, chosen: Choice) -> impl IntoView {
     };
 
     view! {
+        {unavailable}
         <table class="plans">
             <caption>{caption}</caption>
             <thead>

@@ -5,7 +5,10 @@
 //! events), so a status change shows without reloading. Power buttons are enabled exactly when the shared state
 //! machine ([`ServerStatus::allows`]) allows the action, the same rule the server enforces.
 
-use catalog::gameserver::{GameServer, ServerEvent};
+use std::collections::BTreeMap;
+
+use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables};
+use catalog::variables::{Rule, Variable};
 use catalog::{Action, PublicGame, ServerId, ServerStatus, format_price};
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -21,17 +24,19 @@ pub async fn list_servers(all: bool) -> Result<Vec<GameServer>, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.list(&user, all).await }).await
 }
 
-/// The games this Spawnpoint can run, for the create form.
-#[server(prefix = "/rpc", endpoint = "new_server_choices")]
-pub async fn new_server_choices() -> Result<Vec<PublicGame>, AppError> {
-    ssr::with_servers(|servers, _| async move { Ok(servers.runnable_games()) }).await
-}
-
-/// Creates a server and goes to its page (with billing on, to its checkout).
+/// Creates a server and goes to its page (with billing on, to its checkout). `accept_eula` is the form's
+/// checkbox (present when ticked).
 #[server(prefix = "/rpc", endpoint = "create_server")]
-pub async fn create_server(name: String, game: String, plan: String) -> Result<GameServer, AppError> {
+pub async fn create_server(
+    name: String,
+    game: String,
+    plan: String,
+    #[server(default)] variables: BTreeMap<String, String>,
+    #[server(default)] accept_eula: Option<String>,
+) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move {
-        let server = servers.create(&user, &name, &game, &plan).await?;
+        let new = NewServer { name, game, plan, variables, accept_eula: accept_eula.is_some() };
+        let server = servers.create(&user, &new).await?;
         // With billing on, to Stripe's checkout first; it sends the customer back to the server's page.
         match &server.checkout_url {
             Some(checkout) => leptos_axum::redirect(checkout),
@@ -47,7 +52,21 @@ pub async fn get_server(id: ServerId) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.get(&user, &id).await }).await
 }
 
-/// A power action (start, stop, restart) or delete.
+#[server(prefix = "/rpc", endpoint = "server_variables")]
+pub async fn get_server_variables(id: ServerId) -> Result<ServerVariables, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.variables(&user, &id).await }).await
+}
+
+/// Saves the settings page's variables (a running server restarts with them).
+#[server(prefix = "/rpc", endpoint = "set_server_variables")]
+pub async fn set_server_variables(
+    id: ServerId,
+    #[server(default)] values: BTreeMap<String, String>,
+) -> Result<ServerVariables, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.set_variables(&user, &id, &values).await }).await
+}
+
+/// A power action (start, stop, restart, reinstall) or delete.
 #[server(prefix = "/rpc", endpoint = "power")]
 pub async fn power(id: ServerId, action: Action) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.act(&user, &id, action).await }).await
@@ -138,11 +157,11 @@ fn StatusBadge(status: ServerStatus) -> impl IntoView {
     view! { <span class=format!("status status-{status}")>{status.to_string()}</span> }
 }
 
-/// Game → plan (with its price) → name.
+/// Game → plan (with its price) → name → the game's settings (and its licence, where it has one).
 #[component]
 fn NewServerForm() -> impl IntoView {
     let create = ServerAction::<CreateServer>::new();
-    let choices = OnceResource::new(new_server_choices());
+    let choices = OnceResource::new(crate::catalog_page::list_games());
     let query = use_query_map();
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
     view! {
@@ -150,21 +169,33 @@ fn NewServerForm() -> impl IntoView {
             <h2>"New server"</h2>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {
-                    let games = match choices.await {
-                        Ok(games) if !games.is_empty() => games,
-                        Ok(_) => return view! { <p class="hint">"No game can run here yet."</p> }.into_any(),
+                    let all = match choices.await {
+                        Ok(games) => games,
                         Err(error) => return view! { <p class="error">{error.to_string()}</p> }.into_any(),
                     };
+                    let games: Vec<PublicGame> = all.iter().filter(|g| g.unavailable.is_none()).cloned().collect();
+                    if games.is_empty() {
+                        return view! { <p class="hint">"No game can run here yet."</p> }.into_any();
+                    }
                     let wanted = query.read_untracked().get("game");
                     let unavailable = wanted.clone().filter(|id| !games.iter().any(|g| &g.id == id)).map(|id| {
-                        view! { <p class="hint">{format!("“{id}” cannot run on this host; choose one of these games.")}</p> }
+                        let why = all.iter().find(|g| g.id == id).and_then(|g| g.unavailable.clone());
+                        let text = match why {
+                            Some(why) => format!("“{id}” cannot run on this host ({why}); choose one of these games."),
+                            None => format!("“{id}” cannot run on this host; choose one of these games."),
+                        };
+                        view! { <p class="hint">{text}</p> }
                     });
                     let first = wanted.filter(|id| games.iter().any(|g| &g.id == id)).unwrap_or_else(|| games[0].id.clone());
                     let game = RwSignal::new(first);
                     let wanted_plan = query.read_untracked().get("plan");
-                    let plans = {
-                        let games = games.clone();
-                        move || games.iter().find(|g| g.id == game.get()).map(|g| g.plans.clone()).unwrap_or_default()
+                    let plan = RwSignal::new(wanted_plan.clone().unwrap_or_default());
+                    let games = StoredValue::new(games);
+                    let chosen = move || games.with_value(|games| games.iter().find(|g| g.id == game.get()).cloned());
+                    let players = move || {
+                        let game = chosen()?;
+                        let id = plan.get();
+                        game.plan(&id).or(game.plans.first()).map(|plan| plan.players.max)
                     };
                     view! {
                         {unavailable}
@@ -172,20 +203,20 @@ fn NewServerForm() -> impl IntoView {
                             <label>
                                 "Game"
                                 <select name="game" on:change:target=move |ev| game.set(ev.target().value())>
-                                    {games
+                                    {games.with_value(|games| games
                                         .iter()
                                         .map(|g| {
                                             let selected = g.id == game.get_untracked();
                                             view! { <option value=g.id.clone() selected=selected>{g.name.clone()}</option> }
                                         })
-                                        .collect_view()}
+                                        .collect_view())}
                                 </select>
                             </label>
                             <label>
                                 "Plan"
-                                <select name="plan">
+                                <select name="plan" on:change:target=move |ev| plan.set(ev.target().value())>
                                     {move || {
-                                        plans()
+                                        chosen().map(|g| g.plans).unwrap_or_default()
                                             .into_iter()
                                             .map(|plan| {
                                                 let selected = wanted_plan.as_deref() == Some(plan.id.as_str());
@@ -211,6 +242,26 @@ fn NewServerForm() -> impl IntoView {
                                     placeholder="Friday night"
                                 />
                             </label>
+                            {move || {
+                                let game = chosen()?;
+                                let players = players().unwrap_or(1);
+                                let fields = game
+                                    .variables
+                                    .iter()
+                                    .map(|v| {
+                                        let value = v.default_for(players);
+                                        view! { <VariableField variable=v.clone() value players name=format!("variables[{}]", v.key) /> }
+                                    })
+                                    .collect_view();
+                                Some(view! { <fieldset class="variables"><legend>"Settings"</legend>{fields}</fieldset> })
+                            }}
+                            {move || chosen().and_then(|g| g.eula).map(|eula| view! {
+                                <label class="eula">
+                                    <input type="checkbox" name="accept_eula" value="yes" required />
+                                    "I accept the game's "
+                                    <a href=eula target="_blank" rel="noopener">"licence (EULA)"</a>
+                                </label>
+                            })}
                             {move || error.get().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
                             <button type="submit" class="primary">"Create server"</button>
                         </ActionForm>
@@ -219,6 +270,51 @@ fn NewServerForm() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// One startup variable as a form field, by its rule: a number field with its bounds, a choice, a yes/no, or text
+/// with its length and pattern (which the browser checks too; the server has the last word).
+#[component]
+fn VariableField(variable: Variable, value: String, players: u32, name: String) -> impl IntoView {
+    let rule = variable.rule.describe(players);
+    let input = match &variable.rule {
+        Rule::Number { min, max } => view! {
+            <input type="number" name=name min=min.to_string() max=max.resolve(players).to_string() value=value required />
+        }
+        .into_any(),
+        Rule::Select { options } => {
+            let options = options
+                .iter()
+                .map(|option| {
+                    let selected = *option == value;
+                    view! { <option value=option.clone() selected=selected>{option.clone()}</option> }
+                })
+                .collect_view();
+            view! { <select name=name>{options}</select> }.into_any()
+        }
+        Rule::Bool => {
+            let yes = value == "true";
+            view! {
+                <select name=name>
+                    <option value="true" selected=yes>"yes"</option>
+                    <option value="false" selected=!yes>"no"</option>
+                </select>
+            }
+            .into_any()
+        }
+        Rule::Text { max_len, pattern } => view! {
+            <input type="text" name=name maxlength=max_len.to_string() pattern=pattern.clone() value=value />
+        }
+        .into_any(),
+    };
+    let hint = if variable.description.is_empty() { rule } else { format!("{} ({rule})", variable.description) };
+    view! {
+        <label class="variable">
+            {variable.name.clone()}
+            {input}
+            <small class="hint">{hint}</small>
+        </label>
     }
 }
 
@@ -235,11 +331,15 @@ fn ServerDetails() -> impl IntoView {
     let params = use_params_map();
     let id = move || ServerId::new(params.read().get("id").unwrap_or_default());
     let initial = Resource::new(id, get_server);
+    let games = OnceResource::new(crate::catalog_page::list_games());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match initial.await {
-                    Ok(server) => view! { <LiveServer server /> }.into_any(),
+                    Ok(server) => {
+                        let game = games.await.ok().and_then(|games| games.into_iter().find(|g| g.id == server.game));
+                        view! { <LiveServer server game /> }.into_any()
+                    }
                     Err(error) => {
                         view! {
                             <section class="empty">
@@ -257,7 +357,27 @@ fn ServerDetails() -> impl IntoView {
 }
 
 #[component]
-fn LiveServer(server: GameServer) -> impl IntoView {
+fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
+    let game = StoredValue::new(game);
+    // "Minecraft: Java Edition · Starter: 2 vCPU, 2 GiB memory, 10 GiB storage, $3.00/month"
+    let describe = move |server: &GameServer| {
+        game.with_value(|game| {
+            let Some(game) = game else { return format!("{} · {}", server.game, server.plan) };
+            match game.plan(&server.plan) {
+                Some(plan) => format!(
+                    "{} · {}: {}, {} memory, {} storage, {} players, {}",
+                    game.name,
+                    plan.name,
+                    plan.cpu,
+                    plan.memory,
+                    plan.storage,
+                    plan.players,
+                    format_price(plan.price_cents)
+                ),
+                None => format!("{} · {}", game.name, server.plan),
+            }
+        })
+    };
     let id = server.id.clone();
     // `None` once it is deleted for good.
     let current = RwSignal::new(Some(server));
@@ -331,6 +451,17 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                             <dd>
                                 <StatusBadge status=server.status />
                                 {server.status_message.clone().map(|m| view! { <span class="status-message">{m}</span> })}
+                                {server.install.clone().map(|install| {
+                                    let total = install.total_bytes.map(|t| t.to_string());
+                                    view! {
+                                        <span class="install" role="status">
+                                            "Installing: " {install.describe()}
+                                            <progress value=install.done_bytes.to_string() max=total></progress>
+                                        </span>
+                                    }
+                                })}
+                                {(server.status == ServerStatus::Pending && server.status_message.is_none())
+                                    .then(|| view! { <span class="status-message">"Starting the game…"</span> })}
                                 {server.checkout_url.clone().map(|url| view! {
                                     <a href=url class="button primary pay">"Pay now"</a>
                                     <span class="status-message">"It is set up as soon as the payment arrives."</span>
@@ -341,7 +472,7 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                                 {server.address.clone().unwrap_or_else(|| "— (not running)".into())}
                             </dd>
                             <dt>"Game"</dt>
-                            <dd>{server.game.clone()} " · " {server.plan.clone()}</dd>
+                            <dd class="game">{describe(&server)}</dd>
                             <dt>"Id"</dt>
                             <dd><code>{server.id.to_string()}</code></dd>
                         </dl>
@@ -355,6 +486,7 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                 {button(Action::Start, "Start")}
                 {button(Action::Stop, "Stop")}
                 {button(Action::Restart, "Restart")}
+                {button(Action::Reinstall, "Reinstall")}
                 <button
                     type="button"
                     class="danger"
@@ -377,7 +509,62 @@ fn LiveServer(server: GameServer) -> impl IntoView {
                 </div>
             </Show>
             <Console id=id.get_value() />
+            <ServerSettings id=id.get_value() />
         </Show>
+    }
+}
+
+/// The server's startup variables, saved together; a running server restarts with them.
+#[component]
+fn ServerSettings(id: ServerId) -> impl IntoView {
+    let save = ServerAction::<SetServerVariables>::new();
+    let loaded = Resource::new(move || save.version().get(), {
+        let id = id.clone();
+        move |_| get_server_variables(id.clone())
+    });
+    let outcome = move || {
+        save.value().get().map(|result| match result {
+            Ok(_) => view! { <p class="saved" role="status">"Saved."</p> }.into_any(),
+            Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <section class="settings">
+            <h2>"Settings"</h2>
+            <Suspense fallback=|| ()>
+                {move || {
+                    let id = id.clone();
+                    Suspend::new(async move {
+                        let settings = match loaded.await {
+                            Ok(settings) => settings,
+                            Err(error) => return view! { <p class="error">{error.to_string()}</p> }.into_any(),
+                        };
+                        if settings.variables.is_empty() {
+                            return view! { <p class="hint">"This game has no settings."</p> }.into_any();
+                        }
+                        let fields = settings
+                            .variables
+                            .iter()
+                            .map(|v| {
+                                let value = settings.values.get(&v.key).cloned().unwrap_or_default();
+                                let name = format!("values[{}]", v.key);
+                                view! { <VariableField variable=v.clone() value players=settings.plan_players name /> }
+                            })
+                            .collect_view();
+                        view! {
+                            <ActionForm action=save>
+                                <input type="hidden" name="id" value=id.to_string() />
+                                {fields}
+                                <p class="hint">"Saving restarts a running server; a new version is installed first."</p>
+                                <button type="submit">"Save settings"</button>
+                            </ActionForm>
+                        }
+                        .into_any()
+                    })
+                }}
+            </Suspense>
+            {outcome}
+        </section>
     }
 }
 
@@ -428,8 +615,10 @@ pub mod ssr {
     use std::future::Future;
     use std::sync::Arc;
 
+    use std::collections::BTreeMap;
+
     use catalog::account::User;
-    use catalog::gameserver::GameServer;
+    use catalog::gameserver::{GameServer, NewServer, ServerVariables};
     use catalog::{Action, PublicGame, ServerId};
 
     use crate::context::BoxFuture;
@@ -439,16 +628,21 @@ pub mod ssr {
     /// provided as `Arc<dyn Servers>` in context. Every method checks what `user` may touch.
     pub trait Servers: Send + Sync + 'static {
         fn list<'a>(&'a self, user: &'a User, all: bool) -> BoxFuture<'a, Result<Vec<GameServer>, AppError>>;
-        /// Games in the catalog that this Spawnpoint's orchestrator can run.
-        fn runnable_games(&self) -> Vec<PublicGame>;
-        fn create<'a>(
+        /// Every game in the catalog, each saying why this Spawnpoint cannot run it, if it cannot.
+        fn games(&self) -> Vec<PublicGame>;
+        fn create<'a>(&'a self, user: &'a User, new: &'a NewServer) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn get<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn variables<'a>(
             &'a self,
             user: &'a User,
-            name: &'a str,
-            game: &'a str,
-            plan: &'a str,
-        ) -> BoxFuture<'a, Result<GameServer, AppError>>;
-        fn get<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<GameServer, AppError>>;
+            id: &'a ServerId,
+        ) -> BoxFuture<'a, Result<ServerVariables, AppError>>;
+        fn set_variables<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            values: &'a BTreeMap<String, String>,
+        ) -> BoxFuture<'a, Result<ServerVariables, AppError>>;
         fn act<'a>(
             &'a self,
             user: &'a User,

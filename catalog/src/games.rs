@@ -8,7 +8,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::install::{ConfigFile, HostNeeds, InstallStep};
 use crate::quantity::{ByteSize, Cpu};
+use crate::variables::Variable;
 
 /// Name of a game's main port, as used by `query.port` and by drivers.
 pub const MAIN_PORT: &str = "game";
@@ -38,6 +40,10 @@ pub struct Game {
     /// DNS SRV service name (`minecraft` → `_minecraft._tcp`).
     pub srv_service: Option<String>,
     pub query: Option<QuerySpec>,
+    /// Startup variables the customer picks (or the operator fixes), filled into templates by key.
+    pub variables: Vec<Variable>,
+    /// Where the game's licence is, when a server may only run once its owner accepted it.
+    pub eula: Option<String>,
     /// How the single-box driver starts the game; `None` means cluster only.
     pub local: Option<LocalProcess>,
     /// The user and group the game's container runs as on a cluster (its volume is made writable for the group).
@@ -70,6 +76,13 @@ pub struct PublicGame {
     /// Further ports (query, rcon, …).
     pub extra_ports: Vec<GamePort>,
     pub plans: Vec<Plan>,
+    pub variables: Vec<Variable>,
+    /// The licence a customer must accept to create a server of this game.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eula: Option<String>,
+    /// Why this host cannot run the game ("needs Java 21"), filled in by the server that lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// A named port with its transport protocol.
@@ -107,7 +120,8 @@ pub enum QueryProtocol {
     A2s,
 }
 
-/// A command line for the local driver; `{port}`, `{data_dir}` and `{memory_mib}` are filled in per server.
+/// How the local driver installs, configures and runs a game. Its texts are templates (see
+/// [`crate::install::BUILTIN_PLACEHOLDERS`] and the game's variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalProcess {
     pub command: String,
@@ -116,6 +130,11 @@ pub struct LocalProcess {
     /// A piece of the output line the game prints once players can connect; without one, the game counts as
     /// ready when its TCP port accepts connections.
     pub ready_line: Option<String>,
+    /// Run in order before the first start and on reinstall.
+    pub install: Vec<InstallStep>,
+    /// Keys set in the game's config files before every start.
+    pub config_files: Vec<ConfigFile>,
+    pub needs: HostNeeds,
 }
 
 /// What a customer buys: resources and a monthly price.
@@ -174,6 +193,10 @@ impl Game {
             port: self.port.clone(),
             extra_ports: self.extra_ports.clone(),
             plans: self.plans.clone(),
+            // What the operator fixed is theirs to know; customers see what they can choose.
+            variables: self.variables.iter().filter(|variable| variable.editable).cloned().collect(),
+            eula: self.eula.clone(),
+            unavailable: None,
         }
     }
 
@@ -508,6 +531,79 @@ games:
         assert!(matches!(Catalog::from_yaml("games: [{ id: x"), Err(CatalogError::Syntax(_))));
         let typo = VALID.replacen("image: example/beta:1", "image: example/beta:1\n    imgae: typo", 1);
         assert!(matches!(Catalog::from_yaml(&typo), Err(CatalogError::Syntax(e)) if e.contains("imgae")));
+    }
+
+    #[test]
+    fn every_game_runs_on_the_single_box_and_says_how_it_is_installed() {
+        for game in Catalog::builtin().games() {
+            let local = game.local.as_ref().unwrap_or_else(|| panic!("{} has no local section", game.id));
+            assert!(local.ready_line.is_some(), "{} says when it is ready", game.id);
+            if game.id != "demo" {
+                assert!(!local.install.is_empty(), "{} is installed by steps", game.id);
+            }
+        }
+        let java = Catalog::builtin().game("minecraft-java").cloned().expect("java");
+        let kinds: Vec<_> = java.local.as_ref().map(|l| l.install.iter().map(|s| s.action.kind()).collect()).unwrap();
+        assert_eq!(kinds, ["paper", "mojang"]);
+        assert!(java.eula.is_some(), "Minecraft's licence must be accepted");
+        let public = java.public();
+        assert!(public.variables.iter().any(|v| v.key == "MAX_PLAYERS"));
+        let bedrock = Catalog::builtin().game("minecraft-bedrock").expect("bedrock").public();
+        assert!(!bedrock.variables.iter().any(|v| v.key == "BEDROCK_ZIP_URL"), "the operator's settings stay theirs");
+    }
+
+    const LOCAL: &str = r#"
+    variables:
+      - { key: VERSION, name: Version, type: text, max_len: 8, pattern: '[0-9.]+', default: "1.0" }
+      - { key: PLAYERS, name: Players, type: number, min: 1, max: plan, default: 99 }
+    local:
+      command: ./game
+      args: ["--port", "{port}", "--version", "{VERSION}"]
+      install:
+        - { when: { VERSION: "1.0" }, download: { url: "https://example.com/{VERSION}.zip", sha256: "{VERSION}", to: game.zip } }
+        - extract: { archive: game.zip }
+      config_files:
+        - { path: game.properties, format: properties, set: { players: "{PLAYERS}" } }
+    plans:"#;
+
+    fn with_local(from: &str, to: &str) -> String {
+        let valid = VALID.replacen("    plans:", LOCAL, 1);
+        assert!(valid.contains(from), "test typo: {from}");
+        valid.replacen(from, to, 1)
+    }
+
+    fn problem_fields(yaml: &str) -> Vec<String> {
+        match Catalog::from_yaml(yaml) {
+            Ok(_) => Vec::new(),
+            Err(CatalogError::Invalid(problems)) => problems.into_iter().map(|p| p.field).collect(),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn local_sections_are_checked_step_by_step() {
+        assert_eq!(problem_fields(&with_local("", "")), Vec::<String>::new(), "the fixture is valid");
+        let cases = [
+            ("{VERSION}\"]", "{VERISON}\"]", "local.args[3]"),
+            ("to: game.zip", "to: ../game.zip", "local.install[0]"),
+            ("archive: game.zip }", "archive: game.rar }", "local.install[1].extract.archive"),
+            (
+                "- extract: { archive: game.zip }",
+                "- { extract: { archive: game.zip }, command: [ls] }",
+                "local.install[1]",
+            ),
+            ("when: { VERSION:", "when: { VERSIO:", "local.install[0].when"),
+            ("format: properties", "format: xml", "local.config_files[0].format"),
+            ("path: game.properties", "path: /etc/passwd", "local.config_files[0].path"),
+            ("default: \"1.0\"", "default: \"one\"", "variables[0].default"),
+            ("type: number", "type: float", "variables[1].type"),
+            ("key: PLAYERS", "key: players", "variables[1].key"),
+            ("pattern: '[0-9.]+'", "pattern: '[0-9'", "variables[0].pattern"),
+        ];
+        for (from, to, field) in cases {
+            let fields = problem_fields(&with_local(from, to));
+            assert!(fields.iter().any(|f| f == field), "{from} -> {to}: expected {field}, got {fields:?}");
+        }
     }
 
     #[test]

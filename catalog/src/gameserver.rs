@@ -33,9 +33,58 @@ pub struct GameServer {
     pub created_at: i64,
     /// Where to pay for it, while billing is on and the first payment is awaited.
     pub checkout_url: Option<String>,
+    /// What the install is doing, while the server is installing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallProgress>,
     /// Bumped by every change to the server: of two views of it, the higher version is the newer.
     #[serde(default)]
     pub version: i64,
+}
+
+/// What creating a server asks for (`POST /api/servers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewServer {
+    pub name: String,
+    pub game: String,
+    pub plan: String,
+    /// Startup variables by key; the rest take their defaults.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+    /// The customer accepted the game's licence (required for games that have one).
+    #[serde(default)]
+    pub accept_eula: bool,
+}
+
+/// A server's startup variables as its settings page shows them (`GET /api/servers/{id}/variables`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerVariables {
+    /// Every variable the customer may see, with its rule.
+    pub variables: Vec<crate::variables::Variable>,
+    pub values: std::collections::BTreeMap<String, String>,
+    /// The most players the server's plan allows (the bound of "max players").
+    pub plan_players: u32,
+}
+
+/// The install step running now (`paper`, `steamcmd`, …) and, for a download, how far it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InstallProgress {
+    pub step: String,
+    pub done_bytes: u64,
+    /// `None` while the size is not known.
+    pub total_bytes: Option<u64>,
+}
+
+impl InstallProgress {
+    /// "paper: 12.0 of 48.5 MiB", or the step alone before a download has begun.
+    pub fn describe(&self) -> String {
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        match (self.done_bytes, self.total_bytes) {
+            (0, None) => self.step.clone(),
+            (done, None) => format!("{}: {:.1} MiB", self.step, mib(done)),
+            (done, Some(total)) => format!("{}: {:.1} of {:.1} MiB", self.step, mib(done), mib(total)),
+        }
+    }
 }
 
 impl GameServer {

@@ -12,10 +12,12 @@ pub mod console;
 pub mod games;
 pub mod gameserver;
 pub mod ids;
+pub mod install;
 pub mod notice;
 pub mod output;
 pub mod quantity;
 pub mod state;
+pub mod variables;
 pub mod yaml;
 
 pub use games::{

@@ -14,6 +14,9 @@ pub enum Notice {
     Retrying { after: String },
     /// The game server could not be started.
     StartFailed(StartFailure),
+    /// An install step failed; `reason` names the step and the cause, in Spawnpoint's words (a checksum
+    /// mismatch, a version the download service does not have, a full disk).
+    InstallFailed { reason: String },
     /// The game did not become ready in time; what was started was stopped.
     StartTimeout { secs: u64 },
     /// The game exited by itself and is restarted after a backoff.
@@ -67,6 +70,7 @@ impl fmt::Display for Notice {
             Notice::Vanished => f.write_str("the game server was gone; starting it again"),
             Notice::Retrying { after } => write!(f, "retrying after: {after}"),
             Notice::StartFailed(failure) => write!(f, "could not start: {failure}"),
+            Notice::InstallFailed { reason } => write!(f, "install failed: {reason}"),
             Notice::StartTimeout { secs } => write!(f, "did not become ready within {secs} s"),
             Notice::Crashed { exit, restart_in_secs } => {
                 write!(f, "crashed ({exit}); restarting in {restart_in_secs} s")

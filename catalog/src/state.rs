@@ -26,6 +26,10 @@ pub enum ServerStatus {
     Deleted,
     /// Creation failed; the reconciler retries with backoff.
     Failed,
+    /// The game's files are being installed (downloads, SteamCMD, …) before its first start or after a reinstall.
+    Installing,
+    /// An install step failed; nothing runs until the owner retries (start or reinstall).
+    InstallFailed,
 }
 
 /// What a user can ask of a server.
@@ -35,6 +39,8 @@ pub enum Action {
     Start,
     Stop,
     Restart,
+    /// Installs the game's files afresh (the world and the customer's files are kept), then starts it.
+    Reinstall,
     Delete,
 }
 
@@ -59,7 +65,7 @@ pub struct TransitionError {
 }
 
 impl ServerStatus {
-    pub const ALL: [ServerStatus; 7] = [
+    pub const ALL: [ServerStatus; 9] = [
         ServerStatus::AwaitingPayment,
         ServerStatus::Pending,
         ServerStatus::Running,
@@ -67,21 +73,25 @@ impl ServerStatus {
         ServerStatus::Expired,
         ServerStatus::Deleted,
         ServerStatus::Failed,
+        ServerStatus::Installing,
+        ServerStatus::InstallFailed,
     ];
 
     /// The state after `action`, or why it is not allowed now.
     ///
     /// Beyond the core rules (start: stopped → pending; stop: running → stopped; restart: running → pending;
     /// delete: any → deleted) a user may also stop a server that is still coming up or failing to, and retry a
-    /// failed one at once — what a panel user expects instead of waiting on the reconciler's backoff. An
-    /// expired or unpaid server only moves by payment (billing) or deletion.
+    /// failed one at once — what a panel user expects instead of waiting on the reconciler's backoff. A failed
+    /// install waits for its owner: start retries it, reinstall starts it over. An expired or unpaid server only
+    /// moves by payment (billing) or deletion.
     pub fn apply(self, action: Action) -> Result<ServerStatus, TransitionError> {
         use Action::*;
         use ServerStatus::*;
         let next = match (action, self) {
-            (Start, Stopped | Failed) => Pending,
-            (Stop, Running | Pending | Failed) => Stopped,
+            (Start, Stopped | Failed | InstallFailed) => Pending,
+            (Stop, Running | Pending | Failed | Installing | InstallFailed) => Stopped,
             (Restart, Running) => Pending,
+            (Reinstall, Running | Stopped | Failed | InstallFailed) => Pending,
             (Delete, status) if status != Deleted => Deleted,
             _ => return Err(TransitionError { action, status: self }),
         };
@@ -98,7 +108,7 @@ impl ServerStatus {
         use ServerStatus::*;
         match (payment, self) {
             (Paid, AwaitingPayment | Expired) => Some(Pending),
-            (Lapsed, Pending | Running | Stopped | Failed) => Some(Expired),
+            (Lapsed, Pending | Running | Stopped | Failed | Installing | InstallFailed) => Some(Expired),
             (CheckoutExpired, AwaitingPayment) => Some(Deleted),
             _ => None,
         }
@@ -118,18 +128,21 @@ impl ServerStatus {
             ServerStatus::Expired => "expired",
             ServerStatus::Deleted => "deleted",
             ServerStatus::Failed => "failed",
+            ServerStatus::Installing => "installing",
+            ServerStatus::InstallFailed => "install_failed",
         }
     }
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [Action::Start, Action::Stop, Action::Restart, Action::Delete];
+    pub const ALL: [Action; 5] = [Action::Start, Action::Stop, Action::Restart, Action::Reinstall, Action::Delete];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Restart => "restart",
+            Action::Reinstall => "reinstall",
             Action::Delete => "delete",
         }
     }
@@ -169,15 +182,17 @@ mod tests {
     use super::*;
 
     /// The whole table, written out by hand: every (state, action) pair and its expected outcome.
-    const TABLE: [(ServerStatus, [Option<ServerStatus>; 4]); 7] = [
-        //                    start          stop           restart        delete
-        (AwaitingPayment, [None, None, None, Some(Deleted)]),
-        (Pending, [None, Some(Stopped), None, Some(Deleted)]),
-        (Running, [None, Some(Stopped), Some(Pending), Some(Deleted)]),
-        (Stopped, [Some(Pending), None, None, Some(Deleted)]),
-        (Expired, [None, None, None, Some(Deleted)]),
-        (Deleted, [None, None, None, None]),
-        (Failed, [Some(Pending), Some(Stopped), None, Some(Deleted)]),
+    const TABLE: [(ServerStatus, [Option<ServerStatus>; 5]); 9] = [
+        //                    start          stop           restart        reinstall      delete
+        (AwaitingPayment, [None, None, None, None, Some(Deleted)]),
+        (Pending, [None, Some(Stopped), None, None, Some(Deleted)]),
+        (Running, [None, Some(Stopped), Some(Pending), Some(Pending), Some(Deleted)]),
+        (Stopped, [Some(Pending), None, None, Some(Pending), Some(Deleted)]),
+        (Expired, [None, None, None, None, Some(Deleted)]),
+        (Deleted, [None, None, None, None, None]),
+        (Failed, [Some(Pending), Some(Stopped), None, Some(Pending), Some(Deleted)]),
+        (Installing, [None, Some(Stopped), None, None, Some(Deleted)]),
+        (InstallFailed, [Some(Pending), Some(Stopped), None, Some(Pending), Some(Deleted)]),
     ];
 
     #[test]
@@ -207,6 +222,8 @@ mod tests {
             (Expired, [Some(Pending), None, None]),
             (Deleted, [None, None, None]),
             (Failed, [None, Some(Expired), None]),
+            (Installing, [None, Some(Expired), None]),
+            (InstallFailed, [None, Some(Expired), None]),
         ];
         assert_eq!(table.len(), ServerStatus::ALL.len());
         for (status, expected) in table {

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use crate::games::{
     Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, QueryProtocol, QuerySpec, RunAs,
 };
+use crate::install::{BUILTIN_PLACEHOLDERS, ConfigFile, ConfigFormat, HostNeeds, InstallStep, StepAction};
 use crate::quantity::{ByteSize, Cpu};
+use crate::variables::{Bound, Rule, Variable, pattern_error, placeholders};
 
 /// The catalog that ships with Spawnpoint.
 pub const BUILTIN_YAML: &str = include_str!("../games.yaml");
@@ -93,6 +95,9 @@ struct RawGame {
     stop_command: Option<String>,
     srv_service: Option<String>,
     query: Option<RawQuery>,
+    #[serde(default)]
+    variables: Vec<RawVariable>,
+    eula: Option<String>,
     local: Option<RawLocal>,
     run_as: Option<RawRunAs>,
     #[serde(default)]
@@ -131,6 +136,131 @@ struct RawLocal {
     #[serde(default)]
     env: BTreeMap<String, String>,
     ready_line: Option<String>,
+    #[serde(default)]
+    install: Vec<RawStep>,
+    #[serde(default)]
+    config_files: Vec<RawConfigFile>,
+    java_for_minecraft: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariable {
+    key: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(rename = "type")]
+    kind: String,
+    default: Scalar,
+    #[serde(default = "yes")]
+    editable: bool,
+    #[serde(default)]
+    reinstall: bool,
+    min: Option<Number>,
+    max: Option<Number>,
+    max_len: Option<Number>,
+    pattern: Option<String>,
+    options: Option<Vec<Scalar>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A YAML scalar taken as the text it reads as (`20`, `true`, `paper`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Whole(i64),
+    Flag(bool),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Whole(n) => n.to_string(),
+            Scalar::Flag(b) => b.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One install step: exactly one of the kinds, and optionally `when`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    #[serde(default)]
+    when: BTreeMap<String, Scalar>,
+    download: Option<RawDownload>,
+    paper: Option<RawPaper>,
+    mojang: Option<RawMojang>,
+    steamcmd: Option<RawSteamcmd>,
+    extract: Option<RawExtract>,
+    write_file: Option<RawWriteFile>,
+    command: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDownload {
+    url: String,
+    sha256: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPaper {
+    #[serde(default = "paper")]
+    project: String,
+    version: String,
+    to: String,
+}
+
+fn paper() -> String {
+    "paper".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMojang {
+    version: String,
+    to: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSteamcmd {
+    app: Number,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtract {
+    archive: String,
+    #[serde(default = "here")]
+    to: String,
+}
+
+fn here() -> String {
+    ".".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWriteFile {
+    path: String,
+    template: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigFile {
+    path: String,
+    format: String,
+    set: BTreeMap<String, Scalar>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +348,14 @@ impl Checker {
                 field,
                 format!("`{value}` must be 1–40 lower-case letters, digits or '-', not starting or ending with '-'"),
             );
+        }
+    }
+
+    /// A path inside the server's data directory: relative, without `..`.
+    fn relative_path(&mut self, field: &str, path: &str) {
+        let escapes = path.starts_with('/') || path.split('/').any(|part| part == "..") || path.contains('\0');
+        if path.is_empty() || escapes {
+            self.report(field, format!("`{path}` must be a relative path inside the server's data directory"));
         }
     }
 
@@ -312,9 +450,15 @@ impl RawGame {
         if let Some(service) = &self.srv_service {
             checker.slug("srv_service", service);
         }
-        if let Some(local) = &self.local {
-            checker.not_blank("local.command", &local.command);
+        let variables = validate_variables(checker, self.variables, &self.plans);
+        let keys: HashSet<&str> =
+            variables.iter().map(|v| v.key.as_str()).chain(BUILTIN_PLACEHOLDERS.iter().copied()).collect();
+        if let Some(eula) = &self.eula
+            && !eula.starts_with("https://")
+        {
+            checker.report("eula", "must be the https:// address of the game's licence");
         }
+        let local = self.local.map(|raw| raw.validate(checker, &keys));
 
         let run_as = match &self.run_as {
             None => Some(RunAs::default()),
@@ -351,15 +495,232 @@ impl RawGame {
             stop_command: self.stop_command,
             srv_service: self.srv_service,
             query,
-            local: self.local.map(|l| LocalProcess {
-                command: l.command,
-                args: l.args,
-                env: l.env,
-                ready_line: l.ready_line,
-            }),
+            variables,
+            eula: self.eula,
+            local,
             run_as: run_as?,
             plans,
         })
+    }
+}
+
+/// Checks each variable (its key, rule and default) and returns the valid ones.
+fn validate_variables(checker: &mut Checker, raw: Vec<RawVariable>, plans: &[RawPlan]) -> Vec<Variable> {
+    let mut seen = HashSet::new();
+    let mut variables = Vec::new();
+    // A default bounded by the plan is checked against the smallest plan's bound.
+    let fewest_players = plans
+        .iter()
+        .filter_map(|plan| match plan.players.max {
+            Number::Whole(n) => Some(n),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(1);
+    for (index, raw) in raw.into_iter().enumerate() {
+        let field = |name: &str| format!("variables[{index}].{name}");
+        let valid_key = !raw.key.is_empty()
+            && raw.key.starts_with(|c: char| c.is_ascii_uppercase())
+            && raw.key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid_key {
+            checker.report(&field("key"), format!("`{}` must be upper-case letters, digits or '_'", raw.key));
+        }
+        if BUILTIN_PLACEHOLDERS.contains(&raw.key.to_lowercase().as_str()) || !seen.insert(raw.key.clone()) {
+            checker.report(&field("key"), format!("`{}` is used more than once", raw.key));
+        }
+        checker.not_blank(&field("name"), &raw.name);
+        let rule = match raw.kind.as_str() {
+            "text" => {
+                let max_len = match &raw.max_len {
+                    Some(n) => checker.whole(&field("max_len"), n, 1..=4096, "a length from 1 to 4096"),
+                    None => Some(255),
+                };
+                if let Some(error) = raw.pattern.as_deref().and_then(pattern_error) {
+                    checker.report(&field("pattern"), format!("is not a regular expression: {error}"));
+                }
+                max_len.map(|max_len| Rule::Text { max_len, pattern: raw.pattern.clone() })
+            }
+            "number" => {
+                let min = match &raw.min {
+                    Some(n) => checker.whole(&field("min"), n, i64::MIN..=i64::MAX, "a whole number"),
+                    None => Some(0),
+                };
+                let max = match &raw.max {
+                    Some(Number::Text(text)) if text == "plan" => Some(Bound::PlanPlayers),
+                    Some(n) => checker
+                        .whole(&field("max"), n, i64::MIN..=i64::MAX, "a whole number or `plan`")
+                        .map(Bound::Value),
+                    None => Some(Bound::Value(i64::MAX)),
+                };
+                min.zip(max).map(|(min, max)| Rule::Number { min, max })
+            }
+            "select" => {
+                let options: Vec<String> = raw.options.iter().flatten().map(Scalar::text).collect();
+                if options.is_empty() {
+                    checker.report(&field("options"), "a select needs at least one option");
+                }
+                Some(Rule::Select { options })
+            }
+            "bool" => Some(Rule::Bool),
+            other => {
+                checker.report(&field("type"), format!("must be text, number, select or bool, got `{other}`"));
+                None
+            }
+        };
+        let Some(rule) = rule else { continue };
+        let variable = Variable {
+            key: raw.key,
+            name: raw.name,
+            description: raw.description,
+            rule,
+            default: raw.default.text(),
+            editable: raw.editable,
+            reinstall: raw.reinstall,
+        };
+        let fewest = u32::try_from(fewest_players).unwrap_or(1);
+        // A default above the plan's bound is lowered to it per server, so it is checked as lowered.
+        if let Err(error) = variable.check(&variable.default_for(fewest), fewest) {
+            checker.report(&field("default"), error.problem);
+        }
+        variables.push(variable);
+    }
+    variables
+}
+
+impl RawLocal {
+    fn validate(self, checker: &mut Checker, keys: &HashSet<&str>) -> LocalProcess {
+        checker.not_blank("local.command", &self.command);
+        let mut templates: Vec<(String, String)> = vec![("local.command".into(), self.command.clone())];
+        templates.extend(self.args.iter().enumerate().map(|(i, arg)| (format!("local.args[{i}]"), arg.clone())));
+        templates.extend(self.env.iter().map(|(key, value)| (format!("local.env.{key}"), value.clone())));
+
+        let mut install = Vec::new();
+        for (index, raw) in self.install.into_iter().enumerate() {
+            let field = format!("local.install[{index}]");
+            let when: BTreeMap<String, String> = raw.when.iter().map(|(k, v)| (k.clone(), v.text())).collect();
+            for key in when.keys() {
+                if !keys.contains(key.as_str()) {
+                    checker.report(&format!("{field}.when"), format!("`{key}` is not a variable of this game"));
+                }
+            }
+            let Some(action) = raw.action(checker, &field) else { continue };
+            for template in action.templates() {
+                templates.push((field.clone(), template.to_owned()));
+            }
+            let paths: Vec<&str> = match &action {
+                StepAction::Download { to, .. } | StepAction::Paper { to, .. } | StepAction::Mojang { to, .. } => {
+                    vec![to]
+                }
+                StepAction::Extract { archive, to } => vec![archive, to],
+                StepAction::WriteFile { path, .. } => vec![path],
+                StepAction::Steamcmd { .. } | StepAction::Command { .. } => vec![],
+            };
+            for path in paths {
+                checker.relative_path(&field, path);
+            }
+            install.push(InstallStep { when, action });
+        }
+
+        let mut config_files = Vec::new();
+        for (index, raw) in self.config_files.into_iter().enumerate() {
+            let field = format!("local.config_files[{index}]");
+            checker.relative_path(&format!("{field}.path"), &raw.path);
+            let format = match raw.format.as_str() {
+                "properties" => Some(ConfigFormat::Properties),
+                "yaml" => Some(ConfigFormat::Yaml),
+                "json" => Some(ConfigFormat::Json),
+                "ini" => Some(ConfigFormat::Ini),
+                other => {
+                    checker.report(
+                        &format!("{field}.format"),
+                        format!("must be properties, yaml, json or ini, got `{other}`"),
+                    );
+                    None
+                }
+            };
+            let set: BTreeMap<String, String> = raw.set.iter().map(|(k, v)| (k.clone(), v.text())).collect();
+            templates.extend(set.iter().map(|(key, value)| (format!("{field}.set.{key}"), value.clone())));
+            if let Some(format) = format {
+                config_files.push(ConfigFile { path: raw.path, format, set });
+            }
+        }
+        if let Some(variable) = &self.java_for_minecraft
+            && !keys.contains(variable.as_str())
+        {
+            checker.report("local.java_for_minecraft", format!("`{variable}` is not a variable of this game"));
+        }
+        for (field, template) in templates {
+            for name in placeholders(&template) {
+                if !keys.contains(name.as_str()) {
+                    checker.report(
+                        &field,
+                        format!(
+                            "`{{{name}}}` is neither a variable of this game nor one of {}",
+                            BUILTIN_PLACEHOLDERS.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        LocalProcess {
+            command: self.command,
+            args: self.args,
+            env: self.env,
+            ready_line: self.ready_line,
+            install,
+            config_files,
+            needs: HostNeeds { java_for_minecraft: self.java_for_minecraft },
+        }
+    }
+}
+
+impl RawStep {
+    fn action(self, checker: &mut Checker, field: &str) -> Option<StepAction> {
+        let mut actions = Vec::new();
+        if let Some(d) = self.download {
+            let is_hex = d.sha256.len() == 64 && d.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !is_hex && !d.sha256.contains('{') {
+                checker.report(&format!("{field}.download.sha256"), "must be 64 hexadecimal digits");
+            }
+            let sha256 = if is_hex { d.sha256.to_ascii_lowercase() } else { d.sha256 };
+            actions.push(StepAction::Download { url: d.url, sha256, to: d.to });
+        }
+        if let Some(p) = self.paper {
+            actions.push(StepAction::Paper { project: p.project, version: p.version, to: p.to });
+        }
+        if let Some(m) = self.mojang {
+            actions.push(StepAction::Mojang { version: m.version, to: m.to });
+        }
+        if let Some(s) = self.steamcmd
+            && let Some(app) =
+                checker.whole(&format!("{field}.steamcmd.app"), &s.app, 1..=i64::from(u32::MAX), "a Steam app id")
+        {
+            actions.push(StepAction::Steamcmd { app });
+        }
+        if let Some(e) = self.extract {
+            let known = [".zip", ".tar.gz", ".tgz"].iter().any(|end| e.archive.ends_with(end));
+            if !known {
+                checker.report(&format!("{field}.extract.archive"), "must end in .zip, .tar.gz or .tgz");
+            }
+            actions.push(StepAction::Extract { archive: e.archive, to: e.to });
+        }
+        if let Some(w) = self.write_file {
+            actions.push(StepAction::WriteFile { path: w.path, template: w.template });
+        }
+        if let Some(argv) = self.command {
+            if argv.first().is_none_or(|program| program.trim().is_empty()) {
+                checker.report(&format!("{field}.command"), "needs a program to run");
+            }
+            actions.push(StepAction::Command { argv });
+        }
+        if actions.len() != 1 {
+            checker.report(
+                field,
+                "must be exactly one of download, paper, mojang, steamcmd, extract, write_file or command",
+            );
+            return None;
+        }
+        actions.pop()
     }
 }
 

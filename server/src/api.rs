@@ -9,6 +9,7 @@ use catalog::{Plan, PublicGame};
 use serde_json::{Value, json};
 
 use app::error::AppError;
+use app::servers::ssr::Servers as _;
 
 use crate::error::Result;
 use crate::state::AppState;
@@ -41,16 +42,24 @@ async fn ready(State(state): State<AppState>) -> Result<Response> {
         let body = json!({ "status": "holding", "held": held, "message": reasons.join("; ") });
         return Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response());
     }
-    Ok(Json(json!({ "status": "ready" })).into_response())
+    // What this host cannot enforce does not make it unready, but the operator should hear of it.
+    let limitations = state.servers.host_limitations();
+    if limitations.is_empty() {
+        return Ok(Json(json!({ "status": "ready" })).into_response());
+    }
+    Ok(Json(json!({ "status": "ready", "details": limitations })).into_response())
 }
 
-/// Every game as the public may see it: never how a game runs (its image, environment or command).
+/// Every game as the public may see it: never how a game runs (its image, environment or command), but
+/// whether this host can run it, and its variables with their rules.
 async fn list_games(State(state): State<AppState>) -> Json<Vec<PublicGame>> {
-    Json(state.catalog.public())
+    Json(state.servers.games())
 }
 
 async fn get_game(State(state): State<AppState>, Path(game): Path<String>) -> Result<Json<PublicGame>> {
-    find_game(&state, &game).map(|game| Json(game.public()))
+    find_game(&state, &game)?;
+    let public = state.servers.games().into_iter().find(|public| public.id == game);
+    public.map(Json).ok_or_else(|| AppError::NotFound(format!("there is no game `{game}`")).into())
 }
 
 async fn list_plans(State(state): State<AppState>, Path(game): Path<String>) -> Result<Json<Vec<Plan>>> {

@@ -24,6 +24,7 @@ use crate::console::ConsoleLimits;
 use crate::dns::cloudflare::CloudflareConfig;
 use crate::orchestrator::agones::AgonesConfig;
 use crate::orchestrator::local::LocalConfig;
+use crate::orchestrator::local::install::Sources;
 use crate::reconciler::ReconcilerConfig;
 
 /// Each setting's environment variable and its key in the configuration file.
@@ -43,6 +44,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("SPAWNPOINT_GAME_HOST", "local.game_host"),
     ("SPAWNPOINT_GAME_PORTS", "local.game_ports"),
     ("SPAWNPOINT_STOP_GRACE", "local.stop_grace"),
+    ("SPAWNPOINT_GAME_USER", "local.game_user"),
+    ("SPAWNPOINT_KEEP_GAMES", "local.keep_games"),
+    ("SPAWNPOINT_PAPER_API", "local.paper_api"),
+    ("SPAWNPOINT_MOJANG_MANIFEST", "local.mojang_manifest"),
     ("SPAWNPOINT_NAMESPACE", "agones.namespace"),
     ("SPAWNPOINT_PUBLIC_IP_LABEL", "agones.public_ip_label"),
     ("SPAWNPOINT_KUBE_API", "agones.kube_api"),
@@ -336,6 +341,17 @@ impl Settings {
         let session_ttl = seconds("SPAWNPOINT_SESSION_TTL", 7 * 24 * 60 * 60)?;
         let resync_interval = seconds("SPAWNPOINT_RESYNC_INTERVAL", 30)?;
         let stop_grace = seconds("SPAWNPOINT_STOP_GRACE", 10)?;
+        let keep_games = match lookup("SPAWNPOINT_KEEP_GAMES").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "SPAWNPOINT_KEEP_GAMES",
+                    reason: format!("`{other}` is neither true nor false"),
+                });
+            }
+        };
+        let default_sources = Sources::default();
         let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
         let dns_repair_interval = seconds("SPAWNPOINT_DNS_REPAIR_INTERVAL", 300)?;
         let trusted_proxies = TrustedProxies::parse(&lookup("SPAWNPOINT_TRUSTED_PROXIES").unwrap_or_default())
@@ -384,7 +400,17 @@ impl Settings {
             catalog_path: lookup("SPAWNPOINT_CATALOG").map(PathBuf::from),
             accounts: AccountSettings { jwt_secret, session_ttl, max_servers_per_customer },
             driver,
-            local: LocalConfig { host: game_host, ports: game_ports, stop_grace },
+            local: LocalConfig {
+                host: game_host,
+                ports: game_ports,
+                stop_grace,
+                game_user: lookup("SPAWNPOINT_GAME_USER").unwrap_or_else(|| "spawnpoint-game".into()),
+                keep_games,
+                sources: Sources {
+                    paper_api: lookup("SPAWNPOINT_PAPER_API").unwrap_or(default_sources.paper_api),
+                    mojang_manifest: lookup("SPAWNPOINT_MOJANG_MANIFEST").unwrap_or(default_sources.mojang_manifest),
+                },
+            },
             agones: AgonesConfig {
                 namespace: lookup("SPAWNPOINT_NAMESPACE").unwrap_or_else(|| "gameservers".into()),
                 public_ip_label: lookup("SPAWNPOINT_PUBLIC_IP_LABEL").unwrap_or_else(|| "platform.io/public-ip".into()),

@@ -196,8 +196,8 @@ async fn orchestrator(
     match settings.driver {
         Driver::Local => {
             let local = LocalDriver::new(&settings.data_dir, settings.local.clone(), repo);
-            // Before anything is started: what a previous run left behind would otherwise run twice.
-            local.end_leftovers().await;
+            // Before the reconciler looks: the games a previous run left running go on, not twice.
+            local.adopt().await;
             Ok(Arc::new(local))
         }
         Driver::Agones => {

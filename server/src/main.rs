@@ -45,6 +45,9 @@ enum Command {
     /// Game servers and DNS records that have no row in the database.
     #[command(subcommand)]
     Orphans(OrphansCommand),
+    /// Supervise one game on the single box (started by the panel itself, one per running game server).
+    #[command(hide = true)]
+    GameSupervisor { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +85,15 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let cli = Cli::parse();
+    if let Some(Command::GameSupervisor { dir }) = &cli.command {
+        // Before any settings: it is given none (a clean environment), and reads its game's launch file.
+        // One line, the causes joined: the panel shows it as why the game could not start.
+        if let Err(error) = server::orchestrator::local::shim::run(dir).await {
+            eprintln!("{error:#}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         // Named key or variable, and a non-zero exit, before anything starts.
@@ -109,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stripe(StripeCommand::Sync) => stripe_sync(&settings).await,
+        Command::GameSupervisor { .. } => unreachable!("handled before the settings are read"),
         Command::Orphans(OrphansCommand::Release { minutes }) => {
             let db = open_database(&settings).await?;
             let minutes = minutes.clamp(1, 24 * 60);

@@ -9,7 +9,9 @@ pub mod local;
 use std::future::Future;
 use std::pin::Pin;
 
+use catalog::gameserver::InstallProgress;
 use catalog::notice::StartFailure;
+use catalog::variables::Values;
 use catalog::{Game, Plan, ServerId, UserId};
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -35,11 +37,24 @@ pub struct ServerSpec {
     pub plan: Plan,
     /// Bumped by every user restart: a game server running an older generation is replaced.
     pub generation: i64,
+    /// Its startup variables, filled into the game's templates.
+    pub variables: Values,
+    /// Whether its owner accepted the game's licence (`{eula}`).
+    pub eula_accepted: bool,
+    /// Bumped by every reinstall: the game's files are installed again when it changes.
+    pub install_generation: i64,
 }
 
 /// Where a game server is, as the orchestrator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
+    /// The game's files are being installed (the single box; a cluster's images come installed).
+    Installing(InstallProgress),
+    /// An install step failed; `reason` names the step and the cause. Nothing runs until the server is started
+    /// again (a new generation).
+    InstallFailed {
+        reason: String,
+    },
     Starting,
     /// Players can connect, at `host:port`.
     Ready {
@@ -138,8 +153,9 @@ pub trait PortBook: Send + Sync + 'static {
 }
 
 pub trait Orchestrator: Send + Sync + 'static {
-    /// Whether this orchestrator can run `game` at all; the reason when not (told to the customer at create).
-    fn check_runnable(&self, game: &Game) -> Result<(), String>;
+    /// Whether this orchestrator can run `game` with these variable values (`None`: the defaults); the reason
+    /// when not ("needs Java 21"), told to the customer at create.
+    fn check_runnable(&self, game: &Game, values: Option<&Values>) -> Result<(), String>;
     /// Makes sure the game server runs (or is starting). Idempotent: a running server is left alone.
     fn ensure_running<'a>(&'a self, spec: &'a ServerSpec) -> BoxFuture<'a, Result<(), DriverError>>;
     /// Stops the game server; its data is kept. Stopping a server that is not running is success.
@@ -162,6 +178,10 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
     /// Types a line on the game's console (its standard input).
     fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// What this orchestrator cannot enforce here (a plan's limits without cgroups, say), for the operator.
+    fn limitations(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Spawnpoint is stopping. Local processes are stopped politely (their rows still say running, so they
     /// start again with Spawnpoint); an orchestrator whose game servers outlive Spawnpoint does nothing.
     fn shutdown(&self) -> BoxFuture<'_, ()>;

@@ -44,11 +44,15 @@ impl Reconciler {
             return Ok(Action::Await);
         };
         match row.status {
-            ServerStatus::Pending | ServerStatus::Running | ServerStatus::Failed => {
+            ServerStatus::Pending | ServerStatus::Running | ServerStatus::Failed | ServerStatus::Installing => {
                 let action = self.keep_running(row, observed).await?;
                 Ok(action.min(self.keep_dns(id).await?))
             }
-            ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment => {
+            // A failed install waits for its owner (start or reinstall); what is left of it is cleared away.
+            ServerStatus::Stopped
+            | ServerStatus::Expired
+            | ServerStatus::AwaitingPayment
+            | ServerStatus::InstallFailed => {
                 // Unpaid past its deadline: deleted, and the deletion's pass follows.
                 if self.subscriptions.delete_if_overdue(&row).await? {
                     return Ok(Action::Await);
@@ -97,6 +101,18 @@ impl Reconciler {
                 if self.repo.record_running(id, row.generation, &host, port).await? {
                     self.memory.with(id, |memory| memory.failures = 0);
                 }
+                return Ok(Action::Await);
+            }
+            Some(Phase::Installing(progress)) => {
+                // The start timeout counts from the end of the install, which may take long (SteamCMD).
+                self.memory.with(id, |memory| memory.starting_since = None);
+                self.repo.record_install(id, row.generation, &progress).await?;
+                return Ok(Action::Await);
+            }
+            Some(Phase::InstallFailed { reason }) => {
+                tracing::warn!(server = %id, %reason, "install failed");
+                let notice = Notice::InstallFailed { reason };
+                self.repo.transition(id, row.status, ServerStatus::InstallFailed, Some(&notice), None).await?;
                 return Ok(Action::Await);
             }
             Some(Phase::Starting) => return self.starting(&row).await,
@@ -226,6 +242,9 @@ impl Reconciler {
             game: game.clone(),
             plan: plan.clone(),
             generation: row.generation,
+            variables: row.variables.clone(),
+            eula_accepted: row.eula_accepted,
+            install_generation: row.install_generation,
         };
         self.driver
             .ensure_running(&spec)
@@ -248,7 +267,10 @@ pub(super) fn in_sync(row: &ServerRow, observed: Option<&Observed>, dns: bool) -
                 && row.port == Some(*port)
                 && (!dns || row.dns_published() == row.dns_target())
         }
-        (ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment, None) => true,
+        (
+            ServerStatus::Stopped | ServerStatus::Expired | ServerStatus::AwaitingPayment | ServerStatus::InstallFailed,
+            None,
+        ) => true,
         _ => false,
     }
 }
@@ -286,6 +308,10 @@ mod tests {
             billing_settled: false,
             billing_event_at: None,
             price_mismatch: None,
+            variables: Default::default(),
+            eula_accepted: false,
+            install_generation: 0,
+            install: None,
             created_at: 0,
             version: 0,
         }

@@ -20,12 +20,13 @@ use app::error::AppError;
 use app::servers::ssr::Servers;
 use catalog::account::{Resource, User};
 use catalog::billing::Billed;
-use catalog::gameserver::{GameServer, ServerEvent, check_name, server_id};
-use catalog::{Action, Catalog, PublicGame, ServerId};
+use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables, check_name, server_id};
+use catalog::variables::{Values, VariableError};
+use catalog::{Action, Catalog, PublicGame, ServerId, ServerStatus};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::broadcast;
 
-use self::repo::{NewServer, ServerRepo, ServerRow};
+use self::repo::{NewServer as NewRow, ServerRepo, ServerRow};
 use crate::billing::{Payments, PaymentsError};
 use crate::error::log_cause;
 use crate::orchestrator::{DriverError, Orchestrator};
@@ -100,6 +101,11 @@ impl ServerService {
         self.repo.events().subscribe()
     }
 
+    /// What this host cannot enforce of the plans (for `/ready`).
+    pub fn host_limitations(&self) -> Vec<String> {
+        self.driver.limitations()
+    }
+
     /// The server's row, if `user` may see it (its owner or an administrator); anyone else gets "not found".
     async fn visible(&self, user: &User, id: &ServerId) -> Result<ServerRow, AppError> {
         let row = self.repo.get(id).await.map_err(Error::from)?;
@@ -131,6 +137,21 @@ impl ServerService {
         Ok(())
     }
 
+    /// What the settings page shows: the variables the user may see (an administrator sees the operator's too).
+    fn variables_of(&self, row: &ServerRow, user: &User) -> Result<ServerVariables, AppError> {
+        let (game, plan) = self.catalog.plan(&row.game, &row.plan).ok_or_else(|| AppError::Conflict {
+            field: "plan".into(),
+            message: format!("{} · {} is no longer offered", row.game, row.plan),
+        })?;
+        let shown: Vec<_> = game.variables.iter().filter(|v| v.editable || user.is_admin()).cloned().collect();
+        let players = plan.players.max;
+        let values = shown
+            .iter()
+            .map(|v| (v.key.clone(), row.variables.get(&v.key).cloned().unwrap_or_else(|| v.default_for(players))))
+            .collect();
+        Ok(ServerVariables { variables: shown, values, plan_players: players })
+    }
+
     /// Records the new server's Checkout Session; if it cannot be opened, removes the row again (it was never
     /// paid for) and tells the user to try again.
     async fn open_checkout(&self, user: &User, row: &ServerRow) -> Result<ServerRow, AppError> {
@@ -159,43 +180,55 @@ impl Servers for ServerService {
         })
     }
 
-    fn runnable_games(&self) -> Vec<PublicGame> {
+    fn games(&self) -> Vec<PublicGame> {
         self.catalog
             .games()
             .iter()
-            .filter(|game| self.driver.check_runnable(game).is_ok())
-            .map(|g| g.public())
+            .map(|game| PublicGame { unavailable: self.driver.check_runnable(game, None).err(), ..game.public() })
             .collect()
     }
 
     /// Records a new server after checking name, game, plan and the user's quota; writes nothing when any check
     /// fails. Without billing it is `pending` at once. With billing it is `awaiting_payment`, with a Checkout
     /// Session to pay at (`checkout_url`) and a deadline; if the provider cannot open one, the row is removed.
-    fn create<'a>(
-        &'a self,
-        user: &'a User,
-        name: &'a str,
-        game: &'a str,
-        plan: &'a str,
-    ) -> BoxFuture<'a, Result<GameServer, AppError>> {
+    fn create<'a>(&'a self, user: &'a User, new: &'a NewServer) -> BoxFuture<'a, Result<GameServer, AppError>> {
         Box::pin(async move {
-            let name = check_name(name)?;
+            let name = check_name(&new.name)?;
             let game = self
                 .catalog
-                .game(game)
-                .ok_or_else(|| AppError::invalid("game", format!("there is no game `{game}`")))?;
+                .game(&new.game)
+                .ok_or_else(|| AppError::invalid("game", format!("there is no game `{}`", new.game)))?;
             let plan = game
-                .plan(plan)
-                .ok_or_else(|| AppError::invalid("plan", format!("{} has no plan `{plan}`", game.name)))?;
-            self.driver.check_runnable(game).map_err(|reason| AppError::invalid("game", reason))?;
+                .plan(&new.plan)
+                .ok_or_else(|| AppError::invalid("plan", format!("{} has no plan `{}`", game.name, new.plan)))?;
+            let variables = Values::merge(&game.variables, plan, &Values::default(), &new.variables, user.is_admin())
+                .map_err(variable_error)?;
+            if let Some(eula) = &game.eula
+                && !new.accept_eula
+            {
+                return Err(AppError::invalid(
+                    "accept_eula",
+                    format!("{} runs only once you accept its licence: {eula}", game.name),
+                ));
+            }
+            self.driver.check_runnable(game, Some(&variables)).map_err(|reason| AppError::invalid("game", reason))?;
             // Administrators are not held to the quota.
             let limit = if user.is_admin() { i64::MAX } else { i64::from(self.max_per_customer) };
             let billed = Billed::created(self.payments.enabled(), self.clock.now());
             for _ in 0..3 {
                 let id = server_id(&game.id, &uuid::Uuid::new_v4().simple().to_string());
-                let new = NewServer { id: &id, user_id: &user.id, name: &name, game: &game.id, plan: &plan.id, billed };
+                let row = NewRow {
+                    id: &id,
+                    user_id: &user.id,
+                    name: &name,
+                    game: &game.id,
+                    plan: &plan.id,
+                    billed,
+                    variables: &variables,
+                    eula_accepted: new.accept_eula && game.eula.is_some(),
+                };
                 // The answer is the row as written, before the reconciler has moved it on.
-                if let Some(row) = self.repo.insert(&new, limit).await.map_err(Error::from)? {
+                if let Some(row) = self.repo.insert(&row, limit).await.map_err(Error::from)? {
                     tracing::info!(server = %id, user = %user.id, game = %game.id, plan = %plan.id, "server created");
                     let row = if self.payments.enabled() { self.open_checkout(user, &row).await? } else { row };
                     return Ok(row.view(user.is_admin()));
@@ -216,6 +249,61 @@ impl Servers for ServerService {
         Box::pin(async move { Ok(self.visible(user, id).await?.view(user.is_admin())) })
     }
 
+    /// The server's startup variables with their rules, for its owner or an administrator.
+    fn variables<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<ServerVariables, AppError>> {
+        Box::pin(async move {
+            let row = self.visible(user, id).await?;
+            self.variables_of(&row, user)
+        })
+    }
+
+    /// Changes startup variables; every value is checked before anything is written. While the server runs
+    /// the change restarts it; a new game version installs it again at that start.
+    fn set_variables<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        given: &'a std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<ServerVariables, AppError>> {
+        Box::pin(async move {
+            for _ in 0..5 {
+                let row = self.visible(user, id).await?;
+                let (game, plan) = self.catalog.plan(&row.game, &row.plan).ok_or_else(|| AppError::Conflict {
+                    field: "plan".into(),
+                    message: format!("{} · {} is no longer offered", row.game, row.plan),
+                })?;
+                let values = Values::merge(&game.variables, plan, &row.variables, given, user.is_admin())
+                    .map_err(variable_error)?;
+                let restart = match row.status {
+                    ServerStatus::Running => true,
+                    ServerStatus::Stopped | ServerStatus::Failed | ServerStatus::InstallFailed => false,
+                    status => {
+                        return Err(AppError::Conflict {
+                            field: "status".into(),
+                            message: format!(
+                                "variables can be changed while a server is running or stopped, not while it is {status}"
+                            ),
+                        });
+                    }
+                };
+                self.driver
+                    .check_runnable(game, Some(&values))
+                    .map_err(|reason| AppError::invalid("variables", reason))?;
+                let changed = values != row.variables;
+                if !changed {
+                    return self.variables_of(&row, user);
+                }
+                if let Some(written) =
+                    self.repo.set_variables(id, row.status, &values, restart).await.map_err(Error::from)?
+                {
+                    tracing::info!(server = %id, user = %user.id, restart, "variables changed");
+                    return self.variables_of(&written, user);
+                }
+            }
+            Err(AppError::Conflict { field: "status".into(), message: "the server is changing; try again".into() })
+        })
+    }
+
     /// Applies a user action if the shared state machine allows it from the server's current state.
     fn act<'a>(
         &'a self,
@@ -230,8 +318,7 @@ impl Servers for ServerService {
             for _ in 0..5 {
                 let row = self.visible(user, id).await?;
                 let next = row.status.apply(action).map_err(conflict)?;
-                let new_generation = matches!(action, Action::Start | Action::Restart);
-                if let Some(changed) = self.repo.act(id, row.status, next, new_generation).await.map_err(Error::from)? {
+                if let Some(changed) = self.repo.act(id, row.status, next, action).await.map_err(Error::from)? {
                     tracing::info!(server = %id, user = %user.id, %action, from = %row.status, to = %next, "server action");
                     return Ok(changed.view(user.is_admin()));
                 }
@@ -239,6 +326,11 @@ impl Servers for ServerService {
             Err(AppError::Conflict { field: "status".into(), message: "the server is changing; try again".into() })
         })
     }
+}
+
+/// 422 naming the variable and its rule.
+fn variable_error(error: VariableError) -> AppError {
+    AppError::invalid(&format!("variables.{}", error.key), error.to_string())
 }
 
 /// 409 naming the state that refused the action.

@@ -5,8 +5,9 @@
 //! now is on the [`EventBus`]: open dashboards show it and the reconciler acts on it.
 
 use catalog::billing::Billed;
-use catalog::gameserver::ServerEvent;
-use catalog::{Notice, ServerId, ServerStatus, UserId};
+use catalog::gameserver::{InstallProgress, ServerEvent};
+use catalog::variables::Values;
+use catalog::{Action, Notice, ServerId, ServerStatus, UserId};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row as _};
@@ -22,7 +23,8 @@ use crate::orchestrator::{BoxFuture, DriverError, PortBook, PortClaim};
 const COLUMNS: &str = "id, user_id, name, game, plan, status, status_message, status_detail, node_ip, port, \
                        generation, dns_ip, dns_port, dns_address, dns_host_record, dns_srv_record, dns_error, dns_detail, \
                        delete_after, stripe_subscription_id, checkout_session_id, checkout_url, subscription_status, \
-                       current_period_end, subscription_ended_at, billing_event_at, price_mismatch, created_at, version";
+                       current_period_end, subscription_ended_at, billing_event_at, price_mismatch, variables, eula_accepted, \
+                       install_generation, install_step, install_done, install_total, created_at, version";
 
 /// A server to record.
 pub struct NewServer<'a> {
@@ -32,6 +34,8 @@ pub struct NewServer<'a> {
     pub game: &'a str,
     pub plan: &'a str,
     pub billed: Billed,
+    pub variables: &'a Values,
+    pub eula_accepted: bool,
 }
 
 /// The outcome of a conditional write of a payment.
@@ -101,8 +105,9 @@ impl ServerRepo {
         // snapshot); on SQLite the write takes the database's one write lock, with the same effect.
         sqlx::query("UPDATE users SET id = id WHERE id = $1").bind(new.user_id.to_string()).execute(&mut *tx).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at, delete_after) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9 \
+            "INSERT INTO servers (id, user_id, name, game, plan, status, created_at, updated_at, delete_after, \
+                                  variables, eula_accepted) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11 \
              WHERE (SELECT COUNT(*) FROM servers WHERE user_id = $2 AND status <> 'deleted') < $8 \
              ON CONFLICT (id) DO NOTHING RETURNING {COLUMNS}"
         )))
@@ -115,6 +120,8 @@ impl ServerRepo {
         .bind(at)
         .bind(limit)
         .bind(new.billed.delete_after)
+        .bind(serde_json::to_string(new.variables).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        .bind(new.eula_accepted.then_some(at))
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -168,23 +175,70 @@ impl ServerRepo {
         self.delete(id, ServerStatus::AwaitingPayment).await.map(drop)
     }
 
-    /// A user action: `from` → `to`, clearing the status message; start and restart (`new_generation`) begin
-    /// a new generation, which replaces a game running an older one and forgets its crashes.
+    /// A user action: `from` → `to`, clearing the status message; start, restart and reinstall begin a new
+    /// generation, which replaces a game running an older one and forgets its crashes, and a reinstall also a new
+    /// install generation, which installs the game's files again.
     pub async fn act(
         &self,
         id: &ServerId,
         from: ServerStatus,
         to: ServerStatus,
-        new_generation: bool,
+        action: Action,
     ) -> Result<Option<ServerRow>> {
+        let new_generation = matches!(action, Action::Start | Action::Restart | Action::Reinstall);
+        let reinstall = action == Action::Reinstall;
         self.update(
             "status = $3, status_message = NULL, status_detail = NULL, dns_error = NULL, dns_detail = NULL, \
-             stopped_at = CASE WHEN $3 = 'stopped' THEN $2 ELSE stopped_at END, generation = generation + $5",
+             stopped_at = CASE WHEN $3 = 'stopped' THEN $2 ELSE stopped_at END, generation = generation + $5, \
+             install_generation = install_generation + $6, install_step = NULL",
             "status = $4",
             id,
-            |q| q.bind(to.as_str()).bind(from.as_str()).bind(i64::from(new_generation)),
+            |q| q.bind(to.as_str()).bind(from.as_str()).bind(i64::from(new_generation)).bind(i64::from(reinstall)),
         )
         .await
+    }
+
+    /// Replaces a server's startup variables, if it is still in `status` (the caller judged the change against
+    /// it). A change that `restart`s the server begins a new generation, so the game starts again with them.
+    pub async fn set_variables(
+        &self,
+        id: &ServerId,
+        status: ServerStatus,
+        values: &Values,
+        restart: bool,
+    ) -> Result<Option<ServerRow>> {
+        let json = serde_json::to_string(values).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        self.update(
+            "variables = $3, generation = generation + $5, \
+             status = CASE WHEN $5 = 1 AND status = 'running' THEN 'pending' ELSE status END",
+            "status = $4",
+            id,
+            |q| q.bind(json).bind(status.as_str()).bind(i64::from(restart)),
+        )
+        .await
+    }
+
+    /// Records that the game of `generation` is installing, at `progress`: a pending (or already installing)
+    /// server shows it.
+    pub async fn record_install(&self, id: &ServerId, generation: i64, progress: &InstallProgress) -> Result<bool> {
+        let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let written = self
+            .update(
+                "status = 'installing', status_message = NULL, status_detail = NULL, install_step = $3, \
+                 install_done = $4, install_total = $5",
+                "generation = $6 AND status IN ('pending', 'failed', 'installing') \
+                 AND (status <> 'installing' OR install_step IS DISTINCT FROM $3 OR install_done IS DISTINCT FROM $4 \
+                      OR install_total IS DISTINCT FROM $5)",
+                id,
+                |q| {
+                    q.bind(progress.step.clone())
+                        .bind(to_i64(progress.done_bytes))
+                        .bind(progress.total_bytes.map(to_i64))
+                        .bind(generation)
+                },
+            )
+            .await?;
+        Ok(written.is_some())
     }
 
     /// Moves a server from `from` to `to` with `notice` (and the `detail` behind it), unless something changed
@@ -217,7 +271,7 @@ impl ServerRepo {
         let written = self
             .update(
                 "status = 'running', status_message = NULL, status_detail = NULL, node_ip = $3, port = $4",
-                "generation = $5 AND status IN ('pending', 'failed', 'running') \
+                "generation = $5 AND status IN ('pending', 'failed', 'running', 'installing') \
                  AND (status <> 'running' OR node_ip IS DISTINCT FROM $3 OR port IS DISTINCT FROM $4)",
                 id,
                 |q| q.bind(host.to_owned()).bind(i64::from(port)).bind(generation),

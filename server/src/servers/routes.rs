@@ -1,5 +1,6 @@
 //! REST routes for game servers. All need a signed-in user; someone else's server answers 404.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 
 use app::error::AppError;
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use catalog::gameserver::{GameServer, ServerEvent};
+use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables};
 use catalog::{Action, ServerId};
 use futures_util::{Stream, StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/servers/events", get(events))
         .route("/api/servers/{id}", get(show).delete(delete))
         .route("/api/servers/{id}/logs", get(logs))
+        .route("/api/servers/{id}/variables", get(variables).put(set_variables))
         .route("/api/servers/{id}/{action}", post(act))
 }
 
@@ -105,22 +107,42 @@ async fn logs(
     Ok(Json(LogLines { lines: state.servers.logs(&session.user, &id, tail).await? }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewServer {
-    name: String,
-    game: String,
-    plan: String,
-}
-
+/// `POST /api/servers {name, game, plan, variables?, accept_eula?}` → 201.
 async fn create(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
     body: std::result::Result<Json<NewServer>, JsonRejection>,
 ) -> Result<(StatusCode, Json<GameServer>)> {
     let Json(new) = body.map_err(bad_body)?;
-    let server = state.servers.create(&session.user, &new.name, &new.game, &new.plan).await?;
+    let server = state.servers.create(&session.user, &new).await?;
     Ok((StatusCode::CREATED, Json(server)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariableChange {
+    values: BTreeMap<String, String>,
+}
+
+/// `GET /api/servers/{id}/variables`: the server's startup variables, their rules and values.
+async fn variables(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Path(id): Path<ServerId>,
+) -> Result<Json<ServerVariables>> {
+    Ok(Json(state.servers.variables(&session.user, &id).await?))
+}
+
+/// `PUT /api/servers/{id}/variables {"values": {KEY: value}}`: 422 naming a variable and its rule, and nothing
+/// changed, when one is refused.
+async fn set_variables(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Path(id): Path<ServerId>,
+    body: std::result::Result<Json<VariableChange>, JsonRejection>,
+) -> Result<Json<ServerVariables>> {
+    let Json(change) = body.map_err(bad_body)?;
+    Ok(Json(state.servers.set_variables(&session.user, &id, &change.values).await?))
 }
 
 async fn show(
@@ -141,7 +163,7 @@ async fn delete(
     Ok((StatusCode::ACCEPTED, Json(server)))
 }
 
-/// `POST /api/servers/{id}/start|stop|restart` → 202 with the server in its new desired state.
+/// `POST /api/servers/{id}/start|stop|restart|reinstall` → 202 with the server in its new desired state.
 async fn act(
     State(state): State<AppState>,
     CurrentUser(session): CurrentUser,
@@ -151,6 +173,7 @@ async fn act(
         "start" => Action::Start,
         "stop" => Action::Stop,
         "restart" => Action::Restart,
+        "reinstall" => Action::Reinstall,
         other => return Err(AppError::NotFound(format!("there is no server action `{other}`")).into()),
     };
     let server = state.servers.act(&session.user, &id, action).await?;

@@ -2,7 +2,8 @@
 //! its DNS records should lead, its billing state.
 
 use catalog::billing::{Billed, SubscriptionStatus};
-use catalog::gameserver::{GameServer, address};
+use catalog::gameserver::{GameServer, InstallProgress, address};
+use catalog::variables::Values;
 use catalog::{ServerId, ServerStatus, UserId};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -55,6 +56,14 @@ pub struct ServerRow {
     /// What the subscription's price is for (`<product>/<plan>`) when that is not this server's plan: the server
     /// then counts as unpaid.
     pub price_mismatch: Option<String>,
+    /// Its startup variables (every variable of its game).
+    pub variables: Values,
+    /// Whether its owner accepted the game's licence at create.
+    pub eula_accepted: bool,
+    /// Bumped by every reinstall: the game's files are installed again when it changes.
+    pub install_generation: i64,
+    /// The install step running now and its progress, while installing.
+    pub install: Option<InstallProgress>,
     pub created_at: i64,
     pub version: i64,
 }
@@ -82,6 +91,15 @@ impl ServerRow {
             dns_detail: row.try_get("dns_detail")?,
             delete_after: row.try_get("delete_after")?,
             price_mismatch: row.try_get("price_mismatch")?,
+            variables: serde_json::from_str(&row.try_get::<String, _>("variables")?)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            eula_accepted: row.try_get::<Option<i64>, _>("eula_accepted")?.is_some(),
+            install_generation: row.try_get("install_generation")?,
+            install: row.try_get::<Option<String>, _>("install_step")?.map(|step| InstallProgress {
+                step,
+                done_bytes: row.try_get::<Option<i64>, _>("install_done").ok().flatten().unwrap_or(0).max(0) as u64,
+                total_bytes: row.try_get::<Option<i64>, _>("install_total").ok().flatten().map(|t| t.max(0) as u64),
+            }),
             subscription: row.try_get("stripe_subscription_id")?,
             subscription_status: row.try_get::<Option<String>, _>("subscription_status")?.map(SubscriptionStatus::from),
             checkout_session: row.try_get("checkout_session_id")?,
@@ -116,6 +134,7 @@ impl ServerRow {
             user_id: self.user_id.clone(),
             created_at: self.created_at,
             checkout_url: self.checkout_url(),
+            install: self.install.clone().filter(|_| self.status == ServerStatus::Installing),
             version: self.version,
         }
     }

@@ -253,7 +253,7 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
 }
 
 impl Orchestrator for AgonesDriver {
-    fn check_runnable(&self, _game: &Game) -> Result<(), String> {
+    fn check_runnable(&self, _game: &Game, _values: Option<&catalog::variables::Values>) -> Result<(), String> {
         Ok(())
     }
 
@@ -445,6 +445,9 @@ mod tests {
             game: game.clone(),
             plan: plan.clone(),
             generation: 3,
+            variables: Default::default(),
+            eula_accepted: true,
+            install_generation: 0,
         }
     }
 

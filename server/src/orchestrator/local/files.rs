@@ -1,0 +1,177 @@
+//! Writing into a server's data directory from the panel, which may run as root while the directory belongs to
+//! the game: every path is confined to the directory, and a symbolic link (which the game could have made,
+//! pointing anywhere) is never followed.
+
+use std::io::{self, Read as _, Write as _};
+use std::path::{Component, Path, PathBuf};
+
+use catalog::ByteSize;
+
+/// `relative` inside `data`, or why not: absolute paths, `..`, NUL bytes, a symbolic link anywhere on the way
+/// (the last part included) and anything but a plain file or directory are refused.
+pub fn confined(data: &Path, relative: &str) -> Result<PathBuf, String> {
+    if relative.contains('\0') {
+        return Err("a path may not hold a NUL byte".to_owned());
+    }
+    let mut path = data.to_path_buf();
+    for component in Path::new(relative).components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(format!("`{relative}` leaves the server's files"));
+            }
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!("`{relative}` goes through a symbolic link, which Spawnpoint does not follow"));
+            }
+            Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+                return Err(format!("`{relative}` is not a plain file or directory"));
+            }
+            _ => {}
+        }
+    }
+    Ok(path)
+}
+
+/// Writes `bytes` as `path`'s new content: to a temporary file beside it, then renamed over it (a rename
+/// replaces a link rather than following it, and a reader never sees half a file).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("spawnpoint-new");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+/// Unpacks a zip or tar.gz archive (by its name) into `target`, never past `limit` bytes in all; returns how
+/// many files it wrote. Entries leaving the target, links and devices are refused.
+pub fn unpack(archive: &Path, target: &Path, limit: &ByteSize) -> Result<usize, String> {
+    std::fs::create_dir_all(target).map_err(|e| format!("creating the target directory: {e}"))?;
+    let name = archive.to_string_lossy();
+    let file = std::fs::File::open(archive).map_err(|e| format!("opening the archive: {e}"))?;
+    let mut budget = Budget { left: limit.bytes(), limit };
+    if name.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("reading the zip: {e}"))?;
+        let mut files = 0;
+        for index in 0..zip.len() {
+            let mut entry = zip.by_index(index).map_err(|e| format!("reading the zip: {e}"))?;
+            let entry_name = entry.name().to_owned();
+            if entry.is_symlink() {
+                return Err(format!("`{entry_name}` in the archive is a symbolic link"));
+            }
+            let relative = entry.enclosed_name().ok_or_else(|| format!("`{entry_name}` leaves the target"))?;
+            let path = confined(target, &relative.to_string_lossy())?;
+            if entry.is_dir() {
+                std::fs::create_dir_all(&path).map_err(|e| format!("creating `{entry_name}`: {e}"))?;
+                continue;
+            }
+            let mode = entry.unix_mode().map(|mode| mode & 0o755);
+            write_entry(&path, &mut entry, &mut budget, mode).map_err(|e| format!("`{entry_name}`: {e}"))?;
+            files += 1;
+        }
+        Ok(files)
+    } else {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut files = 0;
+        for entry in tar.entries().map_err(|e| format!("reading the archive: {e}"))? {
+            let mut entry = entry.map_err(|e| format!("reading the archive: {e}"))?;
+            let entry_name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let path = confined(target, &entry_name)?;
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => {
+                    std::fs::create_dir_all(&path).map_err(|e| format!("creating `{entry_name}`: {e}"))?;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let mode = entry.header().mode().ok().map(|mode| mode & 0o755);
+                    write_entry(&path, &mut entry, &mut budget, mode).map_err(|e| format!("`{entry_name}`: {e}"))?;
+                    files += 1;
+                }
+                // Metadata entries of pax and GNU archives say nothing about files to write.
+                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName => {}
+                other => return Err(format!("`{entry_name}` in the archive is a {other:?}, not a file")),
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// What an archive may still unpack to.
+struct Budget<'a> {
+    left: u64,
+    limit: &'a ByteSize,
+}
+
+fn write_entry(
+    path: &Path,
+    from: &mut impl io::Read,
+    budget: &mut Budget<'_>,
+    mode: Option<u32>,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| e.to_string())?;
+    // Counted as written, not as the archive declares: a zip bomb lies about its sizes.
+    let copied = io::copy(&mut from.take(budget.left + 1), &mut file).map_err(|e| e.to_string())?;
+    if copied > budget.left {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(format!("the archive unpacks to more than the plan's storage ({})", budget.limit));
+    }
+    budget.left -= copied;
+    if let Some(mode) = mode.filter(|mode| *mode != 0) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o600)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path();
+        std::fs::create_dir(data.join("world")).expect("dir");
+        assert_eq!(confined(data, "world/level.dat"), Ok(data.join("world/level.dat")));
+        assert_eq!(confined(data, "./server.properties"), Ok(data.join("server.properties")));
+        for escaping in ["../x", "/etc/passwd", "world/../../x", "a\0b"] {
+            assert!(confined(data, escaping).is_err(), "{escaping:?}");
+        }
+        std::os::unix::fs::symlink("/etc", data.join("out")).expect("link");
+        std::os::unix::fs::symlink("/etc/passwd", data.join("server.properties")).expect("link");
+        assert!(confined(data, "out/passwd").expect_err("through a link").contains("symbolic link"));
+        assert!(confined(data, "server.properties").expect_err("a link itself").contains("symbolic link"));
+    }
+
+    #[test]
+    fn archives_cannot_unpack_past_the_limit_or_outside() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let archive = dir.path().join("a.tar.gz");
+        let file = std::fs::File::create(&archive).expect("create");
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+        let big = vec![0u8; 4096];
+        let mut header = tar::Header::new_gnu();
+        header.set_size(big.len() as u64);
+        header.set_mode(0o755);
+        builder.append_data(&mut header, "bin/game", &big[..]).expect("append");
+        builder.into_inner().expect("finish").finish().expect("gzip");
+
+        let target = dir.path().join("out");
+        let size = |text: &str| ByteSize::parse(text).expect("a size");
+        assert_eq!(unpack(&archive, &target, &size("10k")), Ok(1));
+        assert_eq!(std::fs::metadata(target.join("bin/game")).map(|m| m.len()).ok(), Some(4096));
+        let error = unpack(&archive, &dir.path().join("small"), &size("1k")).expect_err("over the limit");
+        assert!(error.contains("more than the plan's storage"), "{error}");
+        assert!(!dir.path().join("small/bin/game").exists(), "nothing past the limit is left");
+    }
+}
