@@ -174,6 +174,14 @@ mod tests {
     }
 
     #[test]
+    fn install_progress_reads_as_step_and_mebibytes() {
+        let at = |done, total| InstallProgress { step: "paper".into(), done_bytes: done, total_bytes: total };
+        assert_eq!(at(0, None).describe(), "paper");
+        assert_eq!(at(12 << 20, Some(48 << 20)).describe(), "paper: 12.0 of 48.0 MiB");
+        assert_eq!(at(3 << 20, None).describe(), "paper: 3.0 MiB");
+    }
+
+    #[test]
     fn a_view_never_gives_way_to_an_older_one() {
         let at = |version| GameServer {
             id: "s".into(),
@@ -187,6 +195,7 @@ mod tests {
             user_id: "u".into(),
             created_at: 0,
             checkout_url: None,
+            install: None,
             version,
         };
         assert!(at(3).supersedes(&at(2)) && at(3).supersedes(&at(3)));

@@ -1,7 +1,8 @@
 //! What several test crates share: where the third-party reference data is, and fakes of outside APIs (Cloudflare,
-//! Stripe) that the production clients talk to over HTTP on loopback.
+//! Stripe, the game download services) that the production clients talk to over HTTP on loopback.
 
 pub mod cloudflare;
+pub mod downloads;
 pub mod stripe;
 
 use std::path::PathBuf;

@@ -330,7 +330,7 @@ impl Servers for ServerService {
 
 /// 422 naming the variable and its rule.
 fn variable_error(error: VariableError) -> AppError {
-    AppError::invalid(&format!("variables.{}", error.key), error.to_string())
+    AppError::invalid(&format!("variables.{}", error.key), error.problem)
 }
 
 /// 409 naming the state that refused the action.

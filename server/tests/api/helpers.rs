@@ -117,14 +117,14 @@ impl TestApp {
         self.data_dir.path()
     }
 
-    /// The pid of the process running server `id`'s game, while it runs: the local driver's `pid` file, or the
-    /// process the simulated kubelet runs for its pod.
+    /// The pid of the process running server `id`'s game, while it runs: what its supervisor wrote in
+    /// `game.pid`, or the process the simulated kubelet runs for its pod.
     pub fn game_pid(&self, id: &str) -> Option<String> {
         match &self.cluster {
             Some(cluster) => cluster.pod_pid(NAMESPACE, id).map(|pid| pid.to_string()),
             None => {
-                let text = std::fs::read_to_string(self.data_dir().join("servers").join(id).join("pid")).ok()?;
-                text.split(' ').next().map(str::to_owned)
+                let text = std::fs::read_to_string(self.data_dir().join("servers").join(id).join("game.pid")).ok()?;
+                Some(text.trim().to_owned()).filter(|pid| crate::helpers::alive(pid))
             }
         }
     }
@@ -192,7 +192,9 @@ impl TestApp {
 
     /// Creates a server that must be accepted; returns its id.
     pub async fn created(&self, token: &str, game: &str, plan: &str) -> String {
-        let response = self.create_server(token, serde_json::json!({ "name": "test", "game": game, "plan": plan }));
+        // The licence accepted, as the create form asks of games that have one.
+        let body = serde_json::json!({ "name": "test", "game": game, "plan": plan, "accept_eula": true });
+        let response = self.create_server(token, body);
         let response = response.await;
         assert_eq!(response.status(), 201, "creating a {game} server");
         let server: serde_json::Value = response.json().await.expect("json");
@@ -543,8 +545,8 @@ async fn start_app(
 /// The namespace Spawnpoint's game servers live in on the simulated cluster (the driver's default).
 pub const NAMESPACE: &str = "gameservers";
 
-/// A simulated cluster whose kubelet runs the catalog's games as the single box would (their `local` command
-/// for their image), with volumes under `dir`. Its three nodes have loopback addresses of their own
+/// A simulated cluster whose kubelet runs the catalog's ready-to-run games as the single box would (their
+/// `local` command for their image), with volumes under `dir`. Its three nodes have loopback addresses of their own
 /// (`127.<n>.0.1-3`), so games on different nodes, and of clusters side by side, can share host ports.
 pub async fn cluster_running(settings: &Settings, dir: &std::path::Path) -> Simulator {
     static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -554,7 +556,9 @@ pub async fn cluster_running(settings: &Settings, dir: &std::path::Path) -> Simu
         .games()
         .iter()
         .filter_map(|game| {
-            let local = game.local.as_ref()?;
+            // Games the single box installs by steps come installed in their images on a real cluster; here
+            // there is no such image, and the simulator plays those containers without a process.
+            let local = game.local.as_ref().filter(|local| local.install.is_empty())?;
             let image = SimImage {
                 program: server::orchestrator::local::resolve_command(&local.command),
                 args: local.args.clone(),

@@ -41,6 +41,17 @@ fn address(server: &Value) -> String {
     server["address"].as_str().expect("a running server has an address").to_owned()
 }
 
+/// Waits (up to 10 s) for a line containing `needle` in the server's log; whether one came.
+async fn log_shows(app: &TestApp, token: &str, id: &str, needle: &str) -> bool {
+    for _ in 0..200 {
+        if log_lines(app, token, id).await.iter().any(|line| line.contains(needle)) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn log_lines(app: &TestApp, token: &str, id: &str) -> Vec<String> {
     let response = app.get_as(token, &format!("/api/servers/{id}/logs?tail=50")).await;
     assert_eq!(response.status(), 200);
@@ -71,7 +82,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
     assert_eq!(ask(&mut player, "REQUEST_MATCH 1").await, "STATE running");
     let data = app.game_data(&id);
-    assert!(log_lines(&app, &token, &id).await.iter().any(|l| l.contains("Match 1 started")));
+    assert!(log_shows(&app, &token, &id, "Match 1 started").await);
 
     // Stopped: the port closes, the world stays.
     assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
@@ -90,7 +101,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert_eq!(address(&server), addr, "the server keeps its port");
     let mut player = join(&addr).await;
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
-    assert!(log_lines(&app, &token, &id).await.iter().any(|l| l.contains("1 match(es) played so far")));
+    assert!(log_shows(&app, &token, &id, "1 match(es) played so far").await);
 
     // Restarted: a new process, running again.
     let before = app.game_pid(&id).expect("a pid while running");
@@ -249,9 +260,10 @@ async fn a_restarted_spawnpoint_brings_servers_back_without_strays(backend: Back
     assert_eq!(ask(&mut join(&addr).await, "REQUEST_MATCH 1").await, "STATE running");
     let (old_demo, old_stubborn) = (app.game_pid(&demo).expect("demo pid"), app.game_pid(&stubborn).expect("pid"));
 
-    // Killed outright: no chance to stop anything.
+    // Killed outright: no chance to stop anything. The games were never the panel's children to lose: on the
+    // single box each runs under a supervisor of its own, on a cluster in its pod.
     first.kill();
-    assert!(alive(&old_stubborn), "the stubborn game outlived spawnpoint, as it would on a real machine");
+    assert!(alive(&old_stubborn), "the stubborn game outlived spawnpoint");
 
     let second = binary.start();
     let app = second.healthy().await;
@@ -261,22 +273,11 @@ async fn a_restarted_spawnpoint_brings_servers_back_without_strays(backend: Back
     let mut player = join(&addr).await;
     app.running(&token, &stubborn).await;
     let stubborn_dir = app.game_data(&stubborn);
-    match driver {
-        TestDriver::Local => {
-            // The demo game stopped when its console closed, and started again on the same world.
-            assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
-            assert!(log_lines(&app, &token, &demo).await.iter().any(|l| l.contains("1 match(es) played so far")));
-            assert!(!alive(&old_stubborn), "the leftover from before was ended");
-            eventually("exactly one process for the stubborn server", || processes_in(&stubborn_dir).len() == 1).await;
-        }
-        TestDriver::Agones => {
-            // On a cluster the games never depended on Spawnpoint: nothing was restarted.
-            assert_eq!(app.game_pid(&demo), Some(old_demo), "the demo game ran on undisturbed");
-            assert_eq!(ask(&mut player, "GET_RUNNING_LENGTH").await, "RUNNING_LENGTH 1", "it remembers the match");
-            assert_eq!(app.game_pid(&stubborn), Some(old_stubborn), "so did the stubborn one");
-            assert_eq!(processes_in(&stubborn_dir).len(), 1);
-        }
-    }
+    // Nothing was restarted: the same processes, the match still on, and no server running twice.
+    assert_eq!(app.game_pid(&demo), Some(old_demo), "the demo game ran on undisturbed");
+    assert_eq!(ask(&mut player, "GET_RUNNING_LENGTH").await, "RUNNING_LENGTH 1", "it remembers the match");
+    assert_eq!(app.game_pid(&stubborn), Some(old_stubborn), "so did the stubborn one");
+    assert_eq!(processes_in(&stubborn_dir).len(), 1);
 
     // Stopped politely (SIGTERM): on the single box it stops its games on the way out (they come back with it
     // next time); on a cluster they play on.

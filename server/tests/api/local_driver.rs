@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 
 use crate::helpers::alive;
 
-const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 static PORTS: LazyLock<Mutex<HashMap<ServerId, u16>>> = LazyLock::new(Mutex::default);
 
 /// The servers' rows, as far as the local driver is concerned.
-struct Book;
+pub(crate) struct Book;
 
 impl PortBook for Book {
     fn held(&self) -> BoxFuture<'_, Result<Vec<(ServerId, u16)>, DriverError>> {
@@ -52,7 +52,7 @@ impl PortBook for Book {
     }
 }
 
-fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
+pub(crate) fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
     let (game, plan) = catalog.plan(game, plan).expect("in the catalog");
     PORTS.lock().expect("ports").insert(id.into(), free_port());
     ServerSpec {
@@ -67,7 +67,7 @@ fn spec(catalog: &Catalog, game: &str, plan: &str, id: &str) -> ServerSpec {
     }
 }
 
-fn config(stop_grace: Duration) -> LocalConfig {
+pub(crate) fn config(stop_grace: Duration) -> LocalConfig {
     LocalConfig {
         host: "127.0.0.1".into(),
         ports: 1..=1,
@@ -78,23 +78,23 @@ fn config(stop_grace: Duration) -> LocalConfig {
     }
 }
 
-fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
+pub(crate) fn driver(dir: &tempfile::TempDir, stop_grace: Duration) -> LocalDriver {
     LocalDriver::new(dir.path(), config(stop_grace), Arc::new(Book))
 }
 
-fn port(spec: &ServerSpec) -> u16 {
+pub(crate) fn port(spec: &ServerSpec) -> u16 {
     PORTS.lock().expect("ports")[&spec.id]
 }
 
 /// A one-game catalog whose game is a shell script.
-fn shell_game(script: &str) -> Catalog {
+pub(crate) fn shell_game(script: &str) -> Catalog {
     Catalog::from_yaml(&format!(
         "games:\n  - id: shell\n    name: Shell\n    image: none\n    port: {{ port: 1, protocol: TCP }}\n    stop_command: stop\n    local: {{ command: sh, args: [\"-c\", {script:?}], ready_line: ready now }}\n    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]\n"
     ))
     .expect("valid test catalog")
 }
 
-async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
+pub(crate) async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
     let wait = async {
         loop {
             match events.recv().await {
@@ -108,7 +108,7 @@ async fn next_phase(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -
 }
 
 /// The next `Ready`, skipping the `Exited` that a stopped process reports on its way out.
-async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
+pub(crate) async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -> Phase {
     loop {
         match next_phase(events, id).await {
             Phase::Exited { .. } => continue,
@@ -117,7 +117,7 @@ async fn next_ready(events: &mut broadcast::Receiver<Observed>, id: &ServerId) -
     }
 }
 
-async fn logs_contain(driver: &LocalDriver, id: &ServerId, needle: &str) -> bool {
+pub(crate) async fn logs_contain(driver: &LocalDriver, id: &ServerId, needle: &str) -> bool {
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
         if driver.logs(id, 100).await.expect("logs").iter().any(|line| line.contains(needle)) {

@@ -13,6 +13,7 @@ mod games;
 mod health;
 mod lifecycle;
 mod local_driver;
+mod local_games;
 mod manifests;
 mod pages;
 mod schema;

@@ -62,7 +62,16 @@ async fn the_server_function_serves_the_catalog_to_the_browser() {
     let response = app.client.post(app.url("/rpc/games")).send().await.expect("sent");
     assert_eq!(response.status(), 200);
     let games: Vec<catalog::PublicGame> = response.json().await.expect("the public catalog");
-    assert_eq!(games, catalog::Catalog::builtin().public());
+    // As the public sees it, each game also saying whether this host runs it.
+    let shown: Vec<_> = games.iter().map(|game| catalog::PublicGame { unavailable: None, ..game.clone() }).collect();
+    assert_eq!(shown, catalog::Catalog::builtin().public());
+    let says = |id: &str| games.iter().find(|g| g.id == id).and_then(|g| g.unavailable.clone());
+    assert_eq!(says("demo"), None);
+    assert!(
+        says("minecraft-bedrock").is_some_and(|why| why.contains("BEDROCK_ZIP_URL")),
+        "{:?}",
+        says("minecraft-bedrock")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -62,7 +62,23 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
         (json!({ "name": "ok", "game": "tetris", "plan": "tiny" }), "game"),
         (json!({ "name": "ok", "game": "valheim", "plan": "tiny" }), "plan"),
         (json!({ "name": "ok", "game": "demo" }), "plan"),
-        (json!({ "name": "ok", "game": "valheim", "plan": "starter" }), "game"),
+        (json!({ "name": "ok", "game": "minecraft-bedrock", "plan": "starter", "accept_eula": true }), "game"),
+        (json!({ "name": "ok", "game": "minecraft-java", "plan": "starter" }), "accept_eula"),
+        (
+            json!({ "name": "ok", "game": "minecraft-java", "plan": "starter", "accept_eula": true,
+                 "variables": { "MAX_PLAYERS": "99" } }),
+            "variables.MAX_PLAYERS",
+        ),
+        (
+            json!({ "name": "ok", "game": "minecraft-java", "plan": "starter", "accept_eula": true,
+                 "variables": { "SERVER_TYPE": "forge" } }),
+            "variables.SERVER_TYPE",
+        ),
+        (
+            json!({ "name": "ok", "game": "minecraft-java", "plan": "starter", "accept_eula": true,
+                 "variables": { "NOPE": "1" } }),
+            "variables.NOPE",
+        ),
     ];
     for (body, field) in cases {
         let response = create(&app, &token, body.clone()).await;
@@ -70,12 +86,23 @@ async fn bad_input_names_the_field_and_writes_nothing(backend: Backend) {
         let error: Value = response.json().await.expect("json");
         assert_eq!(error["error"]["field"], field, "{body}: {error}");
     }
-    let error: Value = create(&app, &token, json!({ "name": "ok", "game": "valheim", "plan": "starter" }))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("only on a cluster")), "{error}");
+    let bedrock = json!({ "name": "ok", "game": "minecraft-bedrock", "plan": "starter", "accept_eula": true });
+    let error: Value = create(&app, &token, bedrock).await.json().await.expect("json");
+    let says = |text: &str| error["error"]["message"].as_str().is_some_and(|m| m.contains(text));
+    assert!(says("needs the operator to set BEDROCK_ZIP_URL"), "{error}");
+    let players: Value = create(
+        &app,
+        &token,
+        json!({ "name": "ok", "game": "minecraft-java", "plan": "starter", "accept_eula": true, "variables": { "MAX_PLAYERS": "99" } }),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(
+        players["error"]["message"], "variables.MAX_PLAYERS: must be a whole number from 1 to 5",
+        "the rule, for this plan"
+    );
     assert_eq!(app.count("servers").await, 0);
 }
 

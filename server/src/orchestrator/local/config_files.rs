@@ -53,7 +53,10 @@ fn lines(text: &str, set: &[(String, String)], ini: bool) -> String {
             }
             None => out.push(line.to_owned()),
         }
-        if let Some(last) = section_end.last_mut() {
+        // Missing keys go after the section's last key, not after the blank lines that end it.
+        if key.is_some()
+            && let Some(last) = section_end.last_mut()
+        {
             last.1 = out.len();
         }
     }

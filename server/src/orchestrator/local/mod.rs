@@ -53,6 +53,8 @@ const FOLLOW_BUFFER: usize = 4096;
 const TYPE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `console.log` is moved to `console.log.1` past this size, so a chatty game cannot fill the disk.
 pub(crate) const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
+/// How long the output of a game waits for followers that are behind before going on without them.
+const FOLLOWER_PATIENCE: Duration = Duration::from_millis(100);
 /// How long a new supervisor has to open its socket.
 const SUPERVISOR_START: Duration = Duration::from_secs(10);
 /// The `PATH` games get: the system's, not the panel's.
@@ -161,9 +163,11 @@ impl LocalDriver {
             };
             let Ok(stream) = UnixStream::connect(dir.join("console.sock")).await else { continue };
             let Some(launch) = read_launch(&dir) else { continue };
+            let Some(attached) = attach(stream).await else { continue };
             let process = Process::new(&id, launch.generation, launch.stop_command.clone());
-            tracing::info!(server = %id, "re-attached to a game that kept running");
-            let task = tokio::spawn(self.inner.clone().follow_supervisor(process.clone(), stream, launch));
+            process.pid.store(attached.pid, Ordering::SeqCst);
+            tracing::info!(server = %id, pid = attached.pid, "re-attached to a game that kept running");
+            let task = tokio::spawn(self.inner.clone().follow_supervisor(process.clone(), attached, launch));
             process.hold(task.abort_handle());
             self.processes.lock().await.insert(id, process);
         }
@@ -219,7 +223,7 @@ impl Inner {
     async fn run(self: Arc<Self>, spec: ServerSpec, port: u16, process: Arc<Process>) {
         let launched = self.prepare(&spec, port, &process).await;
         match launched {
-            Ok(Some((stream, launch))) => self.follow_supervisor(process, stream, launch).await,
+            Ok(Some((attached, launch))) => self.follow_supervisor(process, attached, launch).await,
             Ok(None) => {}
             Err(reason) => {
                 process.line(format!("[Spawnpoint] {reason}"));
@@ -235,7 +239,7 @@ impl Inner {
         spec: &ServerSpec,
         port: u16,
         process: &Arc<Process>,
-    ) -> Result<Option<(UnixStream, Launch)>, String> {
+    ) -> Result<Option<(Attached, Launch)>, String> {
         let (game, plan) = (&spec.game, &spec.plan);
         let local = game.local.as_ref().ok_or("the game has no local section")?;
         let dir = self.server_dir(&spec.id);
@@ -247,13 +251,13 @@ impl Inner {
             std::fs::set_permissions(passage, mode).map_err(|e| format!("preparing the server's directory: {e}"))?;
         }
         let user = self.isolation.user_for(port);
-        let values = |name: &str| template_value(name, spec, port, &data);
+        let variables = effective_values(spec);
+        let values = |name: &str| template_value(name, spec, &variables, port, &data);
         let env = game_env(game, local, &values, port, &data)?;
 
         // Install, when what was installed is not what this run needs.
-        let steps =
-            install::filled(&local.install, &spec.variables, |text| fill(text, values).map_err(|e| e.to_string()))
-                .map_err(|e| e.to_string())?;
+        let steps = install::filled(&local.install, &variables, |text| fill(text, values).map_err(|e| e.to_string()))
+            .map_err(|e| e.to_string())?;
         let key = install::key(spec.install_generation, &steps);
         let key_file = install::key_file(&dir);
         if std::fs::read_to_string(&key_file).ok().as_deref() != Some(key.as_str()) {
@@ -295,7 +299,7 @@ impl Inner {
         self.isolation.own(&data, user).map_err(|e| format!("handing the files to the game's user: {e}"))?;
 
         let command = fill(&local.command, values).map_err(|e| e.to_string())?;
-        let program = if command.starts_with("./") { data.join(&command) } else { resolve_command(&command) };
+        let program = if installed_by_steps(&command) { data.join(&command) } else { resolve_command(&command) };
         let args = local.args.iter().map(|arg| fill(arg, values)).collect::<Result<Vec<_>, _>>();
         let (cgroups, rlimits) =
             self.isolation.limits(&spec.id, plan).map_err(|e| format!("setting the plan's limits: {e}"))?;
@@ -316,8 +320,10 @@ impl Inner {
         let json = serde_json::to_vec_pretty(&launch).map_err(|e| e.to_string())?;
         files::replace_file(&dir.join("launch.json"), &json).map_err(|e| format!("writing launch.json: {e}"))?;
         let stream = self.start_supervisor(&dir).await?;
-        tracing::info!(server = %spec.id, port, "game started");
-        Ok(Some((stream, launch)))
+        let attached = attach(stream).await.ok_or("the game's supervisor did not answer")?;
+        process.pid.store(attached.pid, Ordering::SeqCst);
+        tracing::info!(server = %spec.id, port, pid = attached.pid, "game started");
+        Ok(Some((attached, launch)))
     }
 
     /// Starts the server's supervisor and connects to it.
@@ -358,24 +364,25 @@ impl Inner {
     }
 
     /// Follows a supervisor until its game ends (or the supervisor goes).
-    async fn follow_supervisor(self: Arc<Self>, process: Arc<Process>, stream: UnixStream, launch: Launch) {
-        let (read, write) = stream.into_split();
-        *process.input.lock().await = Some(write);
-        let mut lines = BufReader::new(read).lines();
+    async fn follow_supervisor(self: Arc<Self>, process: Arc<Process>, attached: Attached, launch: Launch) {
+        let Attached { pid: _, ready: was_ready, mut lines, input } = attached;
+        *process.input.lock().await = Some(input);
         let ready = Phase::Ready { host: self.host.clone(), port: launch.port };
+        if was_ready {
+            process.set_phase(ready.clone(), &self.events);
+        }
         if launch.ready_line.is_none() {
             tokio::spawn(probe_until_ready(process.clone(), launch.port, ready.clone(), self.events.clone()));
         }
-        let mut ended = None;
+        let (mut ended, mut patience) = (None, Patience::default());
         while let Some(event) = shim::next_event(&mut lines).await {
             match event {
-                Event::Hello { pid, ready: was_ready } => {
-                    process.pid.store(pid, Ordering::SeqCst);
-                    if was_ready {
-                        process.set_phase(ready.clone(), &self.events);
-                    }
+                // Only ever first, and read by `attach`.
+                Event::Hello { .. } => {}
+                Event::Line(line) => {
+                    patience.wait(|| process.followers_behind() > FOLLOW_BUFFER / 2).await;
+                    process.line(line);
                 }
-                Event::Line(line) => process.line(line),
                 Event::Ready => process.set_phase(ready.clone(), &self.events),
                 Event::Exited { reason } => {
                     ended = Some(reason);
@@ -416,16 +423,44 @@ impl Inner {
     }
 }
 
+/// A connection to a game's supervisor, past its hello.
+struct Attached {
+    /// The game's process (and process group).
+    pid: i32,
+    /// Whether the game had printed its ready line.
+    ready: bool,
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    input: OwnedWriteHalf,
+}
+
+/// Reads a supervisor's hello: every connection starts with one.
+async fn attach(stream: UnixStream) -> Option<Attached> {
+    let (read, input) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = tokio::time::timeout(SUPERVISOR_START, shim::next_event(&mut lines)).await.ok()??;
+    let Event::Hello { pid, ready } = hello else { return None };
+    Some(Attached { pid, ready, lines, input })
+}
+
+/// Every variable of the server's game: its own value, else the default (a game may have gained variables since
+/// the server was made).
+fn effective_values(spec: &ServerSpec) -> Values {
+    let players = spec.plan.players.max;
+    let values = spec.game.variables.iter().map(|variable| {
+        let value = spec.variables.get(&variable.key).cloned().unwrap_or_else(|| variable.default_for(players));
+        (variable.key.clone(), value)
+    });
+    Values(values.collect())
+}
+
 /// The value of a template placeholder for one server.
-fn template_value(name: &str, spec: &ServerSpec, port: u16, data: &Path) -> Option<String> {
+fn template_value(name: &str, spec: &ServerSpec, variables: &Values, port: u16, data: &Path) -> Option<String> {
     match name {
         "port" => Some(port.to_string()),
         "data_dir" => Some(data.to_string_lossy().into_owned()),
         "memory_mib" => Some(spec.plan.memory.mebibytes().to_string()),
         "eula" => Some(spec.eula_accepted.to_string()),
-        key => spec.variables.get(key).cloned().or_else(|| {
-            spec.game.variables.iter().find(|v| v.key == key).map(|v| v.default_for(spec.plan.players.max))
-        }),
+        key => variables.get(key).cloned(),
     }
 }
 
@@ -577,6 +612,11 @@ impl Process {
         }
     }
 
+    /// How many lines the slowest follower has yet to read.
+    fn followers_behind(&self) -> usize {
+        self.output.lock().ok().and_then(|output| output.as_ref().map(broadcast::Sender::len)).unwrap_or(0)
+    }
+
     /// The run's output is over: followers' streams end.
     fn end_output(&self) {
         if let Ok(mut output) = self.output.lock() {
@@ -612,7 +652,7 @@ impl Orchestrator for LocalDriver {
                 }
                 Some(_) => {}
             }
-        } else if !local.command.starts_with("./") && which(&local.command).is_none() {
+        } else if !installed_by_steps(&local.command) && which(&local.command).is_none() {
             return Err(format!("needs `{}` on the host", local.command));
         }
         let steam =
@@ -761,6 +801,34 @@ impl Orchestrator for LocalDriver {
     }
 }
 
+/// Backpressure on a game's output: while a follower is behind, the output waits a little (so a game printing
+/// in a loop is slowed by its pipe instead of lapping its console), but never long, and not again until the
+/// follower has caught up, so that no stuck follower holds a game up.
+#[derive(Default)]
+pub(crate) struct Patience {
+    gave_up: bool,
+}
+
+impl Patience {
+    pub(crate) async fn wait(&mut self, behind: impl Fn() -> bool) {
+        if !behind() {
+            self.gave_up = false;
+            return;
+        }
+        if self.gave_up {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + FOLLOWER_PATIENCE;
+        while behind() {
+            if tokio::time::Instant::now() >= deadline {
+                self.gave_up = true;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 /// Why a line could not be typed on a game's console.
 enum Typed {
     /// The game's input is closed: it is not running.
@@ -807,6 +875,13 @@ pub fn resolve_command(command: &str) -> PathBuf {
     which(command).unwrap_or_else(|| PathBuf::from(command))
 }
 
+/// Whether a game's command is a path inside its data directory (`./bedrock_server`,
+/// `ShooterGame/Binaries/Linux/ShooterGameServer`), put there by its install steps, rather than a program of the
+/// host's (`java`, `/usr/bin/node`).
+fn installed_by_steps(command: &str) -> bool {
+    command.contains('/') && Path::new(command).is_relative()
+}
+
 /// Where `program` is: beside the `spawnpoint` binary or on `PATH`, if it is there and executable.
 fn which(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -820,10 +895,10 @@ fn which(program: &str) -> Option<PathBuf> {
     let beside_us = std::env::current_exe().ok().and_then(|exe| {
         exe.ancestors().skip(1).take(2).map(|dir| dir.join(program)).find(|candidate| executable(candidate))
     });
-    beside_us.or_else(|| {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| executable(candidate))
-    })
+    // Without a PATH of its own (a service started with an empty environment), the system's, as `execvp` does.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| GAME_PATH.into());
+    beside_us
+        .or_else(|| std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| executable(candidate)))
 }
 
 /// The binary that runs supervisors: this one when it is `spawnpoint`, else (tests run the driver inside their

@@ -3,7 +3,7 @@
 //!
 //! The panel starts it in a session of its own; it places itself in the server's cgroups (the game inherits
 //! them), becomes the child subreaper of everything the game starts, and starts the game as the game's user with
-//! the environment from `launch.json`. It writes the game's output to `console.log`, keeps the last lines, and
+//! the environment from `launch.json` (its pid in `game.pid`). It writes the game's output to `console.log`, keeps the last lines, and
 //! serves `console.sock`: a panel that connects (the one that started it, or the next one after a crash or an
 //! upgrade) gets the backlog and then each line live, and its input lines go to the game. When the game ends the
 //! supervisor ends whatever the game left in its process group, says how the game ended, and exits.
@@ -29,10 +29,10 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 
-use super::LOG_ROTATE_BYTES;
 use super::isolation;
 use super::log_file::LogFile;
 use super::wire::{Event, Input, Launch};
+use super::{LOG_ROTATE_BYTES, Patience};
 
 /// Output lines kept for a panel that connects later.
 const BACKLOG_LINES: usize = catalog::console::BACKLOG_LINES;
@@ -67,6 +67,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     }
     let mut child = command.spawn().with_context(|| format!("starting {}", launch.program.display()))?;
     let pid = i32::try_from(child.id()).context("the game's pid")?;
+    // For the operator (and `ps`): which process is this server's game.
+    let pid_file = dir.join("game.pid");
+    std::fs::write(&pid_file, format!("{pid}\n")).context("writing game.pid")?;
 
     let (lines_tx, mut lines_rx) = mpsc::channel::<Vec<String>>(64);
     for output in [child.stdout.take().map(boxed), child.stderr.take().map(boxed)].into_iter().flatten() {
@@ -88,7 +91,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let accepting = tokio::spawn(accept(listener, shared.clone(), events.clone(), input_tx));
 
     let mut log = LogFile::new(dir.join("console.log"), LOG_ROTATE_BYTES);
+    let mut patience = Patience::default();
     while let Some(lines) = lines_rx.recv().await {
+        patience.wait(|| events.len() > FOLLOW_BUFFER / 2).await;
         for line in lines {
             log.append(&line).await;
             let became_ready = launch.ready_line.as_deref().is_some_and(|ready| line.contains(ready))
@@ -114,11 +119,14 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     };
     log.append(&format!("[Spawnpoint] {reason}")).await;
     log.flush().await;
-    let _ = events.send(Event::Exited { reason });
-    // Let connected panels read it before the socket goes.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Gone before the panel hears of the end, so that the next supervisor's socket and pid file, which a panel
+    // may start at once, are never this one's to remove. Connections already open stay open.
     accepting.abort();
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
+    let _ = events.send(Event::Exited { reason });
+    // Let connected panels read it before the process goes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
 }
 
