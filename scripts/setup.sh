@@ -85,6 +85,31 @@ setup_browser_tests() {
   fi
 }
 
+# The real game servers and clients the tests play against (server/tests/games/: flying-squid, mineflayer,
+# bedrock-protocol from npm; mcstatus from PyPI), and a JDK to build the test's server jar.
+setup_game_peers() {
+  local games="$REPO_ROOT/server/tests/games"
+  if [ ! -d "$games/node_modules/flying-squid" ] || [ ! -d "$games/node_modules/bedrock-protocol" ]; then
+    log "installing the test games from npm"
+    # bedrock-protocol's native RakNet module would build from source; its prebuilt binary is used instead.
+    (cd "$games" && npm ci --ignore-scripts --no-audit --no-fund)
+  fi
+  # The prebuilt RakNet binary is named for the kernel it was built on; this kernel's major version loads it too.
+  local prebuilds="$games/node_modules/raknet-native/prebuilds" major
+  major="$(uname -r | cut -d. -f1)"
+  if [ -d "$prebuilds/linux-5-x64" ] && [ ! -d "$prebuilds/linux-$major-x64" ]; then
+    cp -r "$prebuilds/linux-5-x64" "$prebuilds/linux-$major-x64"
+  fi
+  if ! python3 -c 'import mcstatus' 2>/dev/null; then
+    log "installing mcstatus from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'mcstatus==14.2.0'
+  fi
+  if ! command -v javac >/dev/null || ! command -v jar >/dev/null; then
+    log "installing a JDK (javac, jar)"
+    apt_install openjdk-17-jdk-headless
+  fi
+}
+
 # kubectl, which renders the cluster manifests for their tests (`kubectl kustomize k8s/`): any kubectl already
 # installed, else Debian's.
 setup_manifest_tools() {

@@ -10,6 +10,7 @@ setup_build_tools
 setup_browser_tests
 setup_postgres
 setup_manifest_tools
+setup_game_peers
 
 # cargo-leptos builds debug binaries with this flag (and adds it itself); giving the other cargo steps the same
 # flag lets them all share one build cache.

@@ -32,6 +32,8 @@ struct Build {
 #[derive(Default)]
 struct Published {
     files: HashMap<String, Vec<u8>>,
+    /// Files served in small pieces with pauses, so a download takes a while (its progress can be watched).
+    slow: std::collections::HashSet<String>,
     /// `(project, version)` → builds, newest first.
     paper: HashMap<(String, String), Vec<Build>>,
     /// Minecraft version → (server jar file, its claimed SHA-1, the Java it needs).
@@ -85,6 +87,13 @@ impl FakeDownloads {
     /// Serves `bytes` at `/files/{name}`.
     pub fn publish_file(&self, name: &str, bytes: Vec<u8>) {
         self.lock().files.insert(name.to_owned(), bytes);
+    }
+
+    /// Serves `bytes` at `/files/{name}` at about 320 KB/s, in 16 KiB pieces.
+    pub fn publish_file_slowly(&self, name: &str, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        state.files.insert(name.to_owned(), bytes);
+        state.slow.insert(name.to_owned());
     }
 
     /// Adds a Paper build of `version` serving file `name` (published before), newest first. With `lie`, the
@@ -198,10 +207,21 @@ async fn version_json(
 
 async fn file(State(state): State<Shared>, Path(name): Path<String>) -> Response {
     let state = lock(&state, format!("/files/{name}"));
-    match state.files.get(&name) {
-        Some(bytes) => bytes.clone().into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
+    let Some(bytes) = state.files.get(&name).cloned() else { return StatusCode::NOT_FOUND.into_response() };
+    if !state.slow.contains(&name) {
+        return bytes.into_response();
     }
+    let length = bytes.len();
+    let pieces = futures_util::stream::unfold((bytes, 0), |(bytes, at)| async move {
+        if at >= bytes.len() {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let end = (at + 16 * 1024).min(bytes.len());
+        let piece = axum::body::Bytes::copy_from_slice(&bytes[at..end]);
+        Some((Ok::<_, std::io::Error>(piece), (bytes, end)))
+    });
+    ([(axum::http::header::CONTENT_LENGTH, length.to_string())], axum::body::Body::from_stream(pieces)).into_response()
 }
 
 /// `http://<host>` of the request, for absolute URLs in what the fake answers.

@@ -16,6 +16,7 @@ mod local_driver;
 mod local_games;
 mod manifests;
 mod pages;
+mod real_games;
 mod schema;
 mod security;
 mod servers;

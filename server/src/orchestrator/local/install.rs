@@ -79,6 +79,9 @@ impl Installer<'_> {
             self.report.line(format!("[install] step {} of {}: {kind}", index + 1, steps.len()));
             self.report.progress(InstallProgress { step: kind.to_owned(), done_bytes: 0, total_bytes: None });
             self.step(step).await.map_err(|cause| StepFailed { step: kind, cause })?;
+            // What the panel wrote belongs to the game: later steps and the game itself run as its user.
+            super::isolation::own(self.data, self.user)
+                .map_err(|e| StepFailed { step: kind, cause: format!("handing the files to the game's user: {e}") })?;
         }
         self.report.line("[install] done".to_owned());
         Ok(())

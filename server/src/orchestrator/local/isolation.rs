@@ -91,23 +91,6 @@ impl Isolation {
         self.group.map(|group| (UID_BASE + u32::from(port), group))
     }
 
-    /// Hands a server's data directory (and everything in it) to its game's user, readable by it alone.
-    pub fn own(&self, data: &Path, user: Option<(u32, u32)>) -> io::Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
-        let Some((uid, gid)) = user else { return Ok(()) };
-        let mut pending = vec![data.to_path_buf()];
-        while let Some(path) = pending.pop() {
-            let meta = std::fs::symlink_metadata(&path)?;
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-            if meta.is_dir() {
-                for entry in std::fs::read_dir(&path)? {
-                    pending.push(entry?.path());
-                }
-            }
-        }
-        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
-    }
-
     /// Makes the server's cgroups afresh with the plan's limits, or the rlimits where there are none.
     pub fn limits(&self, id: &ServerId, plan: &Plan) -> io::Result<(Vec<PathBuf>, Option<Rlimits>)> {
         let Some(version) = self.cgroups else {
@@ -164,6 +147,23 @@ impl Isolation {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// Hands a server's data directory (and everything in it) to its game's user, readable by it alone.
+pub fn own(data: &Path, user: Option<(u32, u32)>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some((uid, gid)) = user else { return Ok(()) };
+    let mut pending = vec![data.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+        }
+    }
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Keeps the panel's own data directory (where games' directories are too) from games: passable (their directories are inside it) but not

@@ -263,7 +263,7 @@ impl Inner {
         if std::fs::read_to_string(&key_file).ok().as_deref() != Some(key.as_str()) {
             let _ = std::fs::remove_file(&key_file);
             let report = Reporter { process: process.clone(), events: self.events.clone() };
-            self.isolation.own(&data, user).map_err(|e| format!("preparing the files: {e}"))?;
+            isolation::own(&data, user).map_err(|e| format!("preparing the files: {e}"))?;
             let installer = Installer {
                 http: &self.http,
                 sources: &self.sources,
@@ -296,7 +296,7 @@ impl Inner {
             let text = config_files::apply(file.format, &current, &set).map_err(|e| format!("{}: {e}", file.path))?;
             files::replace_file(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", file.path))?;
         }
-        self.isolation.own(&data, user).map_err(|e| format!("handing the files to the game's user: {e}"))?;
+        isolation::own(&data, user).map_err(|e| format!("handing the files to the game's user: {e}"))?;
 
         let command = fill(&local.command, values).map_err(|e| e.to_string())?;
         let program = if installed_by_steps(&command) { data.join(&command) } else { resolve_command(&command) };
