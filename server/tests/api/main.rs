@@ -20,3 +20,4 @@ mod real_games;
 mod schema;
 mod security;
 mod servers;
+mod variables;

@@ -119,7 +119,8 @@ impl From<GameServerState> for String {
     }
 }
 
-/// The GameServer for a server: one container named after the game, with the catalog image and env, the plan's
+/// The GameServer for a server: one container named after the game, with the catalog image, env and the server's
+/// variables, the plan's
 /// cpu and memory as requests and limits, the claim at `/data`, standard input kept open for the console, and
 /// every port with a dynamic host port.
 pub fn build(spec: &ServerSpec, installation: &str) -> GameServer {
@@ -136,11 +137,10 @@ pub fn build(spec: &ServerSpec, installation: &str) -> GameServer {
         ("cpu".to_owned(), Quantity(spec.plan.cpu.as_str().to_owned())),
         ("memory".to_owned(), Quantity(spec.plan.memory.as_str().to_owned())),
     ]);
-    let env = game.env.iter().map(|(name, value)| EnvVar {
-        name: name.clone(),
-        value: Some(value.clone()),
-        ..EnvVar::default()
-    });
+    // The catalog's environment, then the server's startup variables by key (as the single box gives them too).
+    let mut vars = game.env.clone();
+    vars.extend(spec.variables.0.iter().map(|(key, value)| (key.clone(), value.clone())));
+    let env = vars.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), ..EnvVar::default() });
     let container = Container {
         name: game.id.clone(),
         image: Some(game.image.clone()),

@@ -452,6 +452,19 @@ mod tests {
     }
 
     #[test]
+    fn a_servers_variables_reach_its_container_beside_the_catalogs_env() {
+        let catalog = catalog::Catalog::builtin();
+        let (game, plan) = catalog.plan("minecraft-java", "starter").expect("java");
+        let mut spec = spec_for(game, plan);
+        spec.variables.0.insert("MAX_PLAYERS".into(), "4".into());
+        let gs = serde_json::to_value(gameserver::build(&spec, "inst1")).expect("json");
+        let env = gs["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().unwrap_or_default();
+        let value = |name: &str| env.iter().find(|var| var["name"] == name).map(|var| var["value"].clone());
+        assert_eq!(value("MAX_PLAYERS"), Some(serde_json::json!("4")));
+        assert_eq!(value("EULA"), Some(serde_json::json!("TRUE")), "the catalog's own env stays");
+    }
+
+    #[test]
     fn every_catalog_game_makes_a_gameserver_and_claim_with_all_its_ports() {
         for game in catalog::Catalog::builtin().games() {
             for plan in &game.plans {
