@@ -4,6 +4,8 @@ import { defineConfig } from "@playwright/test";
 // Playwright starts `spawnpoint` itself on a free port with a throw-away data directory.
 const port = Number(process.env.SPAWNPOINT_E2E_PORT ?? 3210);
 const baseURL = `http://127.0.0.1:${port}`;
+// PaperMC's downloads API, played on loopback (support/fake-papermc.mjs), for installing Minecraft servers.
+const paperPort = port + 89;
 // Shared with the tests (tests/fixtures.ts), which run the same binary's CLI against the same data.
 process.env.SPAWNPOINT_BIN ??= "target/debug/spawnpoint";
 process.env.SPAWNPOINT_E2E_DATA_DIR ??= "target/e2e-data";
@@ -35,19 +37,29 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: process.env.SPAWNPOINT_BIN,
-    // The binary finds the built site relative to the repository root.
-    cwd: "..",
-    url: `${baseURL}/ready`,
-    timeout: 60_000,
-    reuseExistingServer: false,
-    stdout: "pipe",
-    stderr: "pipe",
-    env: {
-      SPAWNPOINT_ADDR: `127.0.0.1:${port}`,
-      SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR,
-      RUST_LOG: "warn",
+  webServer: [
+    {
+      command: "node support/fake-papermc.mjs",
+      url: `http://127.0.0.1:${paperPort}/ready`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      env: { FAKE_PAPERMC_PORT: String(paperPort) },
     },
-  },
+    {
+      command: process.env.SPAWNPOINT_BIN,
+      // The binary finds the built site relative to the repository root.
+      cwd: "..",
+      url: `${baseURL}/ready`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: {
+        SPAWNPOINT_ADDR: `127.0.0.1:${port}`,
+        SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR,
+        SPAWNPOINT_PAPER_API: `http://127.0.0.1:${paperPort}`,
+        RUST_LOG: "warn",
+      },
+    },
+  ],
 });

@@ -27,7 +27,8 @@ pub async fn sign_up(email: String, password: String, next: Option<String>) -> R
         accounts.register(&request, &email, &password).await?;
         let signed_in = accounts.sign_in(&request, &email, &password).await?;
         context::set_cookie(&signed_in.cookie);
-        leptos_axum::redirect(&safe_next(next.as_deref(), "/account"));
+        // A new account has no servers yet: straight to where one is made.
+        leptos_axum::redirect(&safe_next(next.as_deref(), "/servers"));
         Ok(signed_in.user)
     })
     .await
@@ -163,14 +164,15 @@ fn CredentialFields(next: String, new_password: bool) -> impl IntoView {
     }
 }
 
-fn next_from_query() -> String {
-    safe_next(use_query_map().read_untracked().get("next").as_deref(), "/account")
+/// Where a form sends the visitor once signed in: the `next` they came with, else `fallback`.
+fn next_from_query(fallback: &str) -> String {
+    safe_next(use_query_map().read_untracked().get("next").as_deref(), fallback)
 }
 
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let auth = use_auth();
-    let next = next_from_query();
+    let next = next_from_query("/account");
     let error = Signal::derive(move || auth.sign_in.value().get().and_then(Result::err));
     let sign_up = format!("/signup?next={}", urlencoding::encode(&next));
     view! {
@@ -189,7 +191,8 @@ pub fn SignInPage() -> impl IntoView {
 #[component]
 pub fn SignUpPage() -> impl IntoView {
     let auth = use_auth();
-    let next = next_from_query();
+    // A new account has no servers yet: straight to where one is made.
+    let next = next_from_query("/servers");
     let error = Signal::derive(move || auth.sign_up.value().get().and_then(Result::err));
     let sign_in = format!("/signin?next={}", urlencoding::encode(&next));
     view! {

@@ -392,7 +392,7 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                 ServerEvent::Changed { server }
                     if current.with_untracked(|shown| shown.as_ref().is_none_or(|shown| server.supersedes(shown))) =>
                 {
-                    current.set(Some(server))
+                    current.set(Some(*server))
                 }
                 ServerEvent::Changed { .. } => {}
                 ServerEvent::Removed { .. } => current.set(None),
@@ -573,9 +573,9 @@ fn ServerSettings(id: ServerId) -> impl IntoView {
 fn apply(servers: RwSignal<Vec<GameServer>>, event: ServerEvent) {
     servers.update(|list| match event {
         ServerEvent::Changed { server } => match list.iter_mut().find(|s| s.id == server.id) {
-            Some(slot) if server.supersedes(slot) => *slot = server,
+            Some(slot) if server.supersedes(slot) => *slot = *server,
             Some(_) => {}
-            None => list.push(server),
+            None => list.push(*server),
         },
         ServerEvent::Removed { id, .. } => list.retain(|s| s.id != id),
     });

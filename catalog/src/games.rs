@@ -543,7 +543,8 @@ games:
             }
         }
         let java = Catalog::builtin().game("minecraft-java").cloned().expect("java");
-        let kinds: Vec<_> = java.local.as_ref().map(|l| l.install.iter().map(|s| s.action.kind()).collect()).unwrap();
+        let kinds: Vec<_> =
+            java.local.as_ref().map(|l| l.install.iter().map(|s| s.action.kind()).collect()).expect("local");
         assert_eq!(kinds, ["paper", "mojang"]);
         assert!(java.eula.is_some(), "Minecraft's licence must be accepted");
         let public = java.public();

@@ -105,7 +105,8 @@ pub fn address(host: &str, port: u16) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     /// The server as it is now: new, or changed in any way.
-    Changed { server: GameServer },
+    /// Boxed: the whole view, where the other variant is two ids.
+    Changed { server: Box<GameServer> },
     /// The server is gone for good (its deletion finished).
     Removed { id: ServerId, user_id: UserId },
 }

@@ -45,14 +45,14 @@ export function createAdmin(email: string, password: string) {
 
 export const password = "correct horse battery";
 
-/** Signs up through the form, as a visitor does, and waits to land on the account page. */
+/** Signs up through the form, as a visitor does, and waits to land where a server is made. */
 export async function signUp(page: Page, email: string) {
   await page.goto("/signup");
   await hydrated(page);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign up" }).click();
-  await expect(page).toHaveURL(/\/account$/);
+  await expect(page).toHaveURL(/\/servers$/);
 }
 
 /** Fills and submits the sign-in form on the current page, once it has hydrated. */

@@ -16,21 +16,23 @@ function gameState(address: string): Promise<string> {
 }
 
 test("create a demo server, watch it come up without reloading, stop it and delete it", async ({ page }) => {
+  // A new account lands where its first server is made.
   await signUp(page, `owner-${Date.now()}@example.com`);
-  await page.locator("header.topbar").getByRole("link", { name: "My servers" }).click();
-  await expect(page).toHaveURL(/\/servers$/);
   await hydrated(page);
   await expect(page.getByText("No servers yet.")).toBeVisible();
 
-  // Only games this host can run are offered; the demo game's plans show their prices.
+  // Only games this host can run are offered (Minecraft Java runs on the host's Java; the SteamCMD games and
+  // Bedrock, whose zip the operator has not set, do not); the demo game's plans show their prices.
   const game = page.getByLabel("Game");
-  await expect(game.locator("option")).toHaveText(["Spawnpoint Demo"]);
+  await expect(game.locator("option")).toHaveText(["Minecraft: Java Edition", "Spawnpoint Demo"]);
+  await game.selectOption("demo");
   await expect(page.getByLabel("Plan").locator("option")).toHaveText([/^Tiny · 1–4 players · \$1\.00\/mo$/, /^Small/]);
   await page.getByLabel("Plan").selectOption("small");
   await page.getByLabel("Name").fill("Friday night");
   await page.getByRole("button", { name: "Create server" }).click();
   await expect(page).toHaveURL(/\/servers\/de-[a-z0-9]+$/);
   await expect(page.getByRole("heading", { name: "Friday night" })).toBeVisible();
+  await expect(page.locator("dd.game")).toHaveText(/^Spawnpoint Demo · Small: 0\.5 vCPU, 256 MiB memory, 2 GiB storage, 2–8 players, \$1\.50\/mo$/);
 
   // From here on the page must change by itself: any new document load would be a reload.
   let loads = 0;
@@ -104,6 +106,7 @@ test("two browsers on one server's console both see what one of them typed", asy
   await signUp(page, email);
   await page.goto("/servers");
   await hydrated(page);
+  await page.getByLabel("Game").selectOption("demo");
   await page.getByLabel("Name").fill("Console");
   await page.getByRole("button", { name: "Create server" }).click();
   await expect(page).toHaveURL(/\/servers\/de-[a-z0-9]+$/);

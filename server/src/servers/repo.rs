@@ -417,7 +417,7 @@ impl ServerRepo {
 
     /// Tells subscribers how the server is now.
     pub fn publish(&self, row: &ServerRow) {
-        self.events.send(ServerEvent::Changed { server: row.view(false) });
+        self.events.send(ServerEvent::Changed { server: Box::new(row.view(false)) });
     }
 
     pub fn db(&self) -> &Db {

@@ -59,7 +59,7 @@ async fn events(
     let snapshot = state.servers.list(&session.user, query.all).await?;
     let user = session.user.clone();
     let visible = move |event: &ServerEvent| query.all || *event.user_id() == user.id;
-    let first = stream::iter(snapshot.into_iter().map(|server| ServerEvent::Changed { server }));
+    let first = stream::iter(snapshot.into_iter().map(|server| ServerEvent::Changed { server: Box::new(server) }));
     let then = stream::unfold((changes, visible), |(mut changes, visible)| async move {
         loop {
             match changes.recv().await {

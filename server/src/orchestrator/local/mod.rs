@@ -636,8 +636,8 @@ impl Orchestrator for LocalDriver {
                 .or_else(|| game.variables.iter().find(|v| v.key == key).map(|v| v.default.clone()))
                 .unwrap_or_default()
         };
-        for variable in game.variables.iter().filter(|v| !v.editable && value(&v.key).is_empty()) {
-            return Err(format!("{} needs the operator to set {} in the catalog", game.name, variable.key));
+        if let Some(unset) = game.variables.iter().find(|v| !v.editable && value(&v.key).is_empty()) {
+            return Err(format!("{} needs the operator to set {} in the catalog", game.name, unset.key));
         }
         if let Some(variable) = &local.needs.java_for_minecraft {
             let version = value(variable);
