@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables};
+use catalog::gameserver::{GameServer, ServerEvent, ServerVariables};
 use catalog::variables::{Rule, Variable};
 use catalog::{Action, PublicGame, ServerId, ServerStatus, format_price};
 use leptos::prelude::*;
@@ -35,7 +35,7 @@ pub async fn create_server(
     #[server(default)] accept_eula: Option<String>,
 ) -> Result<GameServer, AppError> {
     ssr::with_servers(move |servers, user| async move {
-        let new = NewServer { name, game, plan, variables, accept_eula: accept_eula.is_some() };
+        let new = catalog::gameserver::NewServer { name, game, plan, variables, accept_eula: accept_eula.is_some() };
         let server = servers.create(&user, &new).await?;
         // With billing on, to Stripe's checkout first; it sends the customer back to the server's page.
         match &server.checkout_url {
@@ -55,6 +55,12 @@ pub async fn get_server(id: ServerId) -> Result<GameServer, AppError> {
 #[server(prefix = "/rpc", endpoint = "server_variables")]
 pub async fn get_server_variables(id: ServerId) -> Result<ServerVariables, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.variables(&user, &id).await }).await
+}
+
+/// How much of its plan's storage the server's files take (`None` where the host cannot tell).
+#[server(prefix = "/rpc", endpoint = "server_disk")]
+pub async fn get_server_disk(id: ServerId) -> Result<Option<catalog::gameserver::DiskUsage>, AppError> {
+    ssr::with_servers(move |servers, user| async move { servers.disk(&user, &id).await }).await
 }
 
 /// Saves the settings page's variables (a running server restarts with them).
@@ -358,6 +364,18 @@ fn ServerDetails() -> impl IntoView {
 
 #[component]
 fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
+    // Measured on the host (a walk of the server's files): read once with the page, not with every event.
+    let disk = Resource::new(|| (), {
+        let id = server.id.clone();
+        move |_| get_server_disk(id.clone())
+    });
+    let disk_text = move || {
+        let usage = disk.get().and_then(Result::ok).flatten()?;
+        let size = |bytes: u64| {
+            catalog::ByteSize::parse(&bytes.to_string()).map_or_else(|_| "0 B".to_owned(), |b| b.to_string())
+        };
+        Some(format!("{} of {}", size(usage.used_bytes), size(usage.limit_bytes)))
+    };
     let game = StoredValue::new(game);
     // "Minecraft: Java Edition · Starter: 2 vCPU, 2 GiB memory, 10 GiB storage, $3.00/month"
     let describe = move |server: &GameServer| {
@@ -473,6 +491,9 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                             </dd>
                             <dt>"Game"</dt>
                             <dd class="game">{describe(&server)}</dd>
+                            <Transition fallback=|| ()>
+                                {move || disk_text().map(|text| view! { <dt>"Disk"</dt><dd class="disk">{text}</dd> })}
+                            </Transition>
                             <dt>"Id"</dt>
                             <dd><code>{server.id.to_string()}</code></dd>
                         </dl>
@@ -618,7 +639,7 @@ pub mod ssr {
     use std::collections::BTreeMap;
 
     use catalog::account::User;
-    use catalog::gameserver::{GameServer, NewServer, ServerVariables};
+    use catalog::gameserver::{DiskUsage, GameServer, NewServer, ServerVariables};
     use catalog::{Action, PublicGame, ServerId};
 
     use crate::context::BoxFuture;
@@ -632,6 +653,7 @@ pub mod ssr {
         fn games(&self) -> Vec<PublicGame>;
         fn create<'a>(&'a self, user: &'a User, new: &'a NewServer) -> BoxFuture<'a, Result<GameServer, AppError>>;
         fn get<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<GameServer, AppError>>;
+        fn disk<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<Option<DiskUsage>, AppError>>;
         fn variables<'a>(
             &'a self,
             user: &'a User,

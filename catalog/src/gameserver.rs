@@ -41,6 +41,13 @@ pub struct GameServer {
     pub version: i64,
 }
 
+/// How much of its plan's storage a server's files take (`GET /api/servers/{id}/disk`), where the driver can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+}
+
 /// What creating a server asks for (`POST /api/servers`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -131,9 +131,10 @@ pub(crate) fn pattern_error(pattern: &str) -> Option<String> {
 pub struct Values(pub BTreeMap<String, String>);
 
 impl Values {
-    /// The values of a new server or of a change: `given` over `current` over the defaults. Refuses keys the
-    /// game does not have, values against their rule, and (unless `operator`) changes to variables the customer
-    /// may not edit. All problems are checked before anything is returned, so a refusal changes nothing.
+    /// The values of a new server or of a change: `given` over `current` over the defaults (for the operator's
+    /// own variables, only those an operator set: the others follow the catalog). Refuses keys the game does not
+    /// have, values against their rule, and (unless `operator`) changes to variables the customer may not edit.
+    /// All problems are checked before anything is returned, so a refusal changes nothing.
     pub fn merge(
         variables: &[Variable],
         plan: &Plan,
@@ -149,6 +150,11 @@ impl Values {
         let players = plan.players.max;
         let mut merged = BTreeMap::new();
         for variable in variables {
+            // An operator's setting follows the catalog, unless an operator set it for this server: a corrected
+            // catalog then reaches every server.
+            if !variable.editable && !given.contains_key(&variable.key) && !current.0.contains_key(&variable.key) {
+                continue;
+            }
             let value = match given.get(&variable.key) {
                 Some(value) => {
                     let unchanged = current.get(&variable.key).unwrap_or(&variable.default_for(players)) == value;
@@ -289,7 +295,7 @@ mod tests {
         let given = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let merged =
             Values::merge(&variables, &plan, &Values::default(), &given(&[("MOTD", "hi all")]), false).expect("valid");
-        assert_eq!(merged.get("FIXED").map(String::as_str), Some("4"));
+        assert_eq!(merged.get("FIXED"), None, "an operator's setting follows the catalog");
         assert_eq!(merged.get("MOTD").map(String::as_str), Some("hi all"));
 
         let unknown = Values::merge(&variables, &plan, &merged, &given(&[("NOPE", "1")]), false);

@@ -18,6 +18,7 @@ test("a Minecraft server made in the browser installs with progress, runs, and a
   await page.getByRole("button", { name: "Create server" }).click();
   await expect(page).toHaveURL(/\/servers\/mi-[a-z0-9]+$/);
   await expect(page.locator("dd.game")).toContainText("Minecraft: Java Edition · Starter: 2 vCPU, 2 GiB memory");
+  await expect(page.locator("dd.disk")).toContainText(/ of 10 GiB$/);
 
   // What is happening, live: the download's progress, then the game up.
   await expect(page.locator(".install")).toContainText(/Installing: paper: [\d.]+ of 1\.0 MiB/, { timeout: 20_000 });

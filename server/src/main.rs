@@ -48,6 +48,9 @@ enum Command {
     /// Supervise one game on the single box (started by the panel itself, one per running game server).
     #[command(hide = true)]
     GameSupervisor { dir: PathBuf },
+    /// Become a game, in its cgroups and as its user (started by its supervisor).
+    #[command(hide = true)]
+    GameExec { launch: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +88,11 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
         .init();
     let cli = Cli::parse();
+    if let Some(Command::GameExec { launch }) = &cli.command {
+        let error = server::orchestrator::local::shim::exec(launch);
+        eprintln!("{error:#}");
+        std::process::exit(1);
+    }
     if let Some(Command::GameSupervisor { dir }) = &cli.command {
         // Before any settings: it is given none (a clean environment), and reads its game's launch file.
         // One line, the causes joined: the panel shows it as why the game could not start.
@@ -121,7 +129,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Stripe(StripeCommand::Sync) => stripe_sync(&settings).await,
-        Command::GameSupervisor { .. } => unreachable!("handled before the settings are read"),
+        Command::GameSupervisor { .. } | Command::GameExec { .. } => {
+            unreachable!("handled before the settings are read")
+        }
         Command::Orphans(OrphansCommand::Release { minutes }) => {
             let db = open_database(&settings).await?;
             let minutes = minutes.clamp(1, 24 * 60);

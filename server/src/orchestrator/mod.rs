@@ -178,6 +178,10 @@ pub trait Orchestrator: Send + Sync + 'static {
     fn follow<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Output, DriverError>>;
     /// Types a line on the game's console (its standard input).
     fn send_input<'a>(&'a self, id: &'a ServerId, line: &'a str) -> BoxFuture<'a, Result<(), DriverError>>;
+    /// How many bytes the server's files take, where this orchestrator can tell (the single box).
+    fn disk_usage<'a>(&'a self, _id: &'a ServerId) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async { None })
+    }
     /// What this orchestrator cannot enforce here (a plan's limits without cgroups, say), for the operator.
     fn limitations(&self) -> Vec<String> {
         Vec::new()

@@ -20,7 +20,7 @@ use app::error::AppError;
 use app::servers::ssr::Servers;
 use catalog::account::{Resource, User};
 use catalog::billing::Billed;
-use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables, check_name, server_id};
+use catalog::gameserver::{DiskUsage, GameServer, NewServer, ServerEvent, ServerVariables, check_name, server_id};
 use catalog::variables::{Values, VariableError};
 use catalog::{Action, Catalog, PublicGame, ServerId, ServerStatus};
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -247,6 +247,16 @@ impl Servers for ServerService {
     /// One server, if the user may see it (its owner or an administrator); anyone else gets "not found".
     fn get<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<GameServer, AppError>> {
         Box::pin(async move { Ok(self.visible(user, id).await?.view(user.is_admin())) })
+    }
+
+    /// How much of its plan's storage the server's files take, where the driver can tell.
+    fn disk<'a>(&'a self, user: &'a User, id: &'a ServerId) -> BoxFuture<'a, Result<Option<DiskUsage>, AppError>> {
+        Box::pin(async move {
+            let row = self.visible(user, id).await?;
+            let limit = self.catalog.plan(&row.game, &row.plan).map(|(_, plan)| plan.storage.bytes());
+            let used = self.driver.disk_usage(id).await;
+            Ok(used.zip(limit).map(|(used_bytes, limit_bytes)| DiskUsage { used_bytes, limit_bytes }))
+        })
     }
 
     /// The server's startup variables with their rules, for its owner or an administrator.

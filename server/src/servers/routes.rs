@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use catalog::gameserver::{GameServer, NewServer, ServerEvent, ServerVariables};
+use catalog::gameserver::{DiskUsage, GameServer, NewServer, ServerEvent, ServerVariables};
 use catalog::{Action, ServerId};
 use futures_util::{Stream, StreamExt as _, stream};
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/servers/{id}", get(show).delete(delete))
         .route("/api/servers/{id}/logs", get(logs))
         .route("/api/servers/{id}/variables", get(variables).put(set_variables))
+        .route("/api/servers/{id}/disk", get(disk))
         .route("/api/servers/{id}/{action}", post(act))
 }
 
@@ -116,6 +117,17 @@ async fn create(
     let Json(new) = body.map_err(bad_body)?;
     let server = state.servers.create(&session.user, &new).await?;
     Ok((StatusCode::CREATED, Json(server)))
+}
+
+/// `GET /api/servers/{id}/disk`: `{used_bytes, limit_bytes}` (the plan's storage); `404` where the host cannot
+/// tell (a cluster).
+async fn disk(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Path(id): Path<ServerId>,
+) -> Result<Json<DiskUsage>> {
+    let usage = state.servers.disk(&session.user, &id).await?;
+    Ok(Json(usage.ok_or_else(|| AppError::NotFound("this host does not measure its servers' disks".into()))?))
 }
 
 #[derive(Deserialize)]

@@ -232,6 +232,25 @@ impl TestApp {
         panic!("server {id} never became {what}; last seen: {last}");
     }
 
+    /// The last 500 lines of server `id`'s output (`GET /api/servers/{id}/logs`).
+    pub async fn log_lines(&self, token: &str, id: &str) -> Vec<String> {
+        let response = self.get_as(token, &format!("/api/servers/{id}/logs?tail=500")).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["lines"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_owned)).collect()
+    }
+
+    /// Waits (up to 30 s) for a line containing `text` in server `id`'s output; whether one came.
+    pub async fn log_shows(&self, token: &str, id: &str, text: &str) -> bool {
+        for _ in 0..300 {
+            if self.log_lines(token, id).await.iter().any(|line| line.contains(text)) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Waits until the server runs; returns it.
     pub async fn running(&self, token: &str, id: &str) -> serde_json::Value {
         self.wait_for(token, id, "running", |server| server["status"] == "running").await

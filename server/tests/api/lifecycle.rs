@@ -11,9 +11,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
 
 use crate::every_driver;
-use crate::helpers::{
-    Backend, Binary, TestApp, TestDatabase, TestDriver, alive, catalog_with, eventually, spawn_app_on,
-};
+use crate::helpers::{Backend, Binary, TestDatabase, TestDriver, alive, catalog_with, eventually, spawn_app_on};
 
 every_driver!(
     a_demo_server_lives_through_stop_start_restart_and_delete,
@@ -41,24 +39,6 @@ fn address(server: &Value) -> String {
     server["address"].as_str().expect("a running server has an address").to_owned()
 }
 
-/// Waits (up to 10 s) for a line containing `needle` in the server's log; whether one came.
-async fn log_shows(app: &TestApp, token: &str, id: &str, needle: &str) -> bool {
-    for _ in 0..200 {
-        if log_lines(app, token, id).await.iter().any(|line| line.contains(needle)) {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
-}
-
-async fn log_lines(app: &TestApp, token: &str, id: &str) -> Vec<String> {
-    let response = app.get_as(token, &format!("/api/servers/{id}/logs?tail=50")).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("json");
-    body["lines"].as_array().expect("lines").iter().map(|l| l.as_str().expect("text").to_owned()).collect()
-}
-
 /// Live processes whose working directory is `dir`: what a game server of this data dir is running.
 fn processes_in(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -82,7 +62,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
     assert_eq!(ask(&mut player, "REQUEST_MATCH 1").await, "STATE running");
     let data = app.game_data(&id);
-    assert!(log_shows(&app, &token, &id, "Match 1 started").await);
+    assert!(app.log_shows(&token, &id, "Match 1 started").await);
 
     // Stopped: the port closes, the world stays.
     assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
@@ -101,7 +81,7 @@ async fn a_demo_server_lives_through_stop_start_restart_and_delete(backend: Back
     assert_eq!(address(&server), addr, "the server keeps its port");
     let mut player = join(&addr).await;
     assert_eq!(ask(&mut player, "GET_STATE").await, "STATE open");
-    assert!(log_shows(&app, &token, &id, "1 match(es) played so far").await);
+    assert!(app.log_shows(&token, &id, "1 match(es) played so far").await);
 
     // Restarted: a new process, running again.
     let before = app.game_pid(&id).expect("a pid while running");
@@ -164,7 +144,7 @@ async fn a_crash_is_restarted_and_a_crash_loop_fails_with_the_reason(backend: Ba
         seen.iter().filter(|e| e["server"]["status_message"].as_str().is_some_and(|m| m.contains("restarting")));
     assert_eq!(restarts.count(), 4, "restarted four times before giving up: {seen:#?}");
     assert!(
-        log_lines(&app, &token, &always).await.iter().any(|l| l.contains("out of cheese")),
+        app.log_lines(&token, &always).await.iter().any(|l| l.contains("out of cheese")),
         "the game's own complaint is in its log"
     );
 

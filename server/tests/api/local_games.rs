@@ -308,3 +308,67 @@ async fn a_game_over_its_plans_memory_is_killed_and_says_so() {
     let lines = driver.logs(&spec.id, 100).await.expect("logs");
     assert!(!lines.iter().any(|line| line == "survived"), "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_a_game_plants_lead_the_panel_nowhere() {
+    let downloads = FakeDownloads::start().await;
+    downloads.publish_file("game.sh", b"echo ready now; while read line; do :; done\n".to_vec());
+    let sha256 = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"echo ready now; while read line; do :; done\n")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = driver_for(&dir, &downloads);
+    if !isolation_available(&driver) {
+        return;
+    }
+    // Files of the panel's own, outside any server, which a game must not reach through the panel.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).expect("outside");
+    for name in ["victim-download", "victim-config"] {
+        std::fs::write(outside.join(name), "the panel's own\n").expect("victim");
+    }
+    let catalog = Catalog::from_yaml(&format!(
+        r#"
+games:
+  - id: planter
+    name: Planter
+    image: none
+    port: {{ port: 1, protocol: TCP }}
+    local:
+      command: sh
+      args: ["game.sh"]
+      ready_line: ready now
+      install:
+        - download: {{ url: "{}/files/game.sh", sha256: "{sha256}", to: game.sh }}
+      config_files:
+        - {{ path: game.properties, format: properties, set: {{ port: "{{port}}" }} }}
+    plans: [{{ id: p, name: P, players: {{ min: 1, max: 1 }}, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }}]
+"#,
+        downloads.paper_api()
+    ))
+    .expect("valid test catalog");
+    let spec = spec(&catalog, "planter", "p", "u1-pl-links1");
+    let data = dir.path().join("servers/u1-pl-links1/data");
+    let mut events = driver.events();
+    driver.ensure_running(&spec).await.expect("starts");
+    assert!(matches!(through_install(&mut events, &spec.id).await.1, Phase::Ready { .. }));
+    driver.stop(&spec.id).await.expect("stops");
+
+    // What a game could leave behind: its next download's temporary name and its config file, as links.
+    std::fs::remove_file(data.join("game.properties")).expect("config file");
+    std::os::unix::fs::symlink(outside.join("victim-download"), data.join("game.part")).expect("link");
+    std::os::unix::fs::symlink(outside.join("victim-config"), data.join("game.properties")).expect("link");
+    let reinstall = ServerSpec { install_generation: 1, generation: 1, ..spec.clone() };
+    driver.ensure_running(&reinstall).await.expect("asked");
+    match through_install(&mut events, &spec.id).await.1 {
+        Phase::Exited { reason } => assert!(reason.contains("symbolic link"), "{reason}"),
+        other => panic!("a config file that is a link is refused, not written through: {other:?}"),
+    }
+    for name in ["victim-download", "victim-config"] {
+        assert_eq!(std::fs::read_to_string(outside.join(name)).expect("still there"), "the panel's own\n", "{name}");
+    }
+}

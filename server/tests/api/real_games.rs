@@ -15,7 +15,7 @@ use test_support::downloads::FakeDownloads;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, spawn_app_with};
 
 both_databases!(a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings);
 both_databases!(a_bedrock_server_installs_from_its_zip_and_answers_the_ping);
@@ -140,21 +140,6 @@ impl Player {
     }
 }
 
-async fn log_lines(app: &TestApp, token: &str, id: &str) -> Vec<String> {
-    let body: Value = app.get_as(token, &format!("/api/servers/{id}/logs?tail=500")).await.json().await.expect("json");
-    body["lines"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(str::to_owned)).collect()
-}
-
-async fn log_shows(app: &TestApp, token: &str, id: &str, text: &str) -> bool {
-    for _ in 0..300 {
-        if log_lines(app, token, id).await.iter().any(|line| line.contains(text)) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 fn seed(lines: &[String]) -> Option<String> {
     lines.iter().rev().find_map(|line| line.split_once("World seed: ").map(|(_, seed)| seed.trim().to_owned()))
 }
@@ -192,6 +177,16 @@ async fn a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings(b
     let address = server["address"].as_str().expect("an address").to_owned();
     let data = app.game_data(&id);
     assert_eq!(std::fs::read_to_string(data.join("eula.txt")).expect("eula.txt").trim(), "eula=true");
+    let mut disk = Value::Null;
+    for _ in 0..100 {
+        disk = app.get_as(&token, &format!("/api/servers/{id}/disk")).await.json().await.expect("json");
+        if disk["used_bytes"].as_u64() > Some(1_000_000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(disk["used_bytes"].as_u64() > Some(1_000_000), "its disk use is measured: {disk}");
+    assert_eq!(disk["limit_bytes"], 10 * 1024 * 1024 * 1024_u64, "against the plan's storage");
 
     // What the customer chose, as a status query sees it.
     status_until("JavaServer", &address, "0 of 3, with the MOTD", |(online, max, motd)| {
@@ -201,19 +196,19 @@ async fn a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings(b
 
     // A real client joins at the address shown and chats; a console command reaches it.
     let mut alice = Player::join(&games, &address, "alice", "hello from alice").await;
-    assert!(log_shows(&app, &token, &id, "<alice> hello from alice").await, "the chat is on the console");
+    assert!(app.log_shows(&token, &id, "<alice> hello from alice").await, "the chat is on the console");
     status_until("JavaServer", &address, "alice counted", |(online, ..)| *online == 1).await;
     let mut console = crate::console::viewer(&app, &token, &id).await;
     console.send("say welcome from the console").await;
     alice.saw("[Server] welcome from the console").await;
-    let first_seed = seed(&log_lines(&app, &token, &id).await).expect("the world's seed");
+    let first_seed = seed(&app.log_lines(&token, &id).await).expect("the world's seed");
 
     // Stopped with the game's own stop command, which saves the world.
     assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
     app.wait_for(&token, &id, "stopped", |s| s["status"] == "stopped").await;
     alice.saw("kicked").await;
     let _ = alice.child.wait().await;
-    let lines = log_lines(&app, &token, &id).await;
+    let lines = app.log_lines(&token, &id).await;
     assert!(lines.iter().any(|l| l.contains("All dimensions are saved")), "saved, not killed: {lines:#?}");
     assert!(data.join("world/level.dat").is_file(), "the world is on disk");
 
@@ -221,7 +216,7 @@ async fn a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings(b
     let fetched = downloads.requests().len();
     assert_eq!(app.act(&token, &id, "start").await.status(), 202);
     app.wait_for(&token, &id, "running again", |s| s["status"] == "running").await;
-    assert!(log_shows(&app, &token, &id, &format!("World seed: {first_seed}")).await, "the same world");
+    assert!(app.log_shows(&token, &id, &format!("World seed: {first_seed}")).await, "the same world");
     assert_eq!(downloads.requests().len(), fetched, "nothing downloaded again");
 
     // A setting changed on a running server restarts it with the new value.
@@ -297,7 +292,7 @@ async fn a_bedrock_server_installs_from_its_zip_and_answers_the_ping(backend: Ba
     assert!(!app.game_data(&id).join("bedrock-server.zip").exists(), "the archive is gone once unpacked");
     assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
     app.wait_for(&token, &id, "stopped", |s| s["status"] == "stopped").await;
-    assert!(log_shows(&app, &token, &id, "Quit correctly").await, "stopped by its stop command");
+    assert!(app.log_shows(&token, &id, "Quit correctly").await, "stopped by its stop command");
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

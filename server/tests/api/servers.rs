@@ -13,6 +13,7 @@ both_databases!(
     twenty_creates_at_once_give_exactly_the_quota,
     actions_follow_the_state_machine_and_refusals_name_the_state,
     another_users_server_does_not_exist_for_them,
+    a_minecraft_version_needs_the_java_it_runs_on,
 );
 
 async fn create(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
@@ -235,4 +236,38 @@ async fn another_users_server_does_not_exist_for_them(backend: Backend) {
     assert_eq!(all[0]["user_id"], server["user_id"]);
     assert_eq!(app.get_as(&root, &format!("/api/servers/{id}")).await.status(), 200);
     assert_eq!(action(&app, &root, id, "stop").await.status(), 202);
+}
+
+/// The Java major version on this machine's `PATH` (`openjdk version "17.0.15"` → 17), if any.
+fn host_java() -> Option<u32> {
+    let output = std::process::Command::new("java").arg("-version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.split('"').nth(1)?.split('.').next()?.parse().ok()
+}
+
+async fn a_minecraft_version_needs_the_java_it_runs_on(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.signed_up("crafter@example.com").await;
+    let body = |version: &str| {
+        json!({ "name": "mc", "game": "minecraft-java", "plan": "starter", "accept_eula": true,
+                "variables": { "MINECRAFT_VERSION": version } })
+    };
+    let games: Value = app.get("/api/games/minecraft-java").await.json().await.expect("json");
+    let response = create(&app, &token, body("1.21.4")).await;
+    match host_java() {
+        Some(java) if java < 21 => {
+            assert_eq!(response.status(), 422);
+            let error: Value = response.json().await.expect("json");
+            let expected =
+                format!("game: MINECRAFT_VERSION: Minecraft 1.21.4 needs Java 21; this host has Java {java}");
+            assert_eq!(error["error"]["message"], expected.as_str());
+            assert_eq!(games["unavailable"], Value::Null, "the default version, 1.20.4, runs on Java {java}");
+            assert_eq!(app.count("servers").await, 0);
+        }
+        Some(_) => assert_eq!(response.status(), 201, "this host has Java 21"),
+        None => {
+            assert_eq!(response.status(), 422);
+            assert!(games["unavailable"].as_str().is_some_and(|why| why.contains("needs Java")), "{games}");
+        }
+    }
 }

@@ -41,18 +41,6 @@ async fn values(app: &TestApp, token: &str, id: &str) -> Value {
     response.json::<Value>().await.expect("json")
 }
 
-async fn log_shows(app: &TestApp, token: &str, id: &str, text: &str) -> bool {
-    for _ in 0..200 {
-        let body: Value =
-            app.get_as(token, &format!("/api/servers/{id}/logs?tail=200")).await.json().await.expect("json");
-        if body["lines"].as_array().into_iter().flatten().any(|l| l.as_str().is_some_and(|l| l.contains(text))) {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    false
-}
-
 async fn variables_are_checked_applied_with_a_restart_and_reinstall_runs_the_steps_again(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("games.yaml");
@@ -64,7 +52,7 @@ async fn variables_are_checked_applied_with_a_restart_and_reinstall_runs_the_ste
     assert_eq!(response.status(), 201);
     let id = response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
     app.running(&token, &id).await;
-    assert!(log_shows(&app, &token, &id, "greeting=hi players=max-players=6").await, "given, and bounded by the plan");
+    assert!(app.log_shows(&token, &id, "greeting=hi players=max-players=6").await, "given, and bounded by the plan");
 
     // What the owner sees: their variables with rules, not the operator's.
     let shown = values(&app, &token, &id).await;
@@ -113,7 +101,7 @@ async fn variables_are_checked_applied_with_a_restart_and_reinstall_runs_the_ste
     let response = put(&app, &token, &id, json!({ "GREETING": "yo", "MAX_PLAYERS": "2" })).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.expect("json")["values"]["GREETING"], "yo");
-    assert!(log_shows(&app, &token, &id, "greeting=yo players=max-players=2").await, "restarted with them");
+    assert!(app.log_shows(&token, &id, "greeting=yo players=max-players=2").await, "restarted with them");
 
     // On a stopped server they wait for its next start.
     assert_eq!(app.act(&token, &id, "stop").await.status(), 202);
@@ -128,5 +116,5 @@ async fn variables_are_checked_applied_with_a_restart_and_reinstall_runs_the_ste
     assert_eq!(app.act(&token, &id, "reinstall").await.status(), 202);
     app.running(&token, &id).await;
     assert_eq!(installs().lines().count(), 2, "installed again, the earlier files kept");
-    assert!(log_shows(&app, &token, &id, "greeting=later").await);
+    assert!(app.log_shows(&token, &id, "greeting=later").await);
 }

@@ -4,7 +4,49 @@
 //! Properties and INI files are edited line by line, so comments and layout survive. YAML and JSON are parsed
 //! and written back, which keeps every key and value (YAML comments do not survive the round trip).
 
-use catalog::install::ConfigFormat;
+use std::io::Read as _;
+use std::path::Path;
+
+use catalog::install::{ConfigFile, ConfigFormat};
+
+use super::files::{confined, replace_file};
+
+/// The most of a config file Spawnpoint reads: config files are small, and a game could leave a huge one.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Sets each file's keys in the server's data directory `data` (run as the game's user: see
+/// [`super::isolation::as_game`]). A file that is not a plain file of at most a MiB is refused, not read.
+pub fn write_all(data: &Path, edits: &[(ConfigFile, Vec<(String, String)>)]) -> Result<(), String> {
+    for (file, set) in edits {
+        let path = confined(data, &file.path)?;
+        let current = read_current(&path).map_err(|e| format!("{}: {e}", file.path))?;
+        let text = apply(file.format, &current, set).map_err(|e| format!("{}: {e}", file.path))?;
+        replace_file(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", file.path))?;
+    }
+    Ok(())
+}
+
+/// The file as it is, empty when missing; never through a link, never a FIFO or device, never more than
+/// [`MAX_CONFIG_BYTES`].
+fn read_current(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags.bits()).open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(error) => return Err(format!("cannot be read: {error}")),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a plain file".to_owned());
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err("is larger than a config file can be (1 MiB)".to_owned());
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES).read_to_string(&mut text).map_err(|e| format!("cannot be read: {e}"))?;
+    Ok(text)
+}
 
 /// `text` (the file as it is, empty when missing) with each `(key, value)` of `set` in place.
 pub fn apply(format: ConfigFormat, text: &str, set: &[(String, String)]) -> Result<String, String> {

@@ -35,6 +35,22 @@ pub fn confined(data: &Path, relative: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// The bytes the files under `dir` take (links not followed), `None` when it does not exist.
+pub fn size_of(dir: &Path) -> Option<u64> {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    std::fs::symlink_metadata(dir).ok()?;
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|entry| entry.path()));
+        } else if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Some(total)
+}
+
 /// Writes `bytes` as `path`'s new content: to a temporary file beside it, then renamed over it (a rename
 /// replaces a link rather than following it, and a reader never sees half a file).
 pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -15,6 +15,7 @@ use sha2::Digest as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use super::files::{confined, replace_file};
+use super::isolation::as_game;
 
 /// How long a download may wait for its next bytes before it is given up on.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,7 +65,7 @@ pub struct Installer<'a> {
     pub user: Option<(u32, u32)>,
     /// The game's environment, for commands.
     pub env: &'a [(String, String)],
-    /// How much an archive may unpack to (the plan's storage).
+    /// How much a download or an archive may come to (the plan's storage).
     pub max_unpacked: &'a catalog::ByteSize,
     /// The Java major version on this host, if any (for Mojang's own statement of the Java a version needs).
     pub java: Option<u32>,
@@ -79,9 +80,6 @@ impl Installer<'_> {
             self.report.line(format!("[install] step {} of {}: {kind}", index + 1, steps.len()));
             self.report.progress(InstallProgress { step: kind.to_owned(), done_bytes: 0, total_bytes: None });
             self.step(step).await.map_err(|cause| StepFailed { step: kind, cause })?;
-            // What the panel wrote belongs to the game: later steps and the game itself run as its user.
-            super::isolation::own(self.data, self.user)
-                .map_err(|e| StepFailed { step: kind, cause: format!("handing the files to the game's user: {e}") })?;
         }
         self.report.line("[install] done".to_owned());
         Ok(())
@@ -101,7 +99,11 @@ impl Installer<'_> {
             StepAction::Extract { archive, to } => self.extract(archive, to).await,
             StepAction::WriteFile { path, template } => {
                 let path = confined(self.data, path)?;
-                replace_file(&path, template.as_bytes()).map_err(|e| format!("writing {}: {e}", shown(&path)))
+                let text = template.clone();
+                as_game(self.user, move || {
+                    replace_file(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", shown(&path)))
+                })
+                .await?
             }
             StepAction::Command { argv } => {
                 let (program, args) = argv.split_first().ok_or("no program to run")?;
@@ -241,15 +243,14 @@ impl Installer<'_> {
         let archive = confined(self.data, archive)?;
         let target = confined(self.data, to)?;
         let limit = self.max_unpacked.clone();
-        let name = archive.to_string_lossy().into_owned();
-        let unpacked = tokio::task::spawn_blocking({
-            let (archive, target) = (archive.clone(), target.clone());
-            move || super::files::unpack(&archive, &target, &limit)
+        let name = shown(&archive);
+        let unpacked = as_game(self.user, move || {
+            let unpacked = super::files::unpack(&archive, &target, &limit);
+            let _ = std::fs::remove_file(&archive);
+            unpacked
         })
-        .await
-        .map_err(|e| format!("unpacking: {e}"))??;
-        self.report.line(format!("[install] unpacked {} ({} files)", shown(Path::new(&name)), unpacked));
-        let _ = std::fs::remove_file(&archive);
+        .await??;
+        self.report.line(format!("[install] unpacked {name} ({unpacked} files)"));
         Ok(())
     }
 
@@ -301,12 +302,21 @@ impl Installer<'_> {
         let path = confined(self.data, to)?;
         let response = ok(self.get(url).await?, url)?;
         let total = response.content_length();
+        if total.is_some_and(|total| total > self.max_unpacked.bytes()) {
+            return Err(format!("{url} is larger than the plan's storage ({})", self.max_unpacked));
+        }
         let partial = path.with_extension("part");
         let result = self.receive(response, &partial, total, &checksum, step).await;
+        let (from, to) = (partial.clone(), path.clone());
         match result {
-            Ok(()) => std::fs::rename(&partial, &path).map_err(|e| format!("writing {}: {e}", shown(&path))),
+            Ok(()) => {
+                as_game(self.user, move || {
+                    std::fs::rename(&from, &to).map_err(|e| format!("writing {}: {e}", shown(&to)))
+                })
+                .await?
+            }
             Err(error) => {
-                let _ = std::fs::remove_file(&partial);
+                as_game(self.user, move || std::fs::remove_file(&from)).await.ok();
                 Err(error)
             }
         }
@@ -322,7 +332,15 @@ impl Installer<'_> {
     ) -> Result<(), String> {
         let url = response.url().to_string();
         let write_error = |e: std::io::Error| format!("writing {}: {e}", shown(partial));
-        let mut file = tokio::fs::File::create(partial).await.map_err(write_error)?;
+        // A new file (never one already there, nor through a link), made as the game's user.
+        let at = partial.to_path_buf();
+        let file = as_game(self.user, move || {
+            let _ = std::fs::remove_file(&at);
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&at)
+        })
+        .await?
+        .map_err(write_error)?;
+        let mut file = tokio::fs::File::from_std(file);
         let mut hasher = checksum.hasher();
         let mut done = 0u64;
         let mut reported = tokio::time::Instant::now();
@@ -335,6 +353,9 @@ impl Installer<'_> {
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(write_error)?;
             done += chunk.len() as u64;
+            if done > self.max_unpacked.bytes() {
+                return Err(format!("{url} sent more than the plan's storage ({})", self.max_unpacked));
+            }
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = tokio::time::Instant::now();
                 self.report.progress(InstallProgress { step: step.to_owned(), done_bytes: done, total_bytes: total });

@@ -133,37 +133,104 @@ impl Isolation {
         Ok((dirs, None))
     }
 
-    /// Removes the server's cgroups once nothing runs in them (best effort: they are made afresh at each start).
+    /// Ends whatever still runs in the server's cgroups and removes them (they are made afresh at each start).
     pub fn release(&self, id: &ServerId) {
-        let dirs: Vec<PathBuf> = match self.cgroups {
+        let dirs = self.cgroup_dirs(id);
+        end_leftovers(&dirs);
+        for dir in dirs {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// The server's cgroup directories (whether or not they exist).
+    fn cgroup_dirs(&self, id: &ServerId) -> Vec<PathBuf> {
+        match self.cgroups {
             None => Vec::new(),
             Some(Cgroups::V1) => ["memory", "cpu", "pids"]
                 .iter()
                 .map(|controller| Path::new(CGROUP_ROOT).join(controller).join(CGROUP_NAME).join(id.as_str()))
                 .collect(),
             Some(Cgroups::V2) => vec![Path::new(CGROUP_ROOT).join(CGROUP_NAME).join(id.as_str())],
-        };
-        for dir in dirs {
-            let _ = std::fs::remove_dir(dir);
         }
     }
 }
 
-/// Hands a server's data directory (and everything in it) to its game's user, readable by it alone.
-pub fn own(data: &Path, user: Option<(u32, u32)>) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// Makes a server's data directory, belonging to its game's user and readable by it alone. A directory still
+/// Spawnpoint's own (written by a version from before per-server users, whose games ran as Spawnpoint's user) is
+/// handed over with everything in it, once: no game of this version has had it yet, so nothing in it was planted.
+pub fn prepare_data_dir(data: &Path, user: Option<(u32, u32)>) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    std::fs::create_dir_all(data)?;
     let Some((uid, gid)) = user else { return Ok(()) };
+    let legacy = std::fs::symlink_metadata(data)?.uid() != uid;
     let mut pending = vec![data.to_path_buf()];
     while let Some(path) = pending.pop() {
         let meta = std::fs::symlink_metadata(&path)?;
         std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-        if meta.is_dir() {
+        if legacy && meta.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 pending.push(entry?.path());
             }
         }
     }
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Runs `work` on a blocking thread whose file-system identity (`setfsuid`, `setfsgid`) is the game's user. The
+/// panel, which may be root, writes into a directory the game owns, where the game may have planted links: with
+/// the game's identity every open, create and rename is held to what the game itself may do, so a link leads
+/// nowhere the game could not go anyway, and what is created belongs to the game.
+pub async fn as_game<T: Send + 'static>(
+    user: Option<(u32, u32)>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || {
+        let _identity = user.map(FsIdentity::assume);
+        work()
+    })
+    .await
+    .map_err(|error| format!("the file work did not finish: {error}"))
+}
+
+/// A thread's file-system identity, given back when dropped.
+struct FsIdentity {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+}
+
+impl FsIdentity {
+    fn assume((uid, gid): (u32, u32)) -> Self {
+        // The group first: once the uid is not root, the thread may no longer change it.
+        let gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+        let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+        Self { uid, gid }
+    }
+}
+
+impl Drop for FsIdentity {
+    fn drop(&mut self) {
+        nix::unistd::setfsuid(self.uid);
+        nix::unistd::setfsgid(self.gid);
+    }
+}
+
+/// Ends every process left in the server's cgroups (a game's children that left its process group, say), so
+/// that none outlives the server, nor is there when the next server of the same user id starts.
+pub fn end_leftovers(cgroups: &[PathBuf]) {
+    for _ in 0..50 {
+        let pids: Vec<i32> = cgroups
+            .iter()
+            .filter_map(|dir| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+            .flat_map(|text| text.lines().filter_map(|line| line.trim().parse().ok()).collect::<Vec<i32>>())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Keeps the panel's own data directory (where games' directories are too) from games: passable (their directories are inside it) but not
@@ -182,8 +249,8 @@ pub fn protect_data_dir(data_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// In the supervisor, before it starts the game (which inherits both): joins the server's cgroups, or sets the
-/// rlimits.
+/// In the game's own process, just before it becomes the game (`spawnpoint game-exec`): joins the server's
+/// cgroups, or sets the rlimits. The supervisor stays out of them, so a game at its limits cannot starve it.
 pub fn enter(launch: &Launch) -> io::Result<()> {
     for dir in &launch.cgroups {
         std::fs::write(dir.join("cgroup.procs"), std::process::id().to_string())?;

@@ -55,6 +55,8 @@ const TYPE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const LOG_ROTATE_BYTES: u64 = 5 * 1024 * 1024;
 /// How long the output of a game waits for followers that are behind before going on without them.
 const FOLLOWER_PATIENCE: Duration = Duration::from_millis(100);
+/// How long a server's measured disk use is shown before it is measured again.
+const DISK_MEASURED_EVERY: Duration = Duration::from_secs(5);
 /// How long a new supervisor has to open its socket.
 const SUPERVISOR_START: Duration = Duration::from_secs(10);
 /// The `PATH` games get: the system's, not the panel's.
@@ -84,6 +86,8 @@ pub struct LocalConfig {
 pub struct LocalDriver {
     inner: Arc<Inner>,
     processes: Mutex<HashMap<ServerId, Arc<Process>>>,
+    /// Each server's disk use, when it was last measured (a walk of its files, so not at every request).
+    disk: Mutex<HashMap<ServerId, (tokio::time::Instant, u64)>>,
 }
 
 /// What every server's run needs from the driver.
@@ -147,7 +151,7 @@ impl LocalDriver {
             java: java_major(),
             events: broadcast::channel(256).0,
         };
-        Self { inner: Arc::new(inner), processes: Mutex::new(HashMap::new()) }
+        Self { inner: Arc::new(inner), processes: Mutex::new(HashMap::new()), disk: Mutex::new(HashMap::new()) }
     }
 
     /// Re-attaches to the games a previous Spawnpoint left running (each one's supervisor answers on its
@@ -244,13 +248,14 @@ impl Inner {
         let local = game.local.as_ref().ok_or("the game has no local section")?;
         let dir = self.server_dir(&spec.id);
         let data = dir.join("data");
-        std::fs::create_dir_all(&data).map_err(|e| format!("creating the server's directory: {e}"))?;
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating the server's directory: {e}"))?;
         // The game passes through these to its own directory; it may not list them.
         for passage in [&self.root, &dir] {
             let mode = std::os::unix::fs::PermissionsExt::from_mode(0o711);
             std::fs::set_permissions(passage, mode).map_err(|e| format!("preparing the server's directory: {e}"))?;
         }
         let user = self.isolation.user_for(port);
+        isolation::prepare_data_dir(&data, user).map_err(|e| format!("preparing the server's files: {e}"))?;
         let variables = effective_values(spec);
         let values = |name: &str| template_value(name, spec, &variables, port, &data);
         let env = game_env(game, local, &values, port, &data)?;
@@ -263,7 +268,6 @@ impl Inner {
         if std::fs::read_to_string(&key_file).ok().as_deref() != Some(key.as_str()) {
             let _ = std::fs::remove_file(&key_file);
             let report = Reporter { process: process.clone(), events: self.events.clone() };
-            isolation::own(&data, user).map_err(|e| format!("preparing the files: {e}"))?;
             let installer = Installer {
                 http: &self.http,
                 sources: &self.sources,
@@ -285,18 +289,17 @@ impl Inner {
             std::fs::write(&key_file, &key).map_err(|e| format!("recording the install: {e}"))?;
         }
 
+        let mut edits = Vec::new();
         for file in &local.config_files {
-            let path = files::confined(&data, &file.path)?;
             let set: Vec<(String, String)> = file
                 .set
                 .iter()
                 .map(|(key, value)| fill(value, values).map(|value| (key.clone(), value)).map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?;
-            let current = std::fs::read_to_string(&path).unwrap_or_default();
-            let text = config_files::apply(file.format, &current, &set).map_err(|e| format!("{}: {e}", file.path))?;
-            files::replace_file(&path, text.as_bytes()).map_err(|e| format!("writing {}: {e}", file.path))?;
+            edits.push((file.clone(), set));
         }
-        isolation::own(&data, user).map_err(|e| format!("handing the files to the game's user: {e}"))?;
+        let into = data.clone();
+        isolation::as_game(user, move || config_files::write_all(&into, &edits)).await??;
 
         let command = fill(&local.command, values).map_err(|e| e.to_string())?;
         let program = if installed_by_steps(&command) { data.join(&command) } else { resolve_command(&command) };
@@ -351,9 +354,11 @@ impl Inner {
                 return Ok(stream);
             }
             if let Ok(Some(_)) = child.try_wait() {
+                // Its last line says why, with this machine's paths: for the log, not for the owner's status.
                 let said = std::fs::read_to_string(dir.join("supervisor.log")).unwrap_or_default();
-                let last = said.lines().last().unwrap_or("it exited").to_owned();
-                return Err(format!("the game could not be started: {last}"));
+                let last = said.lines().last().unwrap_or("it exited");
+                tracing::warn!(dir = %dir.display(), cause = last, "a game's supervisor could not start it");
+                return Err("the game could not be started (its program is missing or not executable)".to_owned());
             }
             if tokio::time::Instant::now() > deadline {
                 let _ = child.start_kill();
@@ -365,12 +370,9 @@ impl Inner {
 
     /// Follows a supervisor until its game ends (or the supervisor goes).
     async fn follow_supervisor(self: Arc<Self>, process: Arc<Process>, attached: Attached, launch: Launch) {
-        let Attached { pid: _, ready: was_ready, mut lines, input } = attached;
+        let Attached { pid: _, mut lines, input } = attached;
         *process.input.lock().await = Some(input);
         let ready = Phase::Ready { host: self.host.clone(), port: launch.port };
-        if was_ready {
-            process.set_phase(ready.clone(), &self.events);
-        }
         if launch.ready_line.is_none() {
             tokio::spawn(probe_until_ready(process.clone(), launch.port, ready.clone(), self.events.clone()));
         }
@@ -427,8 +429,6 @@ impl Inner {
 struct Attached {
     /// The game's process (and process group).
     pid: i32,
-    /// Whether the game had printed its ready line.
-    ready: bool,
     lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
     input: OwnedWriteHalf,
 }
@@ -438,8 +438,8 @@ async fn attach(stream: UnixStream) -> Option<Attached> {
     let (read, input) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     let hello = tokio::time::timeout(SUPERVISOR_START, shim::next_event(&mut lines)).await.ok()??;
-    let Event::Hello { pid, ready } = hello else { return None };
-    Some(Attached { pid, ready, lines, input })
+    let Event::Hello { pid } = hello else { return None };
+    Some(Attached { pid, lines, input })
 }
 
 /// Every variable of the server's game: its own value, else the default (a game may have gained variables since
@@ -506,12 +506,14 @@ impl Report for Reporter {
 }
 
 /// Ends a run: the stop command, then SIGTERM, then SIGKILL to the game's group, each after the grace period.
-async fn end(process: &Process, grace: Duration) {
+async fn end(process: &Process, grace: Duration, isolation: &Isolation) {
     if let Some(task) = process.task.lock().ok().and_then(|mut task| task.take())
         && process.pid.load(Ordering::SeqCst) == 0
     {
-        // Still installing or starting: nothing runs yet to stop politely.
+        // Still installing or starting: nothing runs yet to stop politely. A game its supervisor started in the
+        // meantime is in the server's cgroups, and ends with them.
         task.abort();
+        isolation.release(&process.id);
         return;
     }
     let mut phase = process.phase.subscribe();
@@ -530,7 +532,6 @@ async fn end(process: &Process, grace: Duration) {
             break;
         }
     }
-    let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
     tracing::info!(server = %process.id, "game stopped");
 }
 
@@ -682,7 +683,7 @@ impl Orchestrator for LocalDriver {
         Box::pin(async move {
             let process = self.processes.lock().await.remove(id);
             if let Some(process) = process {
-                end(&process, self.inner.stop_grace).await;
+                end(&process, self.inner.stop_grace, &self.inner.isolation).await;
             }
             Ok(())
         })
@@ -722,6 +723,20 @@ impl Orchestrator for LocalDriver {
 
     fn limitations(&self) -> Vec<String> {
         LocalDriver::limitations(self)
+    }
+
+    fn disk_usage<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            if let Some((at, bytes)) = self.disk.lock().await.get(id).copied()
+                && at.elapsed() < DISK_MEASURED_EVERY
+            {
+                return Some(bytes);
+            }
+            let data = self.inner.server_dir(id).join("data");
+            let bytes = tokio::task::spawn_blocking(move || files::size_of(&data)).await.ok()??;
+            self.disk.lock().await.insert(id.clone(), (tokio::time::Instant::now(), bytes));
+            Some(bytes)
+        })
     }
 
     fn logs<'a>(&'a self, id: &'a ServerId, tail: usize) -> BoxFuture<'a, Result<Vec<String>, DriverError>> {
@@ -793,8 +808,8 @@ impl Orchestrator for LocalDriver {
             }
             let mut ending = tokio::task::JoinSet::new();
             for process in processes {
-                let grace = self.inner.stop_grace;
-                ending.spawn(async move { end(&process, grace).await });
+                let inner = self.inner.clone();
+                ending.spawn(async move { end(&process, inner.stop_grace, &inner.isolation).await });
             }
             ending.join_all().await;
         })
@@ -924,7 +939,8 @@ fn java_major() -> Option<u32> {
     }
 }
 
-/// Whether nothing else on this machine listens on `port` (a game given it could not start otherwise).
+/// Whether nothing else on this machine listens on `port`, over TCP or UDP (a game given it could not start
+/// otherwise; most games but Minecraft Java are UDP).
 fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+    std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() && std::net::UdpSocket::bind(("0.0.0.0", port)).is_ok()
 }

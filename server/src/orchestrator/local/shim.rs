@@ -1,9 +1,9 @@
 //! A game's supervisor: the small process (`spawnpoint game-supervisor <server dir>`) that owns one running game,
 //! so that the game outlives the panel.
 //!
-//! The panel starts it in a session of its own; it places itself in the server's cgroups (the game inherits
-//! them), becomes the child subreaper of everything the game starts, and starts the game as the game's user with
-//! the environment from `launch.json` (its pid in `game.pid`). It writes the game's output to `console.log`, keeps the last lines, and
+//! The panel starts it in a session of its own; it becomes the child subreaper of everything the game starts,
+//! and starts the game (through [`exec`], which joins the server's cgroups, takes the game's user and its
+//! environment from `launch.json`, and becomes the game; the supervisor stays outside the game's limits) (its pid in `game.pid`). It writes the game's output to `console.log`, keeps the last lines, and
 //! serves `console.sock`: a panel that connects (the one that started it, or the next one after a crash or an
 //! upgrade) gets the backlog and then each line live, and its input lines go to the game. When the game ends the
 //! supervisor ends whatever the game left in its process group, says how the game ended, and exits.
@@ -44,28 +44,23 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     // Its own session: a panel that dies (or its terminal) takes no signal to the game with it.
     let _ = nix::unistd::setsid();
     nix::sys::prctl::set_child_subreaper(true).context("becoming the game's subreaper")?;
-    let text = std::fs::read_to_string(dir.join("launch.json")).context("reading launch.json")?;
-    let launch: Launch = serde_json::from_str(&text).context("reading launch.json")?;
-    isolation::enter(&launch).context("placing the game in its cgroups")?;
+    let launch = read_launch(&dir.join("launch.json"))?;
 
     let socket = dir.join("console.sock");
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).with_context(|| format!("listening on {}", socket.display()))?;
 
-    let mut command = std::process::Command::new(&launch.program);
-    command
-        .args(&launch.args)
+    // The game starts as `spawnpoint game-exec`, which places itself in the cgroups and then becomes the game.
+    let mut child = std::process::Command::new(std::env::current_exe().context("finding this binary")?)
+        .arg("game-exec")
+        .arg(dir.join("launch.json"))
         .env_clear()
-        .envs(launch.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&launch.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some((user, group)) = launch.user {
-        command.uid(user).gid(group);
-    }
-    let mut child = command.spawn().with_context(|| format!("starting {}", launch.program.display()))?;
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", launch.program.display()))?;
     let pid = i32::try_from(child.id()).context("the game's pid")?;
     // For the operator (and `ps`): which process is this server's game.
     let pid_file = dir.join("game.pid");
@@ -107,8 +102,9 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     }
     // The output is over: the game has ended or is about to.
     let status = exit_rx.recv().await;
-    // Nothing the game started may outlive it.
+    // Nothing the game started may outlive it: not in its process group, nor anywhere in its cgroups.
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    isolation::end_leftovers(&launch.cgroups);
     let reason = match status {
         Some(WaitStatus::Signaled(_, Signal::SIGKILL, _)) if isolation::ran_out_of_memory(&launch) => {
             format!("the game ran out of memory (plan limit {})", launch.memory_limit)
@@ -128,6 +124,29 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     // Let connected panels read it before the process goes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// `spawnpoint game-exec <launch.json>`, the game's own process: joins the server's cgroups (or sets the
+/// rlimits), then becomes the game, as its user, with its environment alone. Returns only if it could not.
+pub fn exec(launch_file: &Path) -> anyhow::Error {
+    let launch = match read_launch(launch_file) {
+        Ok(launch) => launch,
+        Err(error) => return error,
+    };
+    if let Err(error) = isolation::enter(&launch) {
+        return anyhow::Error::from(error).context("placing the game in its cgroups");
+    }
+    let mut command = std::process::Command::new(&launch.program);
+    command.args(&launch.args).env_clear().envs(launch.env.iter().map(|(k, v)| (k, v))).current_dir(&launch.cwd);
+    if let Some((user, group)) = launch.user {
+        command.uid(user).gid(group);
+    }
+    anyhow::Error::from(command.exec()).context(format!("starting {}", launch.program.display()))
+}
+
+fn read_launch(path: &Path) -> anyhow::Result<Launch> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 /// What connections share: the backlog, whether the game is ready, its pid.
@@ -170,8 +189,11 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>, events: broadcast::Sende
     let (read, mut write) = stream.into_split();
     let (first, mut live) = {
         let backlog = lock(&shared.backlog);
-        let mut first = vec![Event::Hello { pid: shared.pid, ready: *lock(&shared.ready) }];
+        let mut first = vec![Event::Hello { pid: shared.pid }];
         first.extend(backlog.iter().cloned().map(Event::Line));
+        if *lock(&shared.ready) {
+            first.push(Event::Ready);
+        }
         (first, events.subscribe())
     };
     let sending = async move {

@@ -44,11 +44,10 @@ pub struct Rlimits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
-    /// First on every connection: the game's process (also its process group) and whether it printed its ready
-    /// line already. The backlog follows as `line`s.
+    /// First on every connection: the game's process (also its process group). The backlog follows as `line`s,
+    /// then `ready` if the game printed its ready line already, in the order the game printed them.
     Hello {
         pid: i32,
-        ready: bool,
     },
     Line(String),
     Ready,
