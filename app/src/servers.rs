@@ -364,10 +364,11 @@ fn ServerDetails() -> impl IntoView {
 
 #[component]
 fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
-    // Measured on the host (a walk of the server's files): read once with the page, not with every event.
-    let disk = Resource::new(|| (), {
+    // Measured on the host (a walk of the server's files): read by the browser once the page is up, not with
+    // every event, and not holding up the page's first render.
+    let disk = LocalResource::new({
         let id = server.id.clone();
-        move |_| get_server_disk(id.clone())
+        move || get_server_disk(id.clone())
     });
     let disk_text = move || {
         let usage = disk.get().and_then(Result::ok).flatten()?;
@@ -491,9 +492,7 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                             </dd>
                             <dt>"Game"</dt>
                             <dd class="game">{describe(&server)}</dd>
-                            <Transition fallback=|| ()>
-                                {move || disk_text().map(|text| view! { <dt>"Disk"</dt><dd class="disk">{text}</dd> })}
-                            </Transition>
+                            {move || disk_text().map(|text| view! { <dt>"Disk"</dt><dd class="disk">{text}</dd> })}
                             <dt>"Id"</dt>
                             <dd><code>{server.id.to_string()}</code></dd>
                         </dl>

@@ -8,7 +8,7 @@ test("a Minecraft server made in the browser installs with progress, runs, and a
   test.setTimeout(120_000);
   await signUp(page, `crafter-${Date.now()}@example.com`);
   await hydrated(page);
-  await page.getByLabel("Game").selectOption("minecraft-java");
+  await page.locator("select[name=game]").selectOption("minecraft-java");
   await page.getByLabel("Name").fill("Crafting");
   await page.getByLabel("Max players").fill("3");
   await page.getByLabel("Message of the day").fill("Made in the browser");

@@ -23,7 +23,7 @@ test("create a demo server, watch it come up without reloading, stop it and dele
 
   // Only games this host can run are offered (Minecraft Java runs on the host's Java; the SteamCMD games and
   // Bedrock, whose zip the operator has not set, do not); the demo game's plans show their prices.
-  const game = page.getByLabel("Game");
+  const game = page.locator("select[name=game]");
   await expect(game.locator("option")).toHaveText(["Minecraft: Java Edition", "Spawnpoint Demo"]);
   await game.selectOption("demo");
   await expect(page.getByLabel("Plan").locator("option")).toHaveText([/^Tiny · 1–4 players · \$1\.00\/mo$/, /^Small/]);
@@ -106,7 +106,7 @@ test("two browsers on one server's console both see what one of them typed", asy
   await signUp(page, email);
   await page.goto("/servers");
   await hydrated(page);
-  await page.getByLabel("Game").selectOption("demo");
+  await page.locator("select[name=game]").selectOption("demo");
   await page.getByLabel("Name").fill("Console");
   await page.getByRole("button", { name: "Create server" }).click();
   await expect(page).toHaveURL(/\/servers\/de-[a-z0-9]+$/);
