@@ -519,7 +519,7 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e.to_string()}</p> })}
             <Show when=move || confirming.get()>
                 <div class="confirm" role="alertdialog" aria-label="Confirm deletion">
-                    <p>"Delete this server? Its files and backups are deleted too, and this cannot be undone."</p>
+                    <p>"Delete this server? Its files are deleted too, and this cannot be undone."</p>
                     <button type="button" class="danger" on:click=delete>
                         "Delete for good"
                     </button>
