@@ -6,16 +6,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
-use crate::error::AppError;
-
-/// The game catalog as the server has it configured, as the public may see it, each game saying whether this
-/// host can run it.
-#[server(prefix = "/rpc", endpoint = "games")]
-pub async fn list_games() -> Result<Vec<PublicGame>, AppError> {
-    use std::sync::Arc;
-    let servers = use_context::<Arc<dyn crate::servers::ssr::Servers>>().ok_or(AppError::Internal)?;
-    Ok(servers.games())
-}
+use crate::servers::list_games;
 
 /// `(game id, plan id)` of the plan the visitor picked.
 type Choice = RwSignal<Option<(String, String)>>;

@@ -24,6 +24,15 @@ pub async fn list_servers(all: bool) -> Result<Vec<GameServer>, AppError> {
     ssr::with_servers(move |servers, user| async move { servers.list(&user, all).await }).await
 }
 
+/// The game catalog as the server has it configured, as the public may see it, each game saying whether this
+/// host can run it.
+#[server(prefix = "/rpc", endpoint = "games")]
+pub async fn list_games() -> Result<Vec<PublicGame>, AppError> {
+    use std::sync::Arc;
+    let servers = use_context::<Arc<dyn ssr::Servers>>().ok_or(AppError::Internal)?;
+    Ok(servers.games())
+}
+
 /// Creates a server and goes to its page (with billing on, to its checkout). `accept_eula` is the form's
 /// checkbox (present when ticked).
 #[server(prefix = "/rpc", endpoint = "create_server")]
@@ -167,7 +176,7 @@ fn StatusBadge(status: ServerStatus) -> impl IntoView {
 #[component]
 fn NewServerForm() -> impl IntoView {
     let create = ServerAction::<CreateServer>::new();
-    let choices = OnceResource::new(crate::catalog_page::list_games());
+    let choices = OnceResource::new(list_games());
     let query = use_query_map();
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
     view! {
@@ -337,7 +346,7 @@ fn ServerDetails() -> impl IntoView {
     let params = use_params_map();
     let id = move || ServerId::new(params.read().get("id").unwrap_or_default());
     let initial = Resource::new(id, get_server);
-    let games = OnceResource::new(crate::catalog_page::list_games());
+    let games = OnceResource::new(list_games());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {

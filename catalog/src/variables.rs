@@ -7,8 +7,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::games::Plan;
-
 /// One startup variable of a game, as the catalog defines it. Public: the create form and the settings page show
 /// the rule next to the field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,13 +129,14 @@ pub(crate) fn pattern_error(pattern: &str) -> Option<String> {
 pub struct Values(pub BTreeMap<String, String>);
 
 impl Values {
-    /// The values of a new server or of a change: `given` over `current` over the defaults (for the operator's
+    /// The values of a new server on a plan of up to `players` players, or of a change: `given` over `current`
+    /// over the defaults (for the operator's
     /// own variables, only those an operator set: the others follow the catalog). Refuses keys the game does not
     /// have, values against their rule, and (unless `operator`) changes to variables the customer may not edit.
     /// All problems are checked before anything is returned, so a refusal changes nothing.
     pub fn merge(
         variables: &[Variable],
-        plan: &Plan,
+        players: u32,
         current: &Values,
         given: &BTreeMap<String, String>,
         operator: bool,
@@ -147,7 +146,6 @@ impl Values {
                 return Err(VariableError { key: key.clone(), problem: "is not a variable of this game".to_owned() });
             }
         }
-        let players = plan.players.max;
         let mut merged = BTreeMap::new();
         for variable in variables {
             // An operator's setting follows the catalog, unless an operator set it for this server: a corrected
@@ -234,15 +232,8 @@ impl fmt::Display for Values {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Catalog;
-
-    fn plan() -> Plan {
-        Catalog::builtin().plan("minecraft-java", "starter").expect("starter plan").1.clone()
-    }
-
-    fn players_of(plan: &Plan) -> u32 {
-        plan.players.max
-    }
+    /// A plan for up to five players.
+    const PLAYERS: u32 = 5;
 
     fn number(key: &str, max: Bound, default: &str) -> Variable {
         Variable {
@@ -267,8 +258,7 @@ mod tests {
 
     #[test]
     fn a_number_bounded_by_the_plan_refuses_more_players_than_it_has() {
-        let plan = plan();
-        let players = plan.players.max;
+        let players = PLAYERS;
         let max_players = number("MAX_PLAYERS", Bound::PlanPlayers, "20");
         assert_eq!(max_players.default_for(players), players.to_string());
         assert!(max_players.check("3", players).is_ok());
@@ -279,7 +269,6 @@ mod tests {
 
     #[test]
     fn merging_refuses_unknown_keys_and_fixed_variables_and_keeps_the_rest() {
-        let plan = plan();
         let mut fixed = number("FIXED", Bound::Value(10), "4");
         fixed.editable = false;
         let text = Variable {
@@ -293,21 +282,21 @@ mod tests {
         };
         let variables = [fixed, text];
         let given = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        let merged =
-            Values::merge(&variables, &plan, &Values::default(), &given(&[("MOTD", "hi all")]), false).expect("valid");
+        let merged = Values::merge(&variables, PLAYERS, &Values::default(), &given(&[("MOTD", "hi all")]), false)
+            .expect("valid");
         assert_eq!(merged.get("FIXED"), None, "an operator's setting follows the catalog");
         assert_eq!(merged.get("MOTD").map(String::as_str), Some("hi all"));
 
-        let unknown = Values::merge(&variables, &plan, &merged, &given(&[("NOPE", "1")]), false);
+        let unknown = Values::merge(&variables, PLAYERS, &merged, &given(&[("NOPE", "1")]), false);
         assert_eq!(unknown.map_err(|e| e.key), Err("NOPE".to_owned()));
-        let fixed_change = Values::merge(&variables, &plan, &merged, &given(&[("FIXED", "5")]), false);
+        let fixed_change = Values::merge(&variables, PLAYERS, &merged, &given(&[("FIXED", "5")]), false);
         assert!(fixed_change.expect_err("operator's").to_string().starts_with("FIXED: is set by the operator"));
-        assert!(Values::merge(&variables, &plan, &merged, &given(&[("FIXED", "5")]), true).is_ok());
-        let pattern = Values::merge(&variables, &plan, &merged, &given(&[("MOTD", "HI")]), false);
+        assert!(Values::merge(&variables, PLAYERS, &merged, &given(&[("FIXED", "5")]), true).is_ok());
+        let pattern = Values::merge(&variables, PLAYERS, &merged, &given(&[("MOTD", "HI")]), false);
         assert_eq!(pattern.map_err(|e| e.key), Err("MOTD".to_owned()));
         let free = Variable { rule: Rule::Text { max_len: 8, pattern: None }, ..variables[1].clone() };
-        assert!(free.check("a b", players_of(&plan)).is_ok());
-        assert!(free.check("a\nb", players_of(&plan)).is_err(), "a newline could add a line to a config file");
-        assert!(free.check("123456789", players_of(&plan)).is_err());
+        assert!(free.check("a b", PLAYERS).is_ok());
+        assert!(free.check("a\nb", PLAYERS).is_err(), "a newline could add a line to a config file");
+        assert!(free.check("123456789", PLAYERS).is_err());
     }
 }

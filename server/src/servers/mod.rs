@@ -201,8 +201,9 @@ impl Servers for ServerService {
             let plan = game
                 .plan(&new.plan)
                 .ok_or_else(|| AppError::invalid("plan", format!("{} has no plan `{}`", game.name, new.plan)))?;
-            let variables = Values::merge(&game.variables, plan, &Values::default(), &new.variables, user.is_admin())
-                .map_err(variable_error)?;
+            let variables =
+                Values::merge(&game.variables, plan.players.max, &Values::default(), &new.variables, user.is_admin())
+                    .map_err(variable_error)?;
             if let Some(eula) = &game.eula
                 && !new.accept_eula
             {
@@ -282,7 +283,7 @@ impl Servers for ServerService {
                     field: "plan".into(),
                     message: format!("{} · {} is no longer offered", row.game, row.plan),
                 })?;
-                let values = Values::merge(&game.variables, plan, &row.variables, given, user.is_admin())
+                let values = Values::merge(&game.variables, plan.players.max, &row.variables, given, user.is_admin())
                     .map_err(variable_error)?;
                 let restart = match row.status {
                     ServerStatus::Running => true,
