@@ -48,6 +48,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("SPAWNPOINT_KEEP_GAMES", "local.keep_games"),
     ("SPAWNPOINT_PAPER_API", "local.paper_api"),
     ("SPAWNPOINT_MOJANG_MANIFEST", "local.mojang_manifest"),
+    ("SPAWNPOINT_STEAMCMD", "local.steamcmd"),
     ("SPAWNPOINT_NAMESPACE", "agones.namespace"),
     ("SPAWNPOINT_PUBLIC_IP_LABEL", "agones.public_ip_label"),
     ("SPAWNPOINT_KUBE_API", "agones.kube_api"),
@@ -409,6 +410,7 @@ impl Settings {
                 sources: Sources {
                     paper_api: lookup("SPAWNPOINT_PAPER_API").unwrap_or(default_sources.paper_api),
                     mojang_manifest: lookup("SPAWNPOINT_MOJANG_MANIFEST").unwrap_or(default_sources.mojang_manifest),
+                    steamcmd: lookup("SPAWNPOINT_STEAMCMD").unwrap_or(default_sources.steamcmd),
                 },
             },
             agones: AgonesConfig {

@@ -14,7 +14,8 @@ use tokio::sync::broadcast;
 
 use crate::helpers::alive;
 
-pub(crate) const WAIT: Duration = Duration::from_secs(15);
+/// How long a test waits for a game to do what it should (a bound, not a pause: it goes on as soon as it does).
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()

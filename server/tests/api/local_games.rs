@@ -70,19 +70,29 @@ fn with(spec: &ServerSpec, pairs: &[(&str, &str)]) -> ServerSpec {
     next
 }
 
-/// Every phase up to the first that is not an install's progress.
+/// Every phase of the run of `spec`'s generation up to the first that is not an install's progress (what an
+/// earlier run reports on its way out is not this run's).
 async fn through_install(
     events: &mut tokio::sync::broadcast::Receiver<server::orchestrator::Observed>,
-    id: &catalog::ServerId,
+    spec: &ServerSpec,
 ) -> (Vec<InstallProgress>, Phase) {
     let mut progress = Vec::new();
-    loop {
-        match next_phase(events, id).await {
-            Phase::Installing(step) => progress.push(step),
-            Phase::Exited { .. } if progress.is_empty() => {}
-            other => return (progress, other),
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(observed) if observed.id == spec.id && observed.generation == spec.generation => {
+                    match observed.phase {
+                        Phase::Installing(step) => progress.push(step),
+                        other => return other,
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
         }
-    }
+    };
+    let phase = tokio::time::timeout(WAIT, wait).await.expect("a phase change in time");
+    (progress, phase)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +115,7 @@ async fn paper_and_mojang_installs_run_once_fail_clearly_and_configure_the_game(
     // First start: the newest stable build is installed (not the newer beta), with progress, then the game runs
     // with its config file set.
     driver.ensure_running(&spec).await.expect("starts");
-    let (progress, phase) = through_install(&mut events, &spec.id).await;
+    let (progress, phase) = through_install(&mut events, &spec).await;
     assert!(matches!(phase, Phase::Ready { .. }), "{phase:?}");
     let size = script("paper 499").len() as u64;
     assert!(progress.iter().all(|p| p.step == "paper"), "{progress:?}");
@@ -125,7 +135,7 @@ async fn paper_and_mojang_installs_run_once_fail_clearly_and_configure_the_game(
     let requests = downloads.requests().len();
     let again = ServerSpec { generation: spec.generation + 1, ..spec.clone() };
     driver.ensure_running(&again).await.expect("starts again");
-    assert!(matches!(through_install(&mut events, &spec.id).await, (p, Phase::Ready { .. }) if p.is_empty()));
+    assert!(matches!(through_install(&mut events, &again).await, (p, Phase::Ready { .. }) if p.is_empty()));
     assert_eq!(downloads.requests().len(), requests, "nothing fetched again");
     let properties = std::fs::read_to_string(data.join("server.properties")).expect("kept");
     assert!(properties.contains("view-distance=4"), "{properties}");
@@ -133,14 +143,14 @@ async fn paper_and_mojang_installs_run_once_fail_clearly_and_configure_the_game(
     // A version PaperMC does not have: the install fails naming the step and the cause, and nothing runs.
     let missing = with(&again, &[("VERSION", "9.9")]);
     driver.ensure_running(&missing).await.expect("asked");
-    match through_install(&mut events, &spec.id).await.1 {
+    match through_install(&mut events, &missing).await.1 {
         Phase::InstallFailed { reason } => assert_eq!(reason, "paper: PaperMC has no paper version 9.9"),
         other => panic!("expected a failed install, got {other:?}"),
     }
     // A listing whose checksum does not match the file: refused, and no partial file is left.
     let lying = with(&missing, &[("VERSION", "1.20.1")]);
     driver.ensure_running(&lying).await.expect("asked");
-    match through_install(&mut events, &spec.id).await.1 {
+    match through_install(&mut events, &lying).await.1 {
         Phase::InstallFailed { reason } => {
             assert!(reason.starts_with("paper: the file from") && reason.contains("expected 0000"), "{reason}");
         }
@@ -152,14 +162,14 @@ async fn paper_and_mojang_installs_run_once_fail_clearly_and_configure_the_game(
     // Vanilla, from Mojang's manifest (SHA-1 checked), replaces the jar.
     let vanilla = with(&lying, &[("VERSION", "1.20.4"), ("SERVER_TYPE", "vanilla")]);
     driver.ensure_running(&vanilla).await.expect("asked");
-    assert!(matches!(through_install(&mut events, &spec.id).await.1, Phase::Ready { .. }));
+    assert!(matches!(through_install(&mut events, &vanilla).await.1, Phase::Ready { .. }));
     assert!(logs_contain(&driver, &spec.id, "this is vanilla 1.20.4").await);
 
     // A reinstall installs again though nothing else changed.
     driver.stop(&spec.id).await.expect("stops");
     let reinstall = ServerSpec { install_generation: 1, generation: vanilla.generation + 1, ..vanilla.clone() };
     driver.ensure_running(&reinstall).await.expect("asked");
-    let (progress, phase) = through_install(&mut events, &spec.id).await;
+    let (progress, phase) = through_install(&mut events, &reinstall).await;
     assert!(!progress.is_empty() && matches!(phase, Phase::Ready { .. }), "{progress:?} {phase:?}");
     driver.destroy(&spec.id).await.expect("destroyed");
 }
@@ -355,7 +365,7 @@ games:
     let data = dir.path().join("servers/u1-pl-links1/data");
     let mut events = driver.events();
     driver.ensure_running(&spec).await.expect("starts");
-    assert!(matches!(through_install(&mut events, &spec.id).await.1, Phase::Ready { .. }));
+    assert!(matches!(through_install(&mut events, &spec).await.1, Phase::Ready { .. }));
     driver.stop(&spec.id).await.expect("stops");
 
     // What a game could leave behind: its next download's temporary name and its config file, as links.
@@ -364,11 +374,95 @@ games:
     std::os::unix::fs::symlink(outside.join("victim-config"), data.join("game.properties")).expect("link");
     let reinstall = ServerSpec { install_generation: 1, generation: 1, ..spec.clone() };
     driver.ensure_running(&reinstall).await.expect("asked");
-    match through_install(&mut events, &spec.id).await.1 {
+    match through_install(&mut events, &reinstall).await.1 {
         Phase::Exited { reason } => assert!(reason.contains("symbolic link"), "{reason}"),
         other => panic!("a config file that is a link is refused, not written through: {other:?}"),
     }
     for name in ["victim-download", "victim-config"] {
         assert_eq!(std::fs::read_to_string(outside.join(name)).expect("still there"), "the panel's own\n", "{name}");
     }
+}
+
+/// A stand-in for SteamCMD (which cannot be installed here): its command line (`+force_install_dir DIR +login
+/// anonymous +app_update APP validate +quit`), its progress lines and its last word, as the real one prints them.
+/// With `fail`, it stops as SteamCMD does when a download breaks off: no success line, exit code 8.
+fn fake_steamcmd(dir: &std::path::Path, fail: bool) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tools = dir.join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    let path = tools.join(if fail { "steamcmd-failing" } else { "steamcmd" });
+    let end = if fail {
+        "echo \"Error! App '$app' state is 0x602 after update job.\"; exit 8"
+    } else {
+        "printf 'echo ready now; while read line; do :; done\\n' > \"$dir/game.sh\"; echo \"Success! App '$app' fully installed.\""
+    };
+    let script = format!(
+        "#!/bin/sh\ndir=''; app=''; login=''\n\
+         while [ $# -gt 0 ]; do case \"$1\" in +force_install_dir) dir=$2; shift;; +login) login=$2; shift;; \
+         +app_update) app=$2; shift;; esac; shift; done\n\
+         [ \"$login\" = anonymous ] || {{ echo 'Login Failure: No Connection'; exit 5; }}\n\
+         echo \"Steam Console Client (c) Valve Corporation - version 1716426913\"\n\
+         echo \" Update state (0x61) downloading, progress: 40.00 (400 / 1000)\"\n\
+         echo \" Update state (0x61) downloading, progress: 100.00 (1000 / 1000)\"\n\
+         {end}\n"
+    );
+    std::fs::write(&path, script).expect("script");
+    for at in [&tools, &path] {
+        std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755)).expect("mode");
+    }
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steam_game_is_installed_by_steamcmd_with_its_progress_and_its_failures() {
+    let catalog = Catalog::from_yaml(
+        r#"
+games:
+  - id: steamy
+    name: Steamy
+    image: none
+    port: { port: 1, protocol: UDP }
+    local:
+      command: sh
+      args: ["game.sh"]
+      ready_line: ready now
+      install:
+        - steamcmd: { app: 896660 }
+    plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 1Gi, price_cents: 1 }]
+"#,
+    )
+    .expect("valid test catalog");
+    for fail in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = config(Duration::from_secs(2));
+        config.sources.steamcmd = fake_steamcmd(dir.path(), fail);
+        let driver = LocalDriver::new(dir.path(), config, std::sync::Arc::new(Book));
+        let game = catalog.game("steamy").expect("steamy");
+        assert_eq!(driver.check_runnable(game, None), Ok(()), "SteamCMD is there");
+        let spec = spec(&catalog, "steamy", "p", if fail { "u1-st-broken" } else { "u1-st-steamy" });
+        let mut events = driver.events();
+        driver.ensure_running(&spec).await.expect("asked");
+        let (progress, phase) = through_install(&mut events, &spec).await;
+        assert!(
+            progress.iter().any(|p| p.step == "steamcmd" && p.done_bytes == 400 && p.total_bytes == Some(1000)),
+            "SteamCMD's own progress lines: {progress:?}"
+        );
+        match (fail, phase) {
+            (false, Phase::Ready { .. }) => {
+                assert!(
+                    logs_contain(&driver, &spec.id, "Success! App '896660' fully installed.").await,
+                    "on the console"
+                );
+            }
+            (true, Phase::InstallFailed { reason }) => assert_eq!(reason, "steamcmd: SteamCMD exited with code 8"),
+            (fail, other) => panic!("fail={fail}: {other:?}"),
+        }
+        driver.destroy(&spec.id).await.expect("destroyed");
+    }
+    let mut config = config(Duration::from_secs(2));
+    config.sources.steamcmd = "/nonexistent/steamcmd".into();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let driver = LocalDriver::new(dir.path(), config, std::sync::Arc::new(Book));
+    let refused = driver.check_runnable(catalog.game("steamy").expect("steamy"), None);
+    assert_eq!(refused, Err("needs SteamCMD (`steamcmd`) on the host".to_owned()));
 }

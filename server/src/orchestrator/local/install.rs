@@ -29,6 +29,8 @@ pub struct Sources {
     pub paper_api: String,
     /// `SPAWNPOINT_MOJANG_MANIFEST`: Mojang's version manifest.
     pub mojang_manifest: String,
+    /// `SPAWNPOINT_STEAMCMD`: the SteamCMD program (a name on `PATH`, or a path).
+    pub steamcmd: String,
 }
 
 impl Default for Sources {
@@ -36,6 +38,7 @@ impl Default for Sources {
         Self {
             paper_api: "https://fill.papermc.io".to_owned(),
             mojang_manifest: "https://piston-meta.mojang.com/mc/game/version_manifest_v2.json".to_owned(),
+            steamcmd: "steamcmd".to_owned(),
         }
     }
 }
@@ -210,7 +213,7 @@ impl Installer<'_> {
     /// A Steam dedicated server, installed anonymously; SteamCMD's own progress lines become the progress.
     async fn steamcmd(&self, app: u32) -> Result<(), String> {
         let data = self.data.to_string_lossy().into_owned();
-        let mut command = tokio::process::Command::new(super::resolve_command("steamcmd"));
+        let mut command = tokio::process::Command::new(super::resolve_command(&self.sources.steamcmd));
         command.args(["+force_install_dir", &data, "+login", "anonymous", "+app_update", &app.to_string()]);
         command.args(["validate", "+quit"]);
         let mut installed = false;

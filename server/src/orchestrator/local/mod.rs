@@ -658,7 +658,7 @@ impl Orchestrator for LocalDriver {
         }
         let steam =
             local.install.iter().any(|step| matches!(step.action, catalog::install::StepAction::Steamcmd { .. }));
-        if steam && which("steamcmd").is_none() {
+        if steam && which(&self.inner.sources.steamcmd).is_none() {
             return Err("needs SteamCMD (`steamcmd`) on the host".to_owned());
         }
         Ok(())
