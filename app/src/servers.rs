@@ -373,19 +373,25 @@ fn ServerDetails() -> impl IntoView {
 
 #[component]
 fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
-    // Measured on the host (a walk of the server's files): read by the browser once the page is up, not with
-    // every event, and not holding up the page's first render.
-    let disk = LocalResource::new({
+    // Measured on the host (a walk of the server's files): fetched by the browser once the page is up, into a
+    // plain signal. Not a resource: one read under the page's Suspense would hold the whole page at "Loading…"
+    // while it loads, and it is not worth holding anything up for.
+    let disk_text = RwSignal::new(None::<String>);
+    {
         let id = server.id.clone();
-        move || get_server_disk(id.clone())
-    });
-    let disk_text = move || {
-        let usage = disk.get().and_then(Result::ok).flatten()?;
-        let size = |bytes: u64| {
-            catalog::ByteSize::parse(&bytes.to_string()).map_or_else(|_| "0 B".to_owned(), |b| b.to_string())
-        };
-        Some(format!("{} of {}", size(usage.used_bytes), size(usage.limit_bytes)))
-    };
+        Effect::new(move |_| {
+            let id = id.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(Some(usage)) = get_server_disk(id).await {
+                    let size = |bytes: u64| {
+                        catalog::ByteSize::parse(&bytes.to_string())
+                            .map_or_else(|_| "0 B".to_owned(), |b| b.to_string())
+                    };
+                    disk_text.set(Some(format!("{} of {}", size(usage.used_bytes), size(usage.limit_bytes))));
+                }
+            });
+        });
+    }
     let game = StoredValue::new(game);
     // "Minecraft: Java Edition · Starter: 2 vCPU, 2 GiB memory, 10 GiB storage, $3.00/month"
     let describe = move |server: &GameServer| {
@@ -501,7 +507,7 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                             </dd>
                             <dt>"Game"</dt>
                             <dd class="game">{describe(&server)}</dd>
-                            {move || disk_text().map(|text| view! { <dt>"Disk"</dt><dd class="disk">{text}</dd> })}
+                            {move || disk_text.get().map(|text| view! { <dt>"Disk"</dt><dd class="disk">{text}</dd> })}
                             <dt>"Id"</dt>
                             <dd><code>{server.id.to_string()}</code></dd>
                         </dl>
