@@ -361,6 +361,13 @@ pub async fn one_page_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     TURN.lock().await
 }
 
+/// The tests that run real third-party games (a JVM and Node.js each) take turns: two cores shared with every
+/// other test, several at once have slowed everything else past its timeouts.
+pub async fn one_real_game_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
+}
+
 /// Each app under test gets game ports of its own, so apps running side by side never race for one.
 pub fn port_block() -> std::ops::RangeInclusive<u16> {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);

@@ -15,7 +15,7 @@ use test_support::downloads::FakeDownloads;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::both_databases;
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, one_real_game_at_a_time, spawn_app_with};
 
 both_databases!(a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings);
 both_databases!(a_bedrock_server_installs_from_its_zip_and_answers_the_ping);
@@ -146,6 +146,7 @@ fn seed(lines: &[String]) -> Option<String> {
 
 async fn a_minecraft_server_installs_runs_plays_saves_and_follows_its_settings(backend: Backend) {
     let Some(games) = games() else { return };
+    let _turn = one_real_game_at_a_time().await;
     let work = tempfile::tempdir().expect("temp dir");
     let downloads = FakeDownloads::start().await;
     downloads.publish_file_slowly("paper-1.20.4-499.jar", minecraft_jar(&games, work.path()));
@@ -251,6 +252,7 @@ fn bedrock_zip(games: &Path) -> Vec<u8> {
 
 async fn a_bedrock_server_installs_from_its_zip_and_answers_the_ping(backend: Backend) {
     let Some(games) = games() else { return };
+    let _turn = one_real_game_at_a_time().await;
     let downloads = FakeDownloads::start().await;
     let zip = bedrock_zip(&games);
     let sha256 = sha256_hex(&zip);
