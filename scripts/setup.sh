@@ -110,6 +110,21 @@ setup_game_peers() {
   fi
 }
 
+# Ends the games the tests' panels left running. Games outlive their panel on purpose (a panel that crashes
+# takes no game with it), and a test's in-process panel ends without stopping its games; their directories are
+# the tests' temporary ones.
+end_test_games() {
+  pkill -KILL -f 'spawnpoint game-supervisor (/tmp/|target/e2e-data/)' 2>/dev/null || true
+  local dir pid cwd
+  for dir in /proc/[0-9]*; do
+    pid="${dir#/proc/}"
+    cwd="$(readlink "$dir/cwd" 2>/dev/null || true)"
+    case "$cwd" in
+      /tmp/.tmp*/servers/* | */target/e2e-data/servers/*) kill -KILL "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+
 # kubectl, which renders the cluster manifests for their tests (`kubectl kustomize k8s/`): any kubectl already
 # installed, else Debian's.
 setup_manifest_tools() {

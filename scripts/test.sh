@@ -36,7 +36,9 @@ for crate in sqlx tokio axum leptos_axum secrecy argon2 jsonwebtoken governor; d
 done
 
 log "unit and integration tests (SQLite and PostgreSQL)"
+end_test_games
 cargo test --locked --workspace --exclude frontend 2>&1 | tee "$results/cargo.log"
+end_test_games
 
 log "fuzzing: the parsers of what outsiders send"
 env -u RUSTFLAGS bash "$REPO_ROOT/scripts/fuzz.sh"
@@ -45,7 +47,9 @@ log "browser tests (Chromium)"
 env -u RUSTFLAGS cargo leptos build
 rm -rf target/e2e-data
 (cd end2end && SPAWNPOINT_BIN="$(target_dir)/debug/spawnpoint" PLAYWRIGHT_JSON_OUTPUT_NAME="$results/e2e.json" \
-  npx playwright test --reporter=list,json)
+  npx playwright test --reporter=list,json) || e2e_status=$?
+end_test_games
+[ "${e2e_status:-0}" -eq 0 ] || exit "$e2e_status"
 
 # One closing line over both runners.
 cargo_passed=$(awk '/^test result:/ { sum += $4 } END { print sum + 0 }' "$results/cargo.log")

@@ -817,26 +817,30 @@ impl Orchestrator for LocalDriver {
 }
 
 /// Backpressure on a game's output: while a follower is behind, the output waits a little (so a game printing
-/// in a loop is slowed by its pipe instead of lapping its console), but never long, and not again until the
-/// follower has caught up, so that no stuck follower holds a game up.
+/// in a loop is slowed by its pipe instead of lapping its console), but never long: after a wait that ran out,
+/// the next [`PATIENCE_SKIPS`] go on at once, so a stuck follower slows a game only a little.
 #[derive(Default)]
 pub(crate) struct Patience {
-    gave_up: bool,
+    skip: u32,
 }
+
+/// How many waits a [`Patience`] skips after one that ran out.
+const PATIENCE_SKIPS: u32 = 256;
 
 impl Patience {
     pub(crate) async fn wait(&mut self, behind: impl Fn() -> bool) {
         if !behind() {
-            self.gave_up = false;
+            self.skip = 0;
             return;
         }
-        if self.gave_up {
+        if self.skip > 0 {
+            self.skip -= 1;
             return;
         }
         let deadline = tokio::time::Instant::now() + FOLLOWER_PATIENCE;
         while behind() {
             if tokio::time::Instant::now() >= deadline {
-                self.gave_up = true;
+                self.skip = PATIENCE_SKIPS;
                 return;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
