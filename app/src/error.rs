@@ -11,6 +11,9 @@ pub enum AppError {
     /// Input broke a rule (422).
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A request that cannot mean anything, such as a path leaving the server's files (400).
+    #[error("{field}: {message}")]
+    BadRequest { field: String, message: String },
     /// Input clashes with what exists, e.g. an email already registered (409).
     #[error("{field}: {message}")]
     Conflict { field: String, message: String },
@@ -43,6 +46,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Invalid { .. } => 422,
+            AppError::BadRequest { .. } => 400,
             AppError::Conflict { .. } => 409,
             AppError::Unauthorized(_) => 401,
             AppError::Forbidden(_) => 403,
@@ -57,6 +61,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Invalid { .. } => "invalid",
+            AppError::BadRequest { .. } => "bad_request",
             AppError::Conflict { .. } => "conflict",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
@@ -70,7 +75,9 @@ impl AppError {
     /// The field the error is about, for forms that show it next to the input.
     pub fn field(&self) -> Option<&str> {
         match self {
-            AppError::Invalid { field, .. } | AppError::Conflict { field, .. } => Some(field),
+            AppError::Invalid { field, .. } | AppError::BadRequest { field, .. } | AppError::Conflict { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }

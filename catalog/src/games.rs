@@ -44,6 +44,8 @@ pub struct Game {
     pub variables: Vec<Variable>,
     /// Where the game's licence is, when a server may only run once its owner accepted it.
     pub eula: Option<String>,
+    /// What to type on the console around a backup of the running game.
+    pub backup: BackupHooks,
     /// How the single-box driver starts the game; `None` means cluster only.
     pub local: Option<LocalProcess>,
     /// The user and group the game's container runs as on a cluster (its volume is made writable for the group).
@@ -148,6 +150,25 @@ pub struct Plan {
     pub storage: ByteSize,
     /// US cents per month.
     pub price_cents: u32,
+    /// How many backups a server of this plan may keep (`backups:` in the catalog, default 3); locked ones count.
+    #[serde(default = "default_backups")]
+    pub backups: u32,
+}
+
+/// Backups a plan keeps when the catalog does not say.
+pub const DEFAULT_BACKUPS: u32 = 3;
+
+fn default_backups() -> u32 {
+    DEFAULT_BACKUPS
+}
+
+/// Console commands typed before a backup of a running server is taken and after (`backup: {before, after}`),
+/// so the game's files are consistent while they are read: Minecraft's `save-off` and `save-all flush`, then
+/// `save-on`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupHooks {
+    pub before: Vec<String>,
+    pub after: Vec<String>,
 }
 
 /// How many players a plan is sized for.

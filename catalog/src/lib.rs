@@ -4,11 +4,14 @@
 //! natively (the server). It holds the game [`Catalog`] with its plans and prices, the Kubernetes-style
 //! [`quantity`] types used by plans, the server [`state`] machine, and [`account`] rules and authorization, the live [`console`]'s
 //! wire protocol, what the [`billing`] page shows and the deadline rules of paid servers, typed [`ids`], and the curated
-//! [`notice`]s a customer reads about their server.
+//! [`notice`]s a customer reads about their server, and what the file manager
+//! ([`files`]) and [`backups`] show.
 
 pub mod account;
+pub mod backups;
 pub mod billing;
 pub mod console;
+pub mod files;
 pub mod games;
 pub mod gameserver;
 pub mod ids;
@@ -21,8 +24,8 @@ pub mod variables;
 pub mod yaml;
 
 pub use games::{
-    Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, PublicGame, QueryProtocol,
-    QuerySpec, RunAs, format_price,
+    BackupHooks, Catalog, Game, GamePort, LocalProcess, MAIN_PORT, Plan, PlayerRange, Protocol, PublicGame,
+    QueryProtocol, QuerySpec, RunAs, format_price,
 };
 pub use ids::{ServerId, UserId};
 pub use notice::Notice;

@@ -98,10 +98,21 @@ struct RawGame {
     #[serde(default)]
     variables: Vec<RawVariable>,
     eula: Option<String>,
+    #[serde(default)]
+    backup: RawBackupHooks,
     local: Option<RawLocal>,
     run_as: Option<RawRunAs>,
     #[serde(default)]
     plans: Vec<RawPlan>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBackupHooks {
+    #[serde(default)]
+    before: Vec<String>,
+    #[serde(default)]
+    after: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -273,6 +284,7 @@ struct RawPlan {
     memory: String,
     storage: String,
     price_cents: Number,
+    backups: Option<Number>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +471,12 @@ impl RawGame {
             checker.report("eula", "must be the https:// address of the game's licence");
         }
         let local = self.local.map(|raw| raw.validate(checker, &keys));
+        for (field, commands) in [("backup.before", &self.backup.before), ("backup.after", &self.backup.after)] {
+            if commands.iter().any(|command| command.trim().is_empty() || command.contains('\n')) {
+                checker.report(field, "each command must be one line of text");
+            }
+        }
+        let backup = crate::games::BackupHooks { before: self.backup.before, after: self.backup.after };
 
         let run_as = match &self.run_as {
             None => Some(RunAs::default()),
@@ -497,6 +515,7 @@ impl RawGame {
             query,
             variables,
             eula: self.eula,
+            backup,
             local,
             run_as: run_as?,
             plans,
@@ -746,6 +765,10 @@ impl RawPlan {
             1..=i64::from(u32::MAX),
             "a positive whole number of US cents",
         );
+        let backups = match &self.backups {
+            None => Some(crate::games::DEFAULT_BACKUPS),
+            Some(number) => checker.whole("backups", number, 0..=1000, "a whole number of backups from 0 to 1000"),
+        };
         Some(Plan {
             id: self.id,
             name: self.name,
@@ -754,6 +777,7 @@ impl RawPlan {
             memory: memory?,
             storage: storage?,
             price_cents: price_cents?,
+            backups: backups?,
         })
     }
 }

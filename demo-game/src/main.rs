@@ -61,6 +61,8 @@ struct Game {
     match_number: u64,
     players: BTreeMap<u64, SocketAddr>,
     world: World,
+    /// Off between `save-off` and `save-on`: the world file is then left alone until asked (`save-all`).
+    autosave: bool,
 }
 
 struct Server {
@@ -121,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             match_number: 0,
             players: BTreeMap::new(),
             world,
+            autosave: true,
         }),
         broadcast: broadcast::channel(64).0,
     });
@@ -210,7 +213,9 @@ async fn handle(server: &Arc<Server>, line: &str) -> Option<String> {
             game.match_length = seconds;
             game.match_number += 1;
             game.world.matches_played += 1;
-            if let Err(error) = game.world.save() {
+            if game.autosave
+                && let Err(error) = game.world.save()
+            {
                 say(&format!("Could not save the world: {error:#}"));
             }
             say(&format!("Match {} started for {seconds} s", game.world.matches_played));
@@ -260,12 +265,31 @@ async fn console(server: Arc<Server>) {
                 let names: Vec<String> = game.players.values().map(ToString::to_string).collect();
                 say(&format!("{} player(s) connected: {}", names.len(), names.join(", ")));
             }
+            // Minecraft's commands around a backup: the world is written at once, and not again until saving is
+            // back on, so its files stay still while they are copied.
+            "save-off" => {
+                server.game.lock().await.autosave = false;
+                say("Automatic saving is now disabled");
+            }
+            "save-all" => {
+                let game = server.game.lock().await;
+                match game.world.save() {
+                    Ok(()) => say("Saved the game"),
+                    Err(error) => say(&format!("Could not save the game: {error:#}")),
+                }
+            }
+            "save-on" => {
+                server.game.lock().await.autosave = true;
+                say("Automatic saving is now enabled");
+            }
             "stop" => {
                 say("Stopping");
                 return;
             }
             "" => {}
-            other => say(&format!("Unknown command `{other}`; try say <text>, repeat <n> <text>, list or stop")),
+            other => say(&format!(
+                "Unknown command `{other}`; try say <text>, repeat <n> <text>, list, save-off, save-all, save-on or stop"
+            )),
         }
     }
     say("Console closed, stopping");

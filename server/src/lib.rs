@@ -9,6 +9,7 @@ pub mod console;
 pub mod db;
 pub mod dns;
 pub mod error;
+pub mod files;
 pub mod orchestrator;
 pub mod reconciler;
 pub mod servers;
@@ -41,6 +42,7 @@ use crate::console::Consoles;
 use crate::db::Db;
 use crate::dns::Dns;
 use crate::dns::cloudflare::Cloudflare;
+use crate::files::FileService;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
@@ -119,6 +121,7 @@ impl Application {
             settings.accounts.max_servers_per_customer,
             settings.tuning.clock.clone(),
         ));
+        let files = Arc::new(FileService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone()));
         let subscriptions = Arc::new(Subscriptions::new(
             repo.clone(),
             catalog.clone(),
@@ -143,6 +146,7 @@ impl Application {
             db,
             auth,
             servers,
+            files,
             subscriptions,
             consoles,
             guard,
@@ -264,6 +268,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::routes())
         .merge(auth::routes::routes())
         .merge(servers::routes::routes())
+        .merge(files::routes::routes())
         .merge(console::routes::routes())
         .merge(subscriptions::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {

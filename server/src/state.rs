@@ -10,6 +10,7 @@ use crate::auth::AuthService;
 use crate::auth::hosts::AllowedHosts;
 use crate::console::Consoles;
 use crate::db::Db;
+use crate::files::FileService;
 use crate::reconciler::guard::DeletionGuard;
 use crate::servers::ServerService;
 use crate::subscriptions::Subscriptions;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub db: Db,
     pub auth: Arc<AuthService>,
     pub servers: Arc<ServerService>,
+    pub files: Arc<FileService>,
     pub subscriptions: Arc<Subscriptions>,
     pub consoles: Arc<Consoles>,
     /// What the reconciler refuses to delete for now, for `/ready`.

@@ -4,6 +4,7 @@
 //! pods, so the reconciler drives either the same way.
 
 pub mod agones;
+pub mod files;
 pub mod local;
 
 use std::future::Future;
@@ -15,6 +16,8 @@ use catalog::variables::Values;
 use catalog::{Game, Plan, ServerId, UserId};
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
+
+use self::files::{FilesError, ServerFiles};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -181,6 +184,11 @@ pub trait Orchestrator: Send + Sync + 'static {
     /// How many bytes the server's files take, where this orchestrator can tell (the single box).
     fn disk_usage<'a>(&'a self, _id: &'a ServerId) -> BoxFuture<'a, Option<u64>> {
         Box::pin(async { None })
+    }
+    /// The server's files, whether it runs or not; [`FilesError::Unsupported`] where this orchestrator cannot
+    /// reach them.
+    fn files<'a>(&'a self, _id: &'a ServerId) -> BoxFuture<'a, Result<Box<dyn ServerFiles>, FilesError>> {
+        Box::pin(async { Err(FilesError::Unsupported("this host cannot reach servers' files yet".into())) })
     }
     /// What this orchestrator cannot enforce here (a plan's limits without cgroups, say), for the operator.
     fn limitations(&self) -> Vec<String> {

@@ -107,7 +107,7 @@ impl ServerService {
     }
 
     /// The server's row, if `user` may see it (its owner or an administrator); anyone else gets "not found".
-    async fn visible(&self, user: &User, id: &ServerId) -> Result<ServerRow, AppError> {
+    pub(crate) async fn visible(&self, user: &User, id: &ServerId) -> Result<ServerRow, AppError> {
         let row = self.repo.get(id).await.map_err(Error::from)?;
         let what = format!("server `{id}`");
         let row = row.ok_or_else(|| AppError::NotFound(format!("{what} does not exist")))?;

@@ -9,6 +9,7 @@ mod cli;
 mod console;
 mod dns;
 mod faults;
+mod files;
 mod games;
 mod health;
 mod lifecycle;

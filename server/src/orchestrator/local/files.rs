@@ -5,7 +5,7 @@
 use std::io::{self, Read as _, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-use catalog::ByteSize;
+use catalog::files::ArchiveFormat;
 
 /// `relative` inside `data`, or why not: absolute paths, `..`, NUL bytes, a symbolic link anywhere on the way
 /// (the last part included) and anything but a plain file or directory are refused.
@@ -65,88 +65,140 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::rename(&temporary, path)
 }
 
-/// Unpacks a zip or tar.gz archive (by its name) into `target`, never past `limit` bytes in all; returns how
-/// many files it wrote. Entries leaving the target, links and devices are refused.
-pub fn unpack(archive: &Path, target: &Path, limit: &ByteSize) -> Result<usize, String> {
-    std::fs::create_dir_all(target).map_err(|e| format!("creating the target directory: {e}"))?;
-    let name = archive.to_string_lossy();
-    let file = std::fs::File::open(archive).map_err(|e| format!("opening the archive: {e}"))?;
-    let mut budget = Budget { left: limit.bytes(), limit };
-    if name.ends_with(".zip") {
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("reading the zip: {e}"))?;
-        let mut files = 0;
-        for index in 0..zip.len() {
-            let mut entry = zip.by_index(index).map_err(|e| format!("reading the zip: {e}"))?;
-            let entry_name = entry.name().to_owned();
-            if entry.is_symlink() {
-                return Err(format!("`{entry_name}` in the archive is a symbolic link"));
-            }
-            let relative = entry.enclosed_name().ok_or_else(|| format!("`{entry_name}` leaves the target"))?;
-            let path = confined(target, &relative.to_string_lossy())?;
-            if entry.is_dir() {
-                std::fs::create_dir_all(&path).map_err(|e| format!("creating `{entry_name}`: {e}"))?;
-                continue;
-            }
-            let mode = entry.unix_mode().map(|mode| mode & 0o755);
-            write_entry(&path, &mut entry, &mut budget, mode).map_err(|e| format!("`{entry_name}`: {e}"))?;
-            files += 1;
+/// Why an archive did not unpack.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unpack {
+    /// It holds more than the budget allows (counted as written: a zip bomb lies about its sizes).
+    TooBig,
+    /// It is not an archive, or an entry cannot be written (leaves the target, is a link or a device, …).
+    Refused(String),
+}
+
+impl std::fmt::Display for Unpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unpack::TooBig => f.write_str("the archive unpacks to more than the server's storage allows"),
+            Unpack::Refused(reason) => f.write_str(reason),
         }
-        Ok(files)
-    } else {
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        let mut files = 0;
-        for entry in tar.entries().map_err(|e| format!("reading the archive: {e}"))? {
-            let mut entry = entry.map_err(|e| format!("reading the archive: {e}"))?;
-            let entry_name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-            let path = confined(target, &entry_name)?;
-            match entry.header().entry_type() {
-                tar::EntryType::Directory => {
-                    std::fs::create_dir_all(&path).map_err(|e| format!("creating `{entry_name}`: {e}"))?;
-                }
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let mode = entry.header().mode().ok().map(|mode| mode & 0o755);
-                    write_entry(&path, &mut entry, &mut budget, mode).map_err(|e| format!("`{entry_name}`: {e}"))?;
-                    files += 1;
-                }
-                // Metadata entries of pax and GNU archives say nothing about files to write.
-                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName => {}
-                other => return Err(format!("`{entry_name}` in the archive is a {other:?}, not a file")),
-            }
-        }
-        Ok(files)
     }
 }
 
-/// What an archive may still unpack to.
-struct Budget<'a> {
-    left: u64,
-    limit: &'a ByteSize,
+/// Unpacks a zip, tar, tar.gz or tar.zst archive (by its name) into `target`, never past `budget` bytes in all;
+/// returns how many files it wrote. Entries leaving the target, links and devices are refused.
+pub fn unpack(archive: &Path, target: &Path, budget: u64) -> Result<usize, Unpack> {
+    fn refused(what: &'static str) -> impl FnOnce(io::Error) -> Unpack {
+        move |e| Unpack::Refused(format!("{what}: {e}"))
+    }
+    let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let format = ArchiveFormat::of(&name)
+        .ok_or_else(|| Unpack::Refused(format!("`{name}` is not a zip, tar, tar.gz or tar.zst archive")))?;
+    let file = open_nofollow(archive).map_err(refused("opening the archive"))?;
+    std::fs::create_dir_all(target).map_err(refused("creating the target directory"))?;
+    let mut budget = Budget(budget);
+    match format {
+        ArchiveFormat::Zip => unpack_zip(file, target, &mut budget),
+        ArchiveFormat::Tar => unpack_tar(file, target, &mut budget),
+        ArchiveFormat::TarGz => unpack_tar(flate2::read::GzDecoder::new(file), target, &mut budget),
+        ArchiveFormat::TarZst => {
+            let decoder = zstd::Decoder::new(file).map_err(refused("reading the archive"))?;
+            unpack_tar(decoder, target, &mut budget)
+        }
+    }
 }
 
-fn write_entry(
-    path: &Path,
-    from: &mut impl io::Read,
-    budget: &mut Budget<'_>,
-    mode: Option<u32>,
-) -> Result<(), String> {
+fn unpack_zip(file: std::fs::File, target: &Path, budget: &mut Budget) -> Result<usize, Unpack> {
+    let bad = |e: zip::result::ZipError| Unpack::Refused(format!("reading the zip: {e}"));
+    let mut zip = zip::ZipArchive::new(file).map_err(bad)?;
+    let mut files = 0;
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).map_err(bad)?;
+        let entry_name = entry.name().to_owned();
+        if entry.is_symlink() {
+            return Err(Unpack::Refused(format!("`{entry_name}` in the archive is a symbolic link")));
+        }
+        let relative =
+            entry.enclosed_name().ok_or_else(|| Unpack::Refused(format!("`{entry_name}` leaves the target")))?;
+        let path = confined(target, &relative.to_string_lossy()).map_err(Unpack::Refused)?;
+        if entry.is_dir() {
+            std::fs::create_dir_all(&path).map_err(|e| Unpack::Refused(format!("creating `{entry_name}`: {e}")))?;
+            continue;
+        }
+        let mode = entry.unix_mode().map(|mode| mode & 0o755);
+        write_entry(&path, &mut entry, budget, mode).map_err(|e| e.named(&entry_name))?;
+        files += 1;
+    }
+    Ok(files)
+}
+
+/// Unpacks a tar stream into `target` (which may already hold files: they are replaced).
+pub fn unpack_tar(reader: impl io::Read, target: &Path, budget: &mut Budget) -> Result<usize, Unpack> {
+    let bad = |e: io::Error| Unpack::Refused(format!("reading the archive: {e}"));
+    let mut tar = tar::Archive::new(reader);
+    let mut files = 0;
+    for entry in tar.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let entry_name = entry.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = confined(target, &entry_name).map_err(Unpack::Refused)?;
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&path).map_err(|e| Unpack::Refused(format!("creating `{entry_name}`: {e}")))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mode = entry.header().mode().ok().map(|mode| mode & 0o755);
+                write_entry(&path, &mut entry, budget, mode).map_err(|e| e.named(&entry_name))?;
+                files += 1;
+            }
+            // Metadata entries of pax and GNU archives say nothing about files to write.
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName => {}
+            other => return Err(Unpack::Refused(format!("`{entry_name}` in the archive is a {other:?}, not a file"))),
+        }
+    }
+    Ok(files)
+}
+
+/// What an archive may still unpack to, in bytes.
+pub struct Budget(pub u64);
+
+impl Unpack {
+    fn named(self, entry: &str) -> Self {
+        match self {
+            Unpack::Refused(reason) => Unpack::Refused(format!("`{entry}`: {reason}")),
+            too_big => too_big,
+        }
+    }
+}
+
+fn write_entry(path: &Path, from: &mut impl io::Read, budget: &mut Budget, mode: Option<u32>) -> Result<(), Unpack> {
     use std::os::unix::fs::PermissionsExt as _;
+    let refused = |e: io::Error| Unpack::Refused(e.to_string());
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(parent).map_err(refused)?;
     }
     let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| e.to_string())?;
-    // Counted as written, not as the archive declares: a zip bomb lies about its sizes.
-    let copied = io::copy(&mut from.take(budget.left + 1), &mut file).map_err(|e| e.to_string())?;
-    if copied > budget.left {
+    let mut file = create_nofollow(path).map_err(refused)?;
+    let copied = io::copy(&mut from.take(budget.0 + 1), &mut file).map_err(refused)?;
+    if copied > budget.0 {
         drop(file);
         let _ = std::fs::remove_file(path);
-        return Err(format!("the archive unpacks to more than the plan's storage ({})", budget.limit));
+        return Err(Unpack::TooBig);
     }
-    budget.left -= copied;
+    budget.0 -= copied;
     if let Some(mode) = mode.filter(|mode| *mode != 0) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o600)).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o600)).map_err(refused)?;
     }
     Ok(())
+}
+
+/// Opens an existing file for reading; a link in its place is refused, not followed.
+pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
+}
+
+/// Creates a new file (one already there, or a link, is an error).
+pub fn create_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
 }
 
 #[cfg(test)]
@@ -183,11 +235,9 @@ mod tests {
         builder.into_inner().expect("finish").finish().expect("gzip");
 
         let target = dir.path().join("out");
-        let size = |text: &str| ByteSize::parse(text).expect("a size");
-        assert_eq!(unpack(&archive, &target, &size("10k")), Ok(1));
+        assert_eq!(unpack(&archive, &target, 10_000), Ok(1));
         assert_eq!(std::fs::metadata(target.join("bin/game")).map(|m| m.len()).ok(), Some(4096));
-        let error = unpack(&archive, &dir.path().join("small"), &size("1k")).expect_err("over the limit");
-        assert!(error.contains("more than the plan's storage"), "{error}");
+        assert_eq!(unpack(&archive, &dir.path().join("small"), 1000), Err(Unpack::TooBig));
         assert!(!dir.path().join("small/bin/game").exists(), "nothing past the limit is left");
     }
 }

@@ -240,7 +240,7 @@ impl Installer<'_> {
         }
     }
 
-    /// Unpacks a zip or tar.gz archive into `to` (never outside the data directory, never past the plan's
+    /// Unpacks a zip or tar archive into `to` (never outside the data directory, never past the plan's
     /// storage), then removes the archive.
     async fn extract(&self, archive: &str, to: &str) -> Result<(), String> {
         let archive = confined(self.data, archive)?;
@@ -248,9 +248,14 @@ impl Installer<'_> {
         let limit = self.max_unpacked.clone();
         let name = shown(&archive);
         let unpacked = as_game(self.user, move || {
-            let unpacked = super::files::unpack(&archive, &target, &limit);
+            let unpacked = super::files::unpack(&archive, &target, limit.bytes());
             let _ = std::fs::remove_file(&archive);
-            unpacked
+            unpacked.map_err(|error| match error {
+                super::files::Unpack::TooBig => {
+                    format!("the archive unpacks to more than the plan's storage ({limit})")
+                }
+                refused => refused.to_string(),
+            })
         })
         .await??;
         self.report.line(format!("[install] unpacked {name} ({unpacked} files)"));

@@ -16,6 +16,7 @@ mod files;
 pub mod install;
 mod isolation;
 mod log_file;
+mod server_files;
 pub mod shim;
 mod wire;
 
@@ -42,7 +43,9 @@ use tokio::sync::{Mutex, broadcast, watch};
 
 use self::install::{Installer, Report, Sources};
 use self::isolation::Isolation;
+use self::server_files::LocalFiles;
 use self::wire::{Event, Input, Launch};
+use super::files::{FilesError, ServerFiles};
 use super::{BoxFuture, DriverError, Observed, Orchestrator, Output, Phase, PortBook, PortClaim, ServerSpec};
 
 /// Output lines kept in memory per server (the console backlog).
@@ -223,6 +226,21 @@ impl Inner {
         self.root.join(id.as_str())
     }
 
+    /// The server's directory and its data directory, made if missing and belonging to its game's user.
+    fn prepare_dirs(&self, id: &ServerId, port: u16) -> Result<LocalFiles, String> {
+        let dir = self.server_dir(id);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating the server's directory: {e}"))?;
+        // The game passes through these to its own directory; it may not list them.
+        for passage in [&self.root, &dir] {
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o711);
+            std::fs::set_permissions(passage, mode).map_err(|e| format!("preparing the server's directory: {e}"))?;
+        }
+        let user = self.isolation.user_for(port);
+        isolation::prepare_data_dir(&data, user).map_err(|e| format!("preparing the server's files: {e}"))?;
+        Ok(LocalFiles { server_dir: dir, data, user })
+    }
+
     /// One run: install if needed, configure, start the supervisor, then follow it until the game ends.
     async fn run(self: Arc<Self>, spec: ServerSpec, port: u16, process: Arc<Process>) {
         let launched = self.prepare(&spec, port, &process).await;
@@ -246,16 +264,7 @@ impl Inner {
     ) -> Result<Option<(Attached, Launch)>, String> {
         let (game, plan) = (&spec.game, &spec.plan);
         let local = game.local.as_ref().ok_or("the game has no local section")?;
-        let dir = self.server_dir(&spec.id);
-        let data = dir.join("data");
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating the server's directory: {e}"))?;
-        // The game passes through these to its own directory; it may not list them.
-        for passage in [&self.root, &dir] {
-            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o711);
-            std::fs::set_permissions(passage, mode).map_err(|e| format!("preparing the server's directory: {e}"))?;
-        }
-        let user = self.isolation.user_for(port);
-        isolation::prepare_data_dir(&data, user).map_err(|e| format!("preparing the server's files: {e}"))?;
+        let LocalFiles { server_dir: dir, data, user } = self.prepare_dirs(&spec.id, port)?;
         let variables = effective_values(spec);
         let values = |name: &str| template_value(name, spec, &variables, port, &data);
         let env = game_env(game, local, &values, port, &data)?;
@@ -723,6 +732,20 @@ impl Orchestrator for LocalDriver {
 
     fn limitations(&self) -> Vec<String> {
         LocalDriver::limitations(self)
+    }
+
+    /// Before its first start too (a world uploaded first): the server gets its port, and with it its user.
+    fn files<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Result<Box<dyn ServerFiles>, FilesError>> {
+        Box::pin(async move {
+            let port = self.inner.port_for(id).await.map_err(|error| FilesError::Unsupported(error.to_string()))?;
+            let inner = self.inner.clone();
+            let id = id.clone();
+            let files = tokio::task::spawn_blocking(move || inner.prepare_dirs(&id, port))
+                .await
+                .map_err(|error| FilesError::Io { context: error.to_string(), source: std::io::Error::other("") })?
+                .map_err(|reason| FilesError::Io { context: reason, source: std::io::Error::other("") })?;
+            Ok(Box::new(files) as Box<dyn ServerFiles>)
+        })
     }
 
     fn disk_usage<'a>(&'a self, id: &'a ServerId) -> BoxFuture<'a, Option<u64>> {

@@ -1,0 +1,34 @@
+-- Files and backups.
+--
+-- file_versions: what a file held before it was saved from the browser (the last few per file, text only).
+CREATE TABLE file_versions (
+    id        TEXT PRIMARY KEY,
+    server_id TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    path      TEXT NOT NULL,
+    saved_at  BIGINT NOT NULL,
+    size      BIGINT NOT NULL,
+    content   TEXT NOT NULL
+);
+CREATE INDEX file_versions_path ON file_versions (server_id, path, saved_at);
+
+-- backups: one archive of a server's files in the backup store, under `object_key`. status: pending while it is
+-- taken; ok once the whole archive is stored with its size and sha256; failed with the reason in error. A backup
+-- whose row is gone has no object (the store is cleaned before the row goes). restoring: Unix seconds since a
+-- restore from it began, while one runs.
+CREATE TABLE backups (
+    id              TEXT PRIMARY KEY,
+    server_id       TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'ok', 'failed')),
+    object_key      TEXT NOT NULL,
+    size            BIGINT,
+    sha256          TEXT,
+    error           TEXT,
+    created_at      BIGINT NOT NULL,
+    duration_ms     BIGINT,
+    locked          BIGINT NOT NULL DEFAULT 0,
+    ignore_patterns TEXT NOT NULL DEFAULT '',
+    schedule_id     TEXT,
+    restoring       BIGINT
+);
+CREATE INDEX backups_server ON backups (server_id, created_at);

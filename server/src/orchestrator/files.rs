@@ -1,0 +1,102 @@
+//! A game server's files, as the file manager, SFTP and backups reach them, wherever the server runs.
+//!
+//! Paths are relative to the server's root, `/`-separated. Every implementation confines them to the server's
+//! files: `..`, absolute paths, NUL bytes, a symbolic link on the way (made by the game, pointing anywhere) and
+//! anything but plain files and directories are refused with [`FilesError::Path`].
+
+use std::io;
+
+use bytes::Bytes;
+use catalog::files::{ArchiveFormat, FileEntry, Ignore, SearchResults};
+use futures_util::stream::BoxStream;
+
+use super::BoxFuture;
+
+/// Bytes as they come, never all at once.
+pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+/// Bytes coming from a request while it is served (an upload's part, say).
+pub type Incoming<'a> = BoxStream<'a, io::Result<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The path cannot be used (it leaves the server's files, goes through a link, …): the customer's mistake.
+    #[error("{0}")]
+    Path(String),
+    #[error("`{0}` does not exist")]
+    NotFound(String),
+    #[error("`{0}` exists already")]
+    Exists(String),
+    /// Writing would take the server past its plan's storage.
+    #[error("this would take the server's files past its plan's storage")]
+    Full,
+    /// The content cannot be used (an archive that does not unpack, say), in Spawnpoint's words.
+    #[error("{0}")]
+    Refused(String),
+    /// This host cannot reach the server's files.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FilesError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let context = context.into();
+        move |source| FilesError::Io { context, source }
+    }
+}
+
+/// What a search looks for.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub text: String,
+    /// Look inside files too, not only at names.
+    pub content: bool,
+}
+
+/// One server's files.
+pub trait ServerFiles: Send + Sync {
+    /// The entries of a directory, unsorted.
+    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, Result<Vec<FileEntry>, FilesError>>;
+    /// One entry (a link is reported as one, not followed).
+    fn stat<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<FileEntry, FilesError>>;
+    /// A file's content.
+    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<ByteStream, FilesError>>;
+    /// Replaces (or creates) a file with `body`, never past `budget` bytes; a reader sees the old content or the
+    /// new, never half. Returns the bytes written.
+    fn write<'a>(&'a self, path: &'a str, body: Incoming<'a>, budget: u64) -> BoxFuture<'a, Result<u64, FilesError>>;
+    fn mkdir<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// Moves a file or directory; the target must not exist.
+    fn rename<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// Copies a file or directory tree; the target must not exist.
+    fn copy<'a>(&'a self, from: &'a str, to: &'a str, budget: u64) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// Deletes files and directory trees.
+    fn remove<'a>(&'a self, paths: &'a [String]) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// The files under `paths` (`[""]` for everything) as a tar stream, without what `ignore` leaves out.
+    fn pack<'a>(&'a self, paths: &'a [String], ignore: &'a Ignore) -> BoxFuture<'a, Result<ByteStream, FilesError>>;
+    /// Replaces every file of the server with a tar stream's (a restore); what was there stays if the stream
+    /// fails or `check` refuses once it has all been read.
+    fn replace_all<'a>(
+        &'a self,
+        tar: ByteStream,
+        budget: u64,
+        check: Box<dyn FnOnce() -> Result<(), String> + Send + 'a>,
+    ) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// Packs `paths` into the archive `to` (its format by name).
+    fn compress<'a>(
+        &'a self,
+        paths: &'a [String],
+        to: &'a str,
+        format: ArchiveFormat,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<(), FilesError>>;
+    /// Unpacks the archive `path` into the directory `to`, never past `budget` bytes.
+    fn extract<'a>(&'a self, path: &'a str, to: &'a str, budget: u64) -> BoxFuture<'a, Result<usize, FilesError>>;
+    fn search<'a>(&'a self, search: &'a Search) -> BoxFuture<'a, Result<SearchResults, FilesError>>;
+    /// The bytes the server's files take.
+    fn usage(&self) -> BoxFuture<'_, Result<u64, FilesError>>;
+}
