@@ -14,7 +14,7 @@ CREATE INDEX file_versions_path ON file_versions (server_id, path, saved_at);
 -- backups: one archive of a server's files in the backup store, under `object_key`. status: pending while it is
 -- taken; ok once the whole archive is stored with its size and sha256; failed with the reason in error. A backup
 -- whose row is gone has no object (the store is cleaned before the row goes). restoring: Unix seconds since a
--- restore from it began, while one runs.
+-- restore from it began, while one runs; restore_error: why the last restore from it failed.
 CREATE TABLE backups (
     id              TEXT PRIMARY KEY,
     server_id       TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
@@ -29,6 +29,7 @@ CREATE TABLE backups (
     locked          BIGINT NOT NULL DEFAULT 0,
     ignore_patterns TEXT NOT NULL DEFAULT '',
     schedule_id     TEXT,
-    restoring       BIGINT
+    restoring       BIGINT,
+    restore_error   TEXT
 );
 CREATE INDEX backups_server ON backups (server_id, created_at);

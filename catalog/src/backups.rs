@@ -61,6 +61,9 @@ pub struct Backup {
     /// A restore from it is under way.
     #[serde(default)]
     pub restoring: bool,
+    /// Why the last restore from it failed (the server's files were left as they were).
+    #[serde(default)]
+    pub restore_error: Option<String>,
 }
 
 /// `POST /api/servers/{id}/backups {name, ignore}`.

@@ -62,6 +62,7 @@ pub enum CleanupStep {
     Subscription,
     GameServer,
     Dns,
+    Backups,
 }
 
 impl fmt::Display for Notice {
@@ -121,6 +122,7 @@ impl fmt::Display for CleanupStep {
             CleanupStep::Subscription => "subscription not cancelled",
             CleanupStep::GameServer => "game server and data not removed",
             CleanupStep::Dns => "DNS records not removed",
+            CleanupStep::Backups => "backups not removed",
         })
     }
 }

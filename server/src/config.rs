@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::hosts::{AllowedHosts, url_host};
 use crate::auth::proxy::TrustedProxies;
+use crate::backups::store::BackupTarget;
 use crate::billing::stripe::StripeConfig;
 use crate::clock::Clock;
 use crate::console::ConsoleLimits;
@@ -49,6 +50,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("SPAWNPOINT_PAPER_API", "local.paper_api"),
     ("SPAWNPOINT_MOJANG_MANIFEST", "local.mojang_manifest"),
     ("SPAWNPOINT_STEAMCMD", "local.steamcmd"),
+    ("SPAWNPOINT_BACKUPS", "backups.store"),
+    ("AWS_ENDPOINT_URL", "backups.aws_endpoint_url"),
+    ("AWS_REGION", "backups.aws_region"),
+    ("AWS_ACCESS_KEY_ID", "backups.aws_access_key_id"),
+    ("AWS_SECRET_ACCESS_KEY", "backups.aws_secret_access_key"),
+    ("AWS_ALLOW_HTTP", "backups.aws_allow_http"),
     ("SPAWNPOINT_NAMESPACE", "agones.namespace"),
     ("SPAWNPOINT_PUBLIC_IP_LABEL", "agones.public_ip_label"),
     ("SPAWNPOINT_KUBE_API", "agones.kube_api"),
@@ -90,6 +97,9 @@ pub struct Settings {
     /// `SPAWNPOINT_BILLING`: `none` (servers are free within the quota, the default) or `stripe` (a monthly
     /// subscription per server; needs `SPAWNPOINT_PUBLIC_URL` for Stripe to send customers back to).
     pub billing: BillingMode,
+    /// `SPAWNPOINT_BACKUPS`: `file:///path` (default `<data dir>/backups`) or `s3://bucket/prefix` with
+    /// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`.
+    pub backups: BackupTarget,
     /// What only tests change.
     pub tuning: Tuning,
 }
@@ -352,6 +362,11 @@ impl Settings {
                 });
             }
         };
+        let backups = match lookup("SPAWNPOINT_BACKUPS") {
+            None => BackupTarget::DataDir,
+            Some(text) => BackupTarget::parse(&text, &lookup)
+                .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_BACKUPS", reason })?,
+        };
         let default_sources = Sources::default();
         let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
         let dns_repair_interval = seconds("SPAWNPOINT_DNS_REPAIR_INTERVAL", 300)?;
@@ -422,6 +437,7 @@ impl Settings {
             dns,
             billing,
             tuning: Tuning::default(),
+            backups,
             data_dir,
         })
     }

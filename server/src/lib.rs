@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod billing;
 pub mod clock;
 pub mod config;
@@ -34,6 +35,8 @@ use crate::auth::AuthService;
 use crate::auth::limit::Limits;
 use crate::auth::password::Hashing;
 use crate::auth::token::{Tokens, load_or_create_secret};
+use crate::backups::BackupService;
+use crate::backups::store::BackupStore;
 use crate::billing::Payments;
 use crate::billing::none::NoPayments;
 use crate::billing::stripe::Stripe;
@@ -122,6 +125,13 @@ impl Application {
             settings.tuning.clock.clone(),
         ));
         let files = Arc::new(FileService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone()));
+        let store = BackupStore::new(&settings.backups, &settings.data_dir)
+            .map_err(|reason| anyhow::anyhow!("while opening the backup store: {reason}"))?;
+        tracing::info!(store = %store.describe, "backups are kept in this store");
+        let store = Arc::new(store);
+        let backups =
+            Arc::new(BackupService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone(), store.clone()));
+        backups.recover().await.context("while marking unfinished backups failed")?;
         let subscriptions = Arc::new(Subscriptions::new(
             repo.clone(),
             catalog.clone(),
@@ -138,6 +148,7 @@ impl Application {
             driver: driver.clone(),
             dns,
             guard: guard.clone(),
+            backups: store,
         };
         let reconciler = Reconciler::new(clients, settings.reconciler.clone(), settings.tuning.restart_backoff);
         let consoles = Arc::new(Consoles::new(driver.clone(), events, settings.tuning.console));
@@ -147,6 +158,7 @@ impl Application {
             auth,
             servers,
             files,
+            backups,
             subscriptions,
             consoles,
             guard,
@@ -269,6 +281,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes::routes())
         .merge(servers::routes::routes())
         .merge(files::routes::routes())
+        .merge(backups::routes::routes())
         .merge(console::routes::routes())
         .merge(subscriptions::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {

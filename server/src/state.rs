@@ -8,6 +8,7 @@ use leptos::config::LeptosOptions;
 
 use crate::auth::AuthService;
 use crate::auth::hosts::AllowedHosts;
+use crate::backups::BackupService;
 use crate::console::Consoles;
 use crate::db::Db;
 use crate::files::FileService;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub servers: Arc<ServerService>,
     pub files: Arc<FileService>,
+    pub backups: Arc<BackupService>,
     pub subscriptions: Arc<Subscriptions>,
     pub consoles: Arc<Consoles>,
     /// What the reconciler refuses to delete for now, for `/ready`.

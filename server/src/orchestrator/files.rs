@@ -100,3 +100,45 @@ pub trait ServerFiles: Send + Sync {
     /// The bytes the server's files take.
     fn usage(&self) -> BoxFuture<'_, Result<u64, FilesError>>;
 }
+
+/// A blocking writer (a tar or zstd encoder on a blocking thread) whose bytes become an async stream, in pieces,
+/// as they are written; writing waits while the reader is behind, and fails once it has gone.
+pub struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+/// The size of the pieces a [`ChannelWriter`] sends.
+const PIECE: usize = 64 * 1024;
+
+impl ChannelWriter {
+    pub fn new() -> (Self, ByteStream) {
+        use futures_util::StreamExt as _;
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+        let stream = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed();
+        (Self { sender, buffer: Vec::with_capacity(PIECE) }, stream)
+    }
+
+    /// Ends the stream with `error`, so that whoever reads it knows it is not whole.
+    pub fn fail(&self, error: io::Error) {
+        let _ = self.sender.blocking_send(Err(error));
+    }
+}
+
+impl io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= PIECE {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(PIECE)));
+        self.sender.blocking_send(Ok(piece)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}

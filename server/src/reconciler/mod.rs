@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use self::guard::DeletionGuard;
 use self::memory::{DnsMemory, Memory, Notes, doubled};
 use self::queue::{Claim, Timers, WorkQueue};
+use crate::backups::store::BackupStore;
 use crate::billing::Payments;
 use crate::dns::Dns;
 use crate::orchestrator::{Observed, Orchestrator};
@@ -91,6 +92,8 @@ pub struct Clients {
     pub dns: Option<Arc<dyn Dns>>,
     /// The brake on deleting many orphans at once, which `/ready` reports.
     pub guard: Arc<DeletionGuard>,
+    /// Where servers' backups are, removed with them.
+    pub backups: Arc<BackupStore>,
 }
 
 /// What the reconciler works with: the rows, the outside systems and its memory of each server.
@@ -102,6 +105,7 @@ pub struct Reconciler {
     /// Who publishes servers' DNS names, if anyone.
     dns: Option<Arc<dyn Dns>>,
     payments: Arc<dyn Payments>,
+    backups: Arc<BackupStore>,
     config: ReconcilerConfig,
     /// The first wait before restarting a crashed game; retries of failed servers start at 15 times this.
     /// Both double with each further failure.
@@ -124,7 +128,7 @@ pub struct Reconciler {
 impl Reconciler {
     /// A reconciler over `clients`; `backoff` as in [`Reconciler`]'s field.
     pub fn new(clients: Clients, config: ReconcilerConfig, backoff: Duration) -> Arc<Self> {
-        let Clients { repo, subscriptions, catalog, driver, dns, guard } = clients;
+        let Clients { repo, subscriptions, catalog, driver, dns, guard, backups } = clients;
         let (queue, timers) = WorkQueue::new();
         let payments = subscriptions.payments().clone();
         Arc::new(Self {
@@ -134,6 +138,7 @@ impl Reconciler {
             driver,
             dns,
             payments,
+            backups,
             config,
             backoff,
             queue,

@@ -213,7 +213,7 @@ impl Reconciler {
     }
 
     /// Everything of a deleted server but its row: first what it has at the payment provider (so it is never
-    /// billed again, even if the rest takes a while), then the game server and its data, then its DNS records.
+    /// billed again, even if the rest takes a while), then the game server and its data, then its DNS records, then its backups.
     /// A failure names the step and carries the outside system's words.
     async fn clean_up(&self, row: &ServerRow) -> std::result::Result<(), (CleanupStep, String)> {
         let failed = |step| move |error: &dyn std::error::Error| (step, crate::error::chain(error));
@@ -226,6 +226,8 @@ impl Reconciler {
         if let Some(dns) = &self.dns {
             dns.remove(row.id.as_str(), &row.dns_ids).await.map_err(|e| failed(CleanupStep::Dns)(&e))?;
         }
+        // Their rows go with the server's.
+        self.backups.delete_all(row.id.as_str()).await.map_err(|e| failed(CleanupStep::Backups)(&e))?;
         Ok(())
     }
 

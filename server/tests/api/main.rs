@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod agones;
+mod backups;
 mod billing;
 mod cli;
 mod console;

@@ -6,22 +6,20 @@ use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use catalog::files::{
     ArchiveFormat, FileEntry, FileKind, Ignore, MAX_SEARCH_FILE_BYTES, MAX_SEARCH_HITS, SearchHit, SearchResults,
 };
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
-use tokio::sync::mpsc;
 
 use super::files::{Budget, Unpack, confined, create_nofollow, open_nofollow, size_of, unpack, unpack_tar};
 use super::isolation::as_game;
 use crate::orchestrator::BoxFuture;
-use crate::orchestrator::files::{ByteStream, FilesError, Incoming, Search, ServerFiles};
+use crate::orchestrator::files::{ByteStream, ChannelWriter, FilesError, Incoming, Search, ServerFiles};
 
 /// How long one search may take.
 const SEARCH_TIME: Duration = Duration::from_secs(5);
-/// The size of the pieces a packed tree is streamed in.
+/// The size of the pieces a file is read in.
 const CHUNK: usize = 64 * 1024;
 
 pub struct LocalFiles {
@@ -267,17 +265,15 @@ impl ServerFiles for LocalFiles {
             for (shown, path) in &roots {
                 path.symlink_metadata().map_err(missing(shown))?;
             }
-            let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(4);
+            let (mut writer, output) = ChannelWriter::new();
             let (data, ignore, user) = (self.data.clone(), ignore.clone(), self.user);
             // Not awaited: the tar is made while it is read, and stops if the reader goes away.
             tokio::spawn(as_game(user, move || {
-                let mut writer = ChannelWriter { sender: sender.clone(), buffer: Vec::with_capacity(CHUNK) };
-                let packed = pack_into(&mut writer, &data, &roots, &ignore).and_then(|()| writer.flush());
-                if let Err(error) = packed {
-                    let _ = sender.blocking_send(Err(error));
+                if let Err(error) = pack_into(&mut writer, &data, &roots, &ignore).and_then(|()| writer.flush()) {
+                    writer.fail(error);
                 }
             }));
-            Ok(tokio_stream_of(receiver))
+            Ok(output)
         })
     }
 
@@ -610,36 +606,10 @@ fn search_tree(data: &Path, search: &Search, deadline: Instant) -> SearchResults
     SearchResults { hits, truncated }
 }
 
-/// A blocking writer whose bytes go, in pieces, to an async stream.
-struct ChannelWriter {
-    sender: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-impl io::Write for ChannelWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let piece = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK)));
-        self.sender.blocking_send(Ok(piece)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
-    }
-}
-
-fn tokio_stream_of(mut receiver: mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
-    futures_util::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed()
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn files(dir: &Path) -> LocalFiles {
