@@ -86,7 +86,8 @@ setup_browser_tests() {
 }
 
 # The real game servers and clients the tests play against (server/tests/games/: flying-squid, mineflayer,
-# bedrock-protocol from npm; mcstatus from PyPI), and a JDK to build the test's server jar.
+# bedrock-protocol from npm; mcstatus from PyPI), moto's S3 server (PyPI) for the backups, and a JDK to build the
+# test's server jar.
 setup_game_peers() {
   local games="$REPO_ROOT/server/tests/games"
   if [ ! -d "$games/node_modules/flying-squid" ] || [ ! -d "$games/node_modules/bedrock-protocol" ]; then
@@ -103,6 +104,10 @@ setup_game_peers() {
   if ! python3 -c 'import mcstatus' 2>/dev/null; then
     log "installing mcstatus from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check 'mcstatus==14.2.0'
+  fi
+  if ! python3 -c 'import moto.server' 2>/dev/null; then
+    log "installing moto's S3 server from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
   fi
   if ! command -v javac >/dev/null || ! command -v jar >/dev/null; then
     log "installing a JDK (javac, jar)"

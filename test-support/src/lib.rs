@@ -1,8 +1,10 @@
 //! What several test crates share: where the third-party reference data is, and fakes of outside APIs (Cloudflare,
-//! Stripe, the game download services) that the production clients talk to over HTTP on loopback.
+//! Stripe, the game download services) that the production clients talk to over HTTP on loopback, and real
+//! peers that need starting (an S3 server).
 
 pub mod cloudflare;
 pub mod downloads;
+pub mod s3;
 pub mod stripe;
 
 use std::path::PathBuf;

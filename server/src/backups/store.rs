@@ -17,6 +17,10 @@ use crate::orchestrator::files::ByteStream;
 const PART: usize = 8 * 1024 * 1024;
 /// Parts uploaded at once.
 const PARTS_IN_FLIGHT: usize = 2;
+/// Tries of one request to a store that failed: a few, within half a minute, so that a store that is down
+/// fails the backup soon (it shows as failed, and can be taken again) rather than holding it for minutes.
+const RETRIES: usize = 3;
+const RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `SPAWNPOINT_BACKUPS` and what an S3 store needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,9 +144,15 @@ impl BackupStore {
                 })
             }
             BackupTarget::S3(s3) => {
+                let retry = object_store::RetryConfig {
+                    max_retries: RETRIES,
+                    retry_timeout: RETRY_WITHIN,
+                    ..Default::default()
+                };
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(&s3.bucket)
-                    .with_allow_http(s3.allow_http);
+                    .with_allow_http(s3.allow_http)
+                    .with_retry(retry);
                 if let Some(endpoint) = &s3.endpoint {
                     builder = builder.with_endpoint(endpoint);
                 }

@@ -30,7 +30,7 @@ games:
       command: sh
       args: ["-c", "echo \"world: $(cat world.txt 2>/dev/null || echo new)\"; echo ready now; while read line; do case \"$line\" in stop) exit 0;; save-off) echo 'Automatic saving is now disabled';; save-all) echo 'Saved the game';; save-on) echo 'Automatic saving is now enabled';; esac; done"]
       ready_line: ready now
-    plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 10Mi, price_cents: 1, backups: 2 }]
+    plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 32Mi, price_cents: 1, backups: 2 }]
 "#;
 
 pub async fn app(backend: Backend, adjust: impl FnOnce(&mut server::config::Settings)) -> (TestApp, tempfile::TempDir) {
@@ -92,6 +92,19 @@ pub async fn restored(app: &TestApp, token: &str, id: &str, backup: &str) -> Val
     let response = act_on(app, token, id, backup, "restore").await;
     assert_eq!(response.status(), 202);
     backup_until(app, token, id, backup, |b| b["restoring"] == false).await
+}
+
+/// `len` letters that do not compress much (xorshift): a world's worth of bytes that stays big in an archive.
+pub fn noise(len: usize) -> String {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect()
 }
 
 /// The names and contents of a `.tar.zst` archive's files.

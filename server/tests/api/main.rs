@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod agones;
 mod backups;
+mod backups_s3;
 mod billing;
 mod cli;
 mod console;
