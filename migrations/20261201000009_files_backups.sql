@@ -33,3 +33,25 @@ CREATE TABLE backups (
     restore_error   TEXT
 );
 CREATE INDEX backups_server ON backups (server_id, created_at);
+
+-- schedules: a server's cron schedule (read in `timezone`) and its tasks (a JSON array of {action, …,
+-- offset_s}); retention (JSON {keep_last, keep_daily, keep_weekly}) rotates the backups it takes. next_run_at is
+-- when it fires next; a runner claims a run by moving it on, so no two runners take the same one. running: Unix
+-- seconds since its run began, while one runs.
+CREATE TABLE schedules (
+    id               TEXT PRIMARY KEY,
+    server_id        TEXT NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    name             TEXT NOT NULL,
+    cron             TEXT NOT NULL,
+    timezone         TEXT NOT NULL,
+    enabled          BIGINT NOT NULL DEFAULT 1,
+    only_when_online BIGINT NOT NULL DEFAULT 0,
+    tasks            TEXT NOT NULL,
+    retention        TEXT NOT NULL DEFAULT '{}',
+    created_at       BIGINT NOT NULL,
+    last_run_at      BIGINT,
+    next_run_at      BIGINT,
+    last_result      TEXT,
+    running          BIGINT
+);
+CREATE INDEX schedules_due ON schedules (next_run_at);

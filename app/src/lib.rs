@@ -4,12 +4,14 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backups;
 pub mod billing;
 pub mod catalog_page;
 pub mod console;
 #[cfg(feature = "ssr")]
 pub mod context;
 pub mod error;
+pub mod files;
 pub mod servers;
 
 use leptos::prelude::*;
@@ -19,8 +21,10 @@ use leptos_router::{SsrMode, path};
 
 use crate::admin::AdminPage;
 use crate::auth::{AccountNav, AccountPage, Auth, SignInPage, SignUpPage};
+use crate::backups::BackupsPage;
 use crate::billing::BillingPage;
 use crate::catalog_page::CatalogPage;
+use crate::files::FilesPage;
 use crate::servers::{ServerPage, ServersPage};
 
 /// The HTML document around the app, rendered on the server only.
@@ -79,6 +83,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin") view=AdminPage ssr=SsrMode::Async />
                     <Route path=path!("/servers") view=ServersPage ssr=SsrMode::Async />
                     <Route path=path!("/servers/:id") view=ServerPage ssr=SsrMode::Async />
+                    <Route path=path!("/servers/:id/files") view=FilesPage ssr=SsrMode::Async />
+                    <Route path=path!("/servers/:id/backups") view=BackupsPage ssr=SsrMode::Async />
                     <Route path=path!("/billing") view=BillingPage ssr=SsrMode::Async />
                 </Routes>
             </main>

@@ -511,6 +511,10 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                             <dt>"Id"</dt>
                             <dd><code>{server.id.to_string()}</code></dd>
                         </dl>
+                        <nav class="server-tabs">
+                            <a href=format!("/servers/{}/files", server.id)>"Files"</a>
+                            <a href=format!("/servers/{}/backups", server.id)>"Backups"</a>
+                        </nav>
                     </section>
                 }
                     .into_any()

@@ -94,3 +94,109 @@ pub fn check_name(field: &'static str, name: &str) -> Result<String, crate::acco
         None => Ok(name.to_owned()),
     }
 }
+
+/// What one task of a schedule does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum TaskAction {
+    /// `start`, `stop` or `restart`.
+    Power { power: String },
+    /// A line typed on the game's console.
+    Command { command: String },
+    /// A backup (kept within the schedule's retention).
+    Backup {
+        #[serde(default)]
+        ignore: String,
+    },
+}
+
+/// A schedule's task, run `offset_s` seconds after the one before it (the first: after the schedule fires).
+/// (Unknown fields cannot be refused here: serde does not check them through a flattened enum.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    #[serde(flatten)]
+    pub action: TaskAction,
+    #[serde(default)]
+    pub offset_s: u32,
+}
+
+/// Which of a schedule's backups are kept (grandfather-father-son): the last `keep_last`, and the newest of each
+/// of the last `keep_daily` days and `keep_weekly` weeks. Locked backups are never rotated; a schedule with no
+/// retention keeps what the plan allows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default)]
+    pub keep_last: u32,
+    #[serde(default)]
+    pub keep_daily: u32,
+    #[serde(default)]
+    pub keep_weekly: u32,
+}
+
+/// Longest wait between two tasks (a day).
+pub const MAX_OFFSET_S: u32 = 86_400;
+/// Most tasks in one schedule.
+pub const MAX_TASKS: usize = 20;
+
+/// A server's schedule, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub id: String,
+    pub server_id: ServerId,
+    pub name: String,
+    /// `minute hour day-of-month month day-of-week`, or `@daily` and the like.
+    pub cron: String,
+    /// The IANA time zone the cron expression is read in (`Europe/Berlin`).
+    pub timezone: String,
+    pub enabled: bool,
+    /// Runs only while the server is running (a run that finds it otherwise is skipped, and says so).
+    pub only_when_online: bool,
+    pub tasks: Vec<Task>,
+    pub retention: Retention,
+    /// Unix seconds.
+    pub last_run_at: Option<i64>,
+    pub next_run_at: Option<i64>,
+    /// How the last run went: `None` while none has run; `ok`, or why it failed or was skipped.
+    pub last_result: Option<String>,
+    pub running: bool,
+}
+
+/// `POST /api/servers/{id}/schedules` and, every field optional, `PATCH …/schedules/{sid}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleChange {
+    pub name: Option<String>,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub enabled: Option<bool>,
+    pub only_when_online: Option<bool>,
+    pub tasks: Option<Vec<Task>>,
+    pub retention: Option<Retention>,
+}
+
+impl Task {
+    /// Whether the task can run: else the field at fault (`tasks[2].command`) and why.
+    pub fn check(&self, index: usize) -> Result<(), (String, String)> {
+        let problem = match &self.action {
+            TaskAction::Power { power } if !["start", "stop", "restart"].contains(&power.as_str()) => {
+                Some(("power", "must be start, stop or restart".to_owned()))
+            }
+            TaskAction::Command { command } if command.trim().is_empty() || command.len() > 1000 => {
+                Some(("command", "must be 1 to 1000 characters".to_owned()))
+            }
+            TaskAction::Command { command } if command.chars().any(char::is_control) => {
+                Some(("command", "must be one line of text".to_owned()))
+            }
+            TaskAction::Backup { ignore } if crate::files::Ignore::parse(ignore).is_err() => {
+                Some(("ignore", "is not a list of ignore patterns".to_owned()))
+            }
+            _ if self.offset_s > MAX_OFFSET_S => Some(("offset_s", format!("must be at most {MAX_OFFSET_S} seconds"))),
+            _ => None,
+        };
+        match problem {
+            Some((name, message)) => Err((format!("tasks[{index}].{name}"), message)),
+            None => Ok(()),
+        }
+    }
+}

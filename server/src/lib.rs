@@ -13,6 +13,7 @@ pub mod error;
 pub mod files;
 pub mod orchestrator;
 pub mod reconciler;
+pub mod schedules;
 pub mod servers;
 pub mod state;
 pub mod subscriptions;
@@ -51,6 +52,7 @@ use crate::orchestrator::agones::AgonesDriver;
 use crate::orchestrator::local::LocalDriver;
 use crate::reconciler::guard::DeletionGuard;
 use crate::reconciler::{Clients, Reconciler};
+use crate::schedules::ScheduleService;
 use crate::servers::ServerService;
 use crate::servers::events::EventBus;
 use crate::servers::repo::ServerRepo;
@@ -132,6 +134,7 @@ impl Application {
         let backups =
             Arc::new(BackupService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone(), store.clone()));
         backups.recover().await.context("while marking unfinished backups failed")?;
+        let schedules = Arc::new(ScheduleService::new(servers.clone(), auth.clone(), backups.clone(), db.clone()));
         let subscriptions = Arc::new(Subscriptions::new(
             repo.clone(),
             catalog.clone(),
@@ -159,6 +162,7 @@ impl Application {
             servers,
             files,
             backups,
+            schedules,
             subscriptions,
             consoles,
             guard,
@@ -192,11 +196,13 @@ impl Application {
     /// do not outlive Spawnpoint (the local ones, which start again with it).
     pub async fn serve_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         self.reconciler.start();
+        let schedules = self.state.schedules.clone().start();
         // Connect info gives the rate limiter each client's address.
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(signal)
             .await
             .context("while serving");
+        schedules.abort();
         self.reconciler.stop().await;
         self.driver.shutdown().await;
         served
@@ -270,7 +276,11 @@ pub fn router(state: AppState) -> Router {
     let (catalog, accounts) = (state.catalog.clone(), state.auth.clone() as Arc<dyn Accounts>);
     let servers = state.servers.clone() as Arc<dyn Servers>;
     let billing = state.subscriptions.clone() as Arc<dyn BillingPages>;
+    let files = state.files.clone() as Arc<dyn app::files::ssr::Files>;
+    let backups = Arc::new(backups::BackupsPage(state.backups.clone())) as Arc<dyn app::backups::ssr::BackupsPage>;
     let app_context = move || {
+        provide_context(files.clone());
+        provide_context(backups.clone());
         provide_context(catalog.clone());
         provide_context(accounts.clone());
         provide_context(servers.clone());
@@ -282,6 +292,7 @@ pub fn router(state: AppState) -> Router {
         .merge(servers::routes::routes())
         .merge(files::routes::routes())
         .merge(backups::routes::routes())
+        .merge(schedules::routes::routes())
         .merge(console::routes::routes())
         .merge(subscriptions::routes::routes())
         .leptos_routes_with_context(&state, routes, app_context, {

@@ -13,6 +13,7 @@ use crate::console::Consoles;
 use crate::db::Db;
 use crate::files::FileService;
 use crate::reconciler::guard::DeletionGuard;
+use crate::schedules::ScheduleService;
 use crate::servers::ServerService;
 use crate::subscriptions::Subscriptions;
 
@@ -24,6 +25,7 @@ pub struct AppState {
     pub servers: Arc<ServerService>,
     pub files: Arc<FileService>,
     pub backups: Arc<BackupService>,
+    pub schedules: Arc<ScheduleService>,
     pub subscriptions: Arc<Subscriptions>,
     pub consoles: Arc<Consoles>,
     /// What the reconciler refuses to delete for now, for `/ready`.

@@ -216,6 +216,16 @@ impl AuthService {
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
+    /// A user by id, whatever their sessions (scheduled tasks act as a server's owner).
+    pub async fn user(&self, id: &catalog::UserId) -> Result<Option<User>, AppError> {
+        let row = sqlx::query("SELECT id, email, role, created_at FROM users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(|source| Error::new("reading a user", source))?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
     /// Revokes a session: its token is refused from now on, wherever it is presented.
     pub async fn sign_out(&self, session: &Session) -> Result<(), AppError> {
         sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

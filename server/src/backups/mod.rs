@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use app::error::AppError;
 use catalog::account::User;
-use catalog::backups::{Backup, BackupStatus, NewBackup, check_name};
+use catalog::backups::{Backup, BackupStatus, NewBackup, Retention, check_name};
 use catalog::files::Ignore;
 use catalog::{Action, Catalog, ServerId, ServerStatus};
 use futures_util::StreamExt as _;
@@ -310,6 +310,46 @@ impl BackupService {
         self.get(user, id, backup).await
     }
 
+    /// The backup once it is no longer pending, if that happens within `timeout`.
+    pub async fn wait(&self, id: &ServerId, backup: &str, timeout: Duration) -> Option<Backup> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.repo.get(id, backup).await {
+                Ok(Some(row)) if row.backup.status != BackupStatus::Pending => return Some(row.backup),
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Ok(None) => return None,
+                Err(error) => {
+                    log_cause(&error);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Keeps what `retention` says of a schedule's whole, unlocked backups and deletes the rest
+    /// (grandfather-father-son: the last few, the newest of each recent day and of each recent week, by UTC
+    /// calendar). A retention of all zeros keeps everything (the plan's count still holds).
+    pub async fn rotate(&self, id: &ServerId, schedule: &str, retention: &Retention) -> Result<(), AppError> {
+        if *retention == Retention::default() {
+            return Ok(());
+        }
+        let rows = self.repo.list(id).await.map_err(internal)?;
+        let ours: Vec<&BackupRow> = rows
+            .iter()
+            .filter(|row| row.backup.schedule_id.as_deref() == Some(schedule) && row.backup.status == BackupStatus::Ok)
+            .collect();
+        let created: Vec<i64> = ours.iter().map(|row| row.backup.created_at).collect();
+        let kept = retained(&created, retention);
+        for (index, row) in ours.iter().enumerate() {
+            if !kept.contains(&index) && !row.backup.locked && !row.backup.restoring {
+                self.remove(row).await?;
+                tracing::info!(server = %id, backup = %row.backup.id, schedule, "backup rotated out by its schedule");
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a backup and its archive; a locked one, or one in use, is refused.
     pub async fn delete(&self, user: &User, id: &ServerId, backup: &str) -> Result<(), AppError> {
         let row = self.row(user, id, backup).await?;
@@ -332,6 +372,26 @@ impl BackupService {
         self.repo.delete(id, &row.backup.id).await.map_err(internal)?;
         Ok(())
     }
+}
+
+/// Which of backups taken at `created` (Unix seconds, newest first) a retention keeps, by index.
+fn retained(created: &[i64], retention: &Retention) -> std::collections::BTreeSet<usize> {
+    let mut kept: std::collections::BTreeSet<usize> = (0..created.len().min(retention.keep_last as usize)).collect();
+    for (period, count) in [(86_400, retention.keep_daily), (7 * 86_400, retention.keep_weekly)] {
+        let mut seen = Vec::new();
+        for (index, at) in created.iter().enumerate() {
+            // Weeks from a Monday (the epoch was a Thursday).
+            let bucket = (at + if period == 86_400 { 0 } else { 3 * 86_400 }).div_euclid(period);
+            if !seen.contains(&bucket) {
+                if seen.len() == count as usize {
+                    break;
+                }
+                seen.push(bucket);
+                kept.insert(index);
+            }
+        }
+    }
+    kept
 }
 
 /// zstd-compresses a stream on a blocking thread, as it is read.
@@ -391,4 +451,69 @@ fn store_words(id: &ServerId, error: &StoreError) -> String {
 fn internal(error: impl std::error::Error) -> AppError {
     log_cause(&error);
     AppError::Internal
+}
+
+/// The backups page's server functions (on a shared service: a backup or restore runs on after the call).
+pub struct BackupsPage(pub Arc<BackupService>);
+
+impl app::backups::ssr::BackupsPage for BackupsPage {
+    fn list<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+    ) -> app::context::BoxFuture<'a, Result<Vec<Backup>, AppError>> {
+        Box::pin(self.0.list(user, id))
+    }
+
+    fn create<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        name: String,
+        ignore: String,
+    ) -> app::context::BoxFuture<'a, Result<Backup, AppError>> {
+        Box::pin(async move { self.0.create(user, id, &NewBackup { name, ignore }, None).await })
+    }
+
+    fn act<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        backup: &'a str,
+        action: &'a str,
+    ) -> app::context::BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            match action {
+                "restore" => self.0.restore(user, id, backup).await.map(|_| ()),
+                "lock" => self.0.set_locked(user, id, backup, true).await.map(|_| ()),
+                "unlock" => self.0.set_locked(user, id, backup, false).await.map(|_| ()),
+                "delete" => self.0.delete(user, id, backup).await,
+                other => Err(AppError::invalid("action", format!("`{other}` is not a backup action"))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_last_the_dailies_and_the_weeklies() {
+        const DAY: i64 = 86_400;
+        // Newest first: two today, one each of the six days before, then one a week further back.
+        let now = 1_796_083_200; // a Tuesday, 00:00 UTC
+        let mut created = vec![now + 3600, now + 60];
+        created.extend((1..=6).map(|d| now - d * DAY));
+        created.push(now - 14 * DAY);
+        let keep = |last, daily, weekly| {
+            retained(&created, &Retention { keep_last: last, keep_daily: daily, keep_weekly: weekly })
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keep(2, 0, 0), [0, 1]);
+        assert_eq!(keep(0, 3, 0), [0, 2, 3], "the newest of each of the last three days");
+        assert_eq!(keep(1, 0, 3), [0, 3, 8], "the newest of each of three weeks (this one began on Monday)");
+        assert_eq!(keep(0, 0, 0), Vec::<usize>::new());
+    }
 }

@@ -11,11 +11,12 @@ pub mod versions;
 
 use std::sync::Arc;
 
+use app::context::BoxFuture;
 use app::error::AppError;
 use catalog::account::User;
 use catalog::files::{
-    ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, Ignore, MAX_PAGE, MAX_QUERY_LEN, MAX_VERSION_BYTES,
-    SearchResults, clean_path, sort_entries,
+    ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, Ignore, MAX_EDIT_BYTES, MAX_PAGE, MAX_QUERY_LEN,
+    MAX_VERSION_BYTES, SearchResults, clean_path, sort_entries,
 };
 use catalog::{Catalog, ServerId, ServerStatus};
 use futures_util::StreamExt as _;
@@ -347,4 +348,88 @@ fn internal(error: impl std::error::Error) -> AppError {
 /// A path from the request, plain, or 400 naming `field`.
 pub fn path_field(field: &str, path: &str) -> Result<String, AppError> {
     clean_path(path).map_err(|message| AppError::BadRequest { field: field.to_owned(), message })
+}
+
+/// The file manager page's server functions.
+impl app::files::ssr::Files for FileService {
+    fn list<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        dir: &'a str,
+    ) -> BoxFuture<'a, Result<FileListing, AppError>> {
+        Box::pin(self.list(user, id, dir, 0, MAX_PAGE))
+    }
+
+    fn read_text<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<String, AppError>> {
+        Box::pin(async move {
+            let Download::File { entry, mut body } = self.download(user, id, path).await? else {
+                return Err(AppError::invalid("path", format!("`{path}` is a directory")));
+            };
+            if entry.size > MAX_EDIT_BYTES {
+                return Err(AppError::invalid("path", "the file is too big to edit here; download it instead"));
+            }
+            let mut bytes = Vec::new();
+            while let Some(piece) = body.next().await {
+                bytes.extend_from_slice(&piece.map_err(|e| internal(FilesError::io("reading the file")(e)))?);
+            }
+            String::from_utf8(bytes).map_err(|_| AppError::invalid("path", "the file is not text; download it instead"))
+        })
+    }
+
+    fn save_text<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        path: &'a str,
+        text: String,
+    ) -> BoxFuture<'a, Result<FileEntry, AppError>> {
+        Box::pin(async move {
+            let body = futures_util::stream::iter([Ok(bytes::Bytes::from(text))]).boxed();
+            self.save(user, id, path, body).await
+        })
+    }
+
+    fn change<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        change: &'a str,
+        path: &'a str,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            match change {
+                "mkdir" => self.mkdir(user, id, path).await,
+                "rename" => self.rename(user, id, path, to).await,
+                "delete" => self.delete(user, id, &[path.to_owned()]).await,
+                "extract" => self.extract(user, id, path, to).await.map(|_| ()),
+                other => Err(AppError::invalid("change", format!("`{other}` is not a change of files"))),
+            }
+        })
+    }
+
+    fn versions<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<FileVersion>, AppError>> {
+        Box::pin(self.versions(user, id, path))
+    }
+
+    fn restore_version<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        path: &'a str,
+        version: &'a str,
+    ) -> BoxFuture<'a, Result<FileEntry, AppError>> {
+        Box::pin(self.restore_version(user, id, path, version))
+    }
 }

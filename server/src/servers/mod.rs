@@ -115,6 +115,12 @@ impl ServerService {
         Ok(row)
     }
 
+    /// Who owns the server (scheduled tasks act as them).
+    pub(crate) async fn owner_of(&self, id: &ServerId) -> Result<catalog::UserId, AppError> {
+        let row = self.repo.get(id).await.map_err(Error::from)?;
+        row.map(|row| row.user_id).ok_or_else(|| AppError::NotFound(format!("server `{id}` does not exist")))
+    }
+
     /// The last `tail` lines of the server's output, for its owner or an administrator.
     pub async fn logs(&self, user: &User, id: &ServerId, tail: usize) -> Result<Vec<String>, AppError> {
         if !(1..=MAX_LOG_TAIL).contains(&tail) {

@@ -20,6 +20,7 @@ mod local_games;
 mod manifests;
 mod pages;
 mod real_games;
+mod schedules;
 mod schema;
 mod security;
 mod servers;

@@ -1,0 +1,562 @@
+//! The file manager page (`/servers/:id/files`): a server's files listed directory by directory, text files
+//! edited in the browser (earlier versions kept and restorable), uploads with a progress bar (drag and drop or
+//! the file picker, many at once, streamed to the server), downloads, new folders, renames, deletes and archive
+//! extraction.
+//!
+//! Everything but uploads and downloads goes through server functions; uploads go to the REST route
+//! (`POST /api/servers/{id}/files/upload`) from the browser directly, so they stream with a progress bar, and
+//! downloads are plain links to `…/files/download`.
+
+use catalog::ServerId;
+use catalog::files::{ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, language_of};
+use leptos::prelude::*;
+use leptos_router::components::A;
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+
+use crate::auth::RequireUser;
+use crate::error::AppError;
+
+#[server(prefix = "/rpc", endpoint = "list_files")]
+pub async fn list_files(id: ServerId, path: String) -> Result<FileListing, AppError> {
+    ssr::with_files(move |files, user| async move { files.list(&user, &id, &path).await }).await
+}
+
+/// A text file's content, for the editor (at most [`catalog::files::MAX_EDIT_BYTES`], UTF-8).
+#[server(prefix = "/rpc", endpoint = "read_text")]
+pub async fn read_text(id: ServerId, path: String) -> Result<String, AppError> {
+    ssr::with_files(move |files, user| async move { files.read_text(&user, &id, &path).await }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "save_text")]
+pub async fn save_text(id: ServerId, path: String, text: String) -> Result<FileEntry, AppError> {
+    ssr::with_files(move |files, user| async move { files.save_text(&user, &id, &path, text).await }).await
+}
+
+/// One change to the files: `mkdir` (path), `rename` (path → to), `delete` (path), `extract` (path → to).
+#[server(prefix = "/rpc", endpoint = "change_files")]
+pub async fn change_files(
+    id: ServerId,
+    change: String,
+    path: String,
+    #[server(default)] to: String,
+) -> Result<(), AppError> {
+    ssr::with_files(move |files, user| async move { files.change(&user, &id, &change, &path, &to).await }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "file_versions")]
+pub async fn file_versions(id: ServerId, path: String) -> Result<Vec<FileVersion>, AppError> {
+    ssr::with_files(move |files, user| async move { files.versions(&user, &id, &path).await }).await
+}
+
+#[server(prefix = "/rpc", endpoint = "restore_file_version")]
+pub async fn restore_file_version(id: ServerId, path: String, version: String) -> Result<FileEntry, AppError> {
+    ssr::with_files(move |files, user| async move { files.restore_version(&user, &id, &path, &version).await }).await
+}
+
+#[component]
+pub fn FilesPage() -> impl IntoView {
+    fn render(_: catalog::account::User) -> AnyView {
+        view! { <FileManager /> }.into_any()
+    }
+    view! { <RequireUser render /> }
+}
+
+/// `a/b` + `c` → `a/b/c`.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") }
+}
+
+fn parent(path: &str) -> String {
+    path.rsplit_once('/').map(|(parent, _)| parent.to_owned()).unwrap_or_default()
+}
+
+fn size_text(bytes: u64) -> String {
+    catalog::ByteSize::parse(&bytes.to_string()).map_or_else(|_| format!("{bytes} B"), |size| size.to_string())
+}
+
+#[component]
+fn FileManager() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let id = Memo::new(move |_| ServerId::new(params.read().get("id").unwrap_or_default()));
+    let dir = Memo::new(move |_| query.read().get("path").unwrap_or_default());
+    let editing = Memo::new(move |_| query.read().get("edit"));
+    // Bumped after every change, so the listing is read again.
+    let changed = RwSignal::new(0u32);
+    let listing = Resource::new(move || (id.get(), dir.get(), changed.get()), |(id, dir, _)| list_files(id, dir));
+    let message = RwSignal::new(None::<Result<String, String>>);
+    let change = Action::new(move |(change, path, to): &(String, String, String)| {
+        let (change, path, to) = (change.clone(), path.clone(), to.clone());
+        async move {
+            let done = change_files(id.get_untracked(), change.clone(), path.clone(), to).await;
+            message.set(Some(done.map(|()| format!("Done: {change} {path}")).map_err(|e| e.to_string())));
+            changed.update(|n| *n += 1);
+        }
+    });
+    let new_folder = RwSignal::new(String::new());
+    let files_href = move |path: &str| format!("/servers/{}/files?path={}", id.get(), urlencoding::encode(path));
+
+    view! {
+        <section class="files">
+            <p class="crumbs">
+                <A href="/servers">"My servers"</A>
+                " / "
+                <a href=move || format!("/servers/{}", id.get())>"Server"</a>
+                " / "
+                <a href=move || files_href("")>"Files"</a>
+                {move || {
+                    let dir = dir.get();
+                    let mut shown = String::new();
+                    dir.split('/')
+                        .filter(|part| !part.is_empty())
+                        .map(|part| {
+                            shown = join(&shown, part);
+                            let href = files_href(&shown);
+                            view! { " / " <a href=href>{part.to_owned()}</a> }
+                        })
+                        .collect_view()
+                }}
+            </p>
+            <h1>"Files"</h1>
+            {move || match editing.get() {
+                Some(path) => view! { <Editor id=id.get() path /> }.into_any(),
+                None => {
+                    view! {
+                        <div class="file-tools">
+                            <form on:submit=move |event| {
+                                event.prevent_default();
+                                let name = new_folder.get_untracked();
+                                if !name.trim().is_empty() {
+                                    change.dispatch(("mkdir".into(), join(&dir.get_untracked(), name.trim()), String::new()));
+                                    new_folder.set(String::new());
+                                }
+                            }>
+                                <input
+                                    name="folder"
+                                    placeholder="New folder name"
+                                    aria-label="New folder name"
+                                    prop:value=move || new_folder.get()
+                                    on:input=move |event| new_folder.set(event_target_value(&event))
+                                />
+                                <button type="submit">"New folder"</button>
+                            </form>
+                            <Upload id=id dir=dir changed />
+                        </div>
+                        {move || message.get().map(|outcome| match outcome {
+                            Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
+                            Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
+                        })}
+                        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                            {move || Suspend::new(async move {
+                                match listing.await {
+                                    Ok(listing) => view! { <Listing listing id=id.get_untracked() change /> }.into_any(),
+                                    Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+                                }
+                            })}
+                        </Suspense>
+                    }
+                        .into_any()
+                }
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, String), ()>) -> impl IntoView {
+    let dir = listing.path.clone();
+    let renaming = RwSignal::new(None::<String>);
+    let new_name = RwSignal::new(String::new());
+    let rows = listing
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let path = join(&dir, &entry.name);
+            let id = id.clone();
+            let open = match entry.kind {
+                FileKind::Dir => format!("/servers/{id}/files?path={}", urlencoding::encode(&path)),
+                _ => format!("/servers/{id}/files?path={}&edit={}", urlencoding::encode(&dir), urlencoding::encode(&path)),
+            };
+            let download = format!("/api/servers/{id}/files/download?path={}", urlencoding::encode(&path));
+            let kind = match entry.kind {
+                FileKind::Dir => "folder",
+                FileKind::File => "file",
+                FileKind::Symlink => "link",
+            };
+            let size = if entry.kind == FileKind::File { size_text(entry.size) } else { String::new() };
+            let archive = entry.kind == FileKind::File && ArchiveFormat::of(&entry.name).is_some();
+            let editable = entry.kind != FileKind::Symlink;
+            let (for_rename, for_delete, for_extract, for_check) = (path.clone(), path.clone(), path.clone(), path.clone());
+            let extract_to = parent(&path);
+            view! {
+                <tr data-name=entry.name.clone()>
+                    <td class="kind">{kind}</td>
+                    <td class="name">
+                        {if editable {
+                            view! { <a href=open>{entry.name.clone()}</a> }.into_any()
+                        } else {
+                            view! { <span>{entry.name.clone()}</span> }.into_any()
+                        }}
+                        <Show when=move || renaming.get().as_deref() == Some(for_check.as_str())>
+                            {
+                                let from = for_rename.clone();
+                                view! {
+                                    <form class="rename" on:submit=move |event| {
+                                        event.prevent_default();
+                                        let to = join(&parent(&from), new_name.get_untracked().trim());
+                                        change.dispatch(("rename".into(), from.clone(), to));
+                                        renaming.set(None);
+                                    }>
+                                        <input
+                                            aria-label="New name"
+                                            prop:value=move || new_name.get()
+                                            on:input=move |event| new_name.set(event_target_value(&event))
+                                        />
+                                        <button type="submit">"OK"</button>
+                                    </form>
+                                }
+                            }
+                        </Show>
+                    </td>
+                    <td class="size">{size}</td>
+                    <td class="actions">
+                        {(entry.kind != FileKind::Symlink).then(|| view! { <a href=download.clone() download="">"Download"</a> })}
+                        <button type="button" on:click={
+                            let (path, name) = (path.clone(), entry.name.clone());
+                            move |_| {
+                                new_name.set(name.clone());
+                                renaming.set(Some(path.clone()));
+                            }
+                        }>"Rename"</button>
+                        {archive.then(|| {
+                            let (path, to) = (for_extract.clone(), extract_to.clone());
+                            view! {
+                                <button type="button" on:click=move |_| {
+                                    change.dispatch(("extract".into(), path.clone(), to.clone()));
+                                }>"Extract"</button>
+                            }
+                        })}
+                        <button type="button" class="danger" on:click=move |_| {
+                            change.dispatch(("delete".into(), for_delete.clone(), String::new()));
+                        }>"Delete"</button>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <p class="hint">{format!("{} entries", listing.total)}</p>
+        <table class="file-list">
+            <thead>
+                <tr><th>"Kind"</th><th>"Name"</th><th>"Size"</th><th>""</th></tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+}
+
+/// Uploads chosen or dropped files into the directory shown, with one progress bar for the lot.
+#[component]
+fn Upload(id: Memo<ServerId>, dir: Memo<String>, changed: RwSignal<u32>) -> impl IntoView {
+    let progress = RwSignal::new(None::<(f64, f64)>);
+    let outcome = RwSignal::new(None::<Result<String, String>>);
+    #[cfg(feature = "hydrate")]
+    let send = move |files: web_sys::FileList| {
+        browser::upload(&id.get_untracked(), &dir.get_untracked(), &files, progress, outcome, changed);
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (id, dir, changed);
+    view! {
+        <div
+            class="upload"
+            on:dragover=move |event| event.prevent_default()
+            on:drop=move |event| {
+                event.prevent_default();
+                #[cfg(feature = "hydrate")]
+                if let Some(files) = event.data_transfer().and_then(|data| data.files()) {
+                    send(files);
+                }
+            }
+        >
+            <label>
+                "Upload files (or drop them here): "
+                <input
+                    type="file"
+                    name="upload"
+                    multiple
+                    on:change=move |event| {
+                        #[cfg(feature = "hydrate")]
+                        {
+                            use wasm_bindgen::JsCast as _;
+                            let input = event.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok());
+                            if let Some(files) = input.as_ref().and_then(|input| input.files()) {
+                                send(files);
+                            }
+                        }
+                        #[cfg(not(feature = "hydrate"))]
+                        let _ = event;
+                    }
+                />
+            </label>
+            {move || progress.get().map(|(done, total)| view! {
+                <progress class="upload-progress" value=done.to_string() max=total.to_string() aria-label="Upload progress"></progress>
+            })}
+            {move || outcome.get().map(|outcome| match outcome {
+                Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
+                Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
+            })}
+        </div>
+    }
+}
+
+/// The text editor: line numbers beside the text, the file's kind for its highlighting, and the earlier
+/// versions kept of it.
+#[component]
+fn Editor(id: ServerId, path: String) -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let loaded = Resource::new(
+        {
+            let (id, path) = (id.clone(), path.clone());
+            move || (id.clone(), path.clone())
+        },
+        |(id, path)| read_text(id, path),
+    );
+    let saves = RwSignal::new(0u32);
+    let versions = Resource::new(
+        {
+            let (id, path) = (id.clone(), path.clone());
+            move || (id.clone(), path.clone(), saves.get())
+        },
+        |(id, path, _)| file_versions(id, path),
+    );
+    let outcome = RwSignal::new(None::<Result<String, String>>);
+    let save = Action::new({
+        let (id, path) = (id.clone(), path.clone());
+        move |_: &()| {
+            let (id, path, content) = (id.clone(), path.clone(), text.get_untracked());
+            async move {
+                let saved = save_text(id, path, content).await;
+                outcome.set(Some(
+                    saved.map(|entry| format!("Saved ({})", size_text(entry.size))).map_err(|e| e.to_string()),
+                ));
+                saves.update(|n| *n += 1);
+            }
+        }
+    });
+    let restore = Action::new({
+        let (id, path) = (id.clone(), path.clone());
+        move |version: &String| {
+            let (id, path, version) = (id.clone(), path.clone(), version.clone());
+            async move {
+                match restore_file_version(id.clone(), path.clone(), version).await {
+                    Ok(_) => {
+                        if let Ok(content) = read_text(id, path).await {
+                            text.set(content);
+                        }
+                        outcome.set(Some(Ok("Restored the earlier version".into())));
+                    }
+                    Err(error) => outcome.set(Some(Err(error.to_string()))),
+                }
+                saves.update(|n| *n += 1);
+            }
+        }
+    });
+    let language = language_of(&path).unwrap_or("text");
+    let lines = move || (1..=text.read().lines().count().max(1)).map(|n| format!("{n}\n")).collect::<String>();
+    let back = {
+        let navigate = use_navigate();
+        let (id, dir) = (id.clone(), parent(&path));
+        move |_| navigate(&format!("/servers/{id}/files?path={}", urlencoding::encode(&dir)), Default::default())
+    };
+    view! {
+        <div class="editor">
+            <p>
+                <code class="editing">{path.clone()}</code>
+                <span class="language">{language}</span>
+            </p>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match loaded.await {
+                        Ok(content) => {
+                            text.set(content);
+                            ().into_any()
+                        }
+                        Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <div class="code">
+                <pre class="gutter" aria-hidden="true">{lines}</pre>
+                <textarea
+                    name="content"
+                    aria-label="File content"
+                    spellcheck="false"
+                    prop:value=move || text.get()
+                    on:input=move |event| text.set(event_target_value(&event))
+                ></textarea>
+            </div>
+            <button type="button" class="primary" on:click=move |_| { save.dispatch(()); }>"Save"</button>
+            <button type="button" on:click=back>"Close"</button>
+            {move || outcome.get().map(|outcome| match outcome {
+                Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
+                Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
+            })}
+            <h2>"Earlier versions"</h2>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let versions = versions.await.unwrap_or_default();
+                    if versions.is_empty() {
+                        return view! { <p class="hint">"None yet: saving here keeps what the file held before."</p> }.into_any();
+                    }
+                    versions
+                        .into_iter()
+                        .map(|version| {
+                            let id = version.id.clone();
+                            view! {
+                                <p class="version">
+                                    {format!("Saved over at {} ({})", version.saved_at, size_text(version.size))}
+                                    " "
+                                    <button type="button" on:click=move |_| { restore.dispatch(id.clone()); }>"Restore"</button>
+                                </p>
+                            }
+                        })
+                        .collect_view()
+                        .into_any()
+                })}
+            </Suspense>
+        </div>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod browser {
+    use catalog::ServerId;
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast as _;
+    use wasm_bindgen::closure::Closure;
+
+    /// Sends the files with an `XMLHttpRequest`, whose upload events drive the progress bar (fetch has none).
+    pub fn upload(
+        id: &ServerId,
+        dir: &str,
+        files: &web_sys::FileList,
+        progress: RwSignal<Option<(f64, f64)>>,
+        outcome: RwSignal<Option<Result<String, String>>>,
+        changed: RwSignal<u32>,
+    ) {
+        let Ok(form) = web_sys::FormData::new() else { return };
+        let mut count = 0;
+        for index in 0..files.length() {
+            if let Some(file) = files.get(index) {
+                let _ = form.append_with_blob_and_filename("file", &file, &file.name());
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return;
+        }
+        let Ok(request) = web_sys::XmlHttpRequest::new() else { return };
+        let url = format!("/api/servers/{id}/files/upload?path={}", urlencoding::encode(dir));
+        if request.open("POST", &url).is_err() {
+            return;
+        }
+        progress.set(Some((0.0, 1.0)));
+        outcome.set(None);
+        let on_progress = Closure::<dyn Fn(web_sys::ProgressEvent)>::new(move |event: web_sys::ProgressEvent| {
+            if event.length_computable() {
+                progress.set(Some((event.loaded(), event.total())));
+            }
+        });
+        if let Ok(upload) = request.upload() {
+            upload.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+        }
+        let finished = request.clone();
+        let on_done = Closure::<dyn Fn()>::new(move || {
+            let status = finished.status().unwrap_or(0);
+            if (200..300).contains(&status) {
+                outcome.set(Some(Ok(format!("Uploaded {count} file(s)"))));
+            } else {
+                let body = finished.response_text().ok().flatten().unwrap_or_default();
+                let message = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("the upload failed ({status})"));
+                outcome.set(Some(Err(message)));
+            }
+            changed.update(|n| *n += 1);
+        });
+        request.set_onloadend(Some(on_done.as_ref().unchecked_ref()));
+        let _ = request.send_with_opt_form_data(Some(&form));
+        // They live as long as the request; the page keeps few.
+        on_progress.forget();
+        on_done.forget();
+    }
+}
+
+/// Server-side: the file service the server provides.
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use catalog::ServerId;
+    use catalog::account::User;
+    use catalog::files::{FileEntry, FileListing, FileVersion};
+
+    use crate::context::BoxFuture;
+    use crate::error::AppError;
+
+    /// What the file manager's server functions need from the server's file service, provided as
+    /// `Arc<dyn Files>` in context. Every method checks what `user` may touch.
+    pub trait Files: Send + Sync + 'static {
+        fn list<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            dir: &'a str,
+        ) -> BoxFuture<'a, Result<FileListing, AppError>>;
+        fn read_text<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            path: &'a str,
+        ) -> BoxFuture<'a, Result<String, AppError>>;
+        fn save_text<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            path: &'a str,
+            text: String,
+        ) -> BoxFuture<'a, Result<FileEntry, AppError>>;
+        /// `mkdir`, `rename`, `delete` or `extract`.
+        fn change<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            change: &'a str,
+            path: &'a str,
+            to: &'a str,
+        ) -> BoxFuture<'a, Result<(), AppError>>;
+        fn versions<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            path: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<FileVersion>, AppError>>;
+        fn restore_version<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            path: &'a str,
+            version: &'a str,
+        ) -> BoxFuture<'a, Result<FileEntry, AppError>>;
+    }
+
+    pub async fn with_files<T, F, Fut>(body: F) -> Result<T, AppError>
+    where
+        F: FnOnce(Arc<dyn Files>, User) -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        crate::context::with_service(body).await
+    }
+}

@@ -1,0 +1,99 @@
+import { test, expect, hydrated, signUp } from "./fixtures";
+
+/** Makes a demo server through the create form and waits for it to run; returns its page's path. */
+async function runningDemoServer(page: import("@playwright/test").Page, name: string): Promise<string> {
+  await signUp(page, `files-${Date.now()}@example.com`);
+  await hydrated(page);
+  await page.locator("select[name=game]").selectOption("demo");
+  await page.getByLabel("Name").fill(name);
+  await page.getByRole("button", { name: "Create server" }).click();
+  await expect(page).toHaveURL(/\/servers\/de-[a-z0-9]+$/);
+  await expect(page.locator(".facts .status")).toHaveText("running", { timeout: 20_000 });
+  return new URL(page.url()).pathname;
+}
+
+test("the file manager uploads with progress, edits with earlier versions kept, and makes folders", async ({ page }) => {
+  const server = await runningDemoServer(page, "Files");
+  await page.getByRole("link", { name: "Files" }).click();
+  await expect(page).toHaveURL(new RegExp(`${server}/files`));
+  await hydrated(page);
+  await expect(page.getByText(/^\d+ entries$/)).toBeVisible();
+
+  // Two files at once, through the picker; the progress bar shows the upload.
+  const big = Buffer.alloc(3 * 1024 * 1024, "x");
+  await page.getByLabel(/Upload files/).setInputFiles([
+    { name: "server.properties", mimeType: "text/plain", buffer: Buffer.from("motd=Hello\n") },
+    { name: "big.bin", mimeType: "application/octet-stream", buffer: big },
+  ]);
+  await expect(page.getByRole("status")).toHaveText("Uploaded 2 file(s)");
+  const progress = page.getByLabel("Upload progress");
+  await expect(progress).toHaveAttribute("value", String(await progress.getAttribute("max")));
+  await expect(page.locator("tr[data-name='big.bin'] .size")).toHaveText("3 MiB");
+
+  // Edited in the browser, then put back as it was.
+  await page.locator("tr[data-name='server.properties'] .name a").click();
+  await expect(page.getByLabel("File content")).toHaveValue("motd=Hello\n");
+  await expect(page.locator(".language")).toHaveText("properties");
+  await page.getByLabel("File content").fill("motd=Changed\nmax-players=4\n");
+  await expect(page.locator(".gutter")).toHaveText(/1\s+2/);
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByRole("status")).toHaveText(/^Saved/);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.getByLabel("File content")).toHaveValue("motd=Changed\nmax-players=4\n");
+  await page.locator(".version").getByRole("button", { name: "Restore" }).click();
+  await expect(page.getByRole("status")).toHaveText("Restored the earlier version");
+  await expect(page.getByLabel("File content")).toHaveValue("motd=Hello\n");
+  await page.getByRole("button", { name: "Close" }).click();
+
+  // A folder, a rename into it, and a delete.
+  await page.getByLabel("New folder name").fill("configs");
+  await page.getByRole("button", { name: "New folder" }).click();
+  await expect(page.locator("tr[data-name='configs'] .kind")).toHaveText("folder");
+  await page.locator("tr[data-name='server.properties']").getByRole("button", { name: "Rename" }).click();
+  await page.getByLabel("New name").fill("configs/server.properties");
+  await page.getByRole("button", { name: "OK" }).click();
+  await expect(page.locator("tr[data-name='server.properties']")).toHaveCount(0);
+  await page.locator("tr[data-name='configs'] .name a").click();
+  await expect(page.locator("tr[data-name='server.properties']")).toBeVisible();
+  await page.getByRole("link", { name: "Files" }).click();
+  await page.locator("tr[data-name='big.bin']").getByRole("button", { name: "Delete" }).click();
+  await expect(page.locator("tr[data-name='big.bin']")).toHaveCount(0);
+});
+
+test("a backup is made and restored from the browser", async ({ page }) => {
+  const server = await runningDemoServer(page, "Backed up");
+  const id = server.split("/").pop()!;
+  // A file of the customer's, backed up as it is now (written as the app's own pages would: same origin).
+  const origin = new URL(page.url()).origin;
+  const write = (text: string) =>
+    page.request.put(`/api/servers/${id}/files/content?path=notes.txt`, { data: text, headers: { Origin: origin } });
+  expect((await write("before")).status()).toBe(200);
+
+  await page.getByRole("link", { name: "Backups" }).click();
+  await hydrated(page);
+  await expect(page.getByText("No backups yet.")).toBeVisible();
+  await page.getByLabel("Name").fill("nightly");
+  await page.getByRole("button", { name: "Back up now" }).click();
+  const row = page.locator("tr[data-name='nightly']");
+  await expect(row.locator(".status")).toHaveText("ok", { timeout: 20_000 });
+  await expect(row.locator(".checksum")).toHaveText(/^[0-9a-f]{12}$/);
+
+  // Changed afterwards, then restored: the file is what it was, and the server runs again.
+  expect((await write("after")).status()).toBe(200);
+  await row.getByRole("button", { name: "Restore" }).click();
+  await expect(row.locator(".status")).toHaveText("ok", { timeout: 30_000 });
+  await expect(row.locator(".problem")).toHaveText("");
+  const notes = await page.request.get(`/api/servers/${id}/files/content?path=notes.txt`);
+  expect(await notes.text()).toBe("before");
+
+  // Locked, it cannot be deleted; unlocked, it can.
+  await row.getByRole("button", { name: "Lock" }).click();
+  await expect(row.locator(".locked")).toHaveText("locked");
+  await expect(row.getByRole("button", { name: "Delete" })).toBeDisabled();
+  await row.getByRole("button", { name: "Unlock" }).click();
+  await row.getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByText("No backups yet.")).toBeVisible();
+  await page.goto(server);
+  await expect(page.locator(".facts .status")).toHaveText("running", { timeout: 20_000 });
+});
