@@ -12,6 +12,7 @@ pub mod console;
 pub mod context;
 pub mod error;
 pub mod files;
+pub mod schedules;
 pub mod servers;
 
 use leptos::prelude::*;
@@ -25,6 +26,7 @@ use crate::backups::BackupsPage;
 use crate::billing::BillingPage;
 use crate::catalog_page::CatalogPage;
 use crate::files::FilesPage;
+use crate::schedules::SchedulesPage;
 use crate::servers::{ServerPage, ServersPage};
 
 /// The HTML document around the app, rendered on the server only.
@@ -85,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/servers/:id") view=ServerPage ssr=SsrMode::Async />
                     <Route path=path!("/servers/:id/files") view=FilesPage ssr=SsrMode::Async />
                     <Route path=path!("/servers/:id/backups") view=BackupsPage ssr=SsrMode::Async />
+                    <Route path=path!("/servers/:id/schedules") view=SchedulesPage ssr=SsrMode::Async />
                     <Route path=path!("/billing") view=BillingPage ssr=SsrMode::Async />
                 </Routes>
             </main>

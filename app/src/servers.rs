@@ -514,6 +514,7 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
                         <nav class="server-tabs">
                             <a href=format!("/servers/{}/files", server.id)>"Files"</a>
                             <a href=format!("/servers/{}/backups", server.id)>"Backups"</a>
+                            <a href=format!("/servers/{}/schedules", server.id)>"Schedules"</a>
                         </nav>
                     </section>
                 }

@@ -200,3 +200,85 @@ impl Task {
         }
     }
 }
+
+/// Tasks as the browser's form writes them, one per line: `say <text>` or `command <text>` (typed on the
+/// console), `wait <seconds>` (before the next task), `backup`, `start`, `stop`, `restart`; `#` starts a comment.
+pub fn parse_tasks(text: &str) -> Result<Vec<Task>, String> {
+    let mut tasks = Vec::new();
+    let mut wait = 0u32;
+    for (number, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (word, rest) = line.split_once(' ').map_or((line, ""), |(w, r)| (w, r.trim()));
+        let action = match word {
+            "wait" => {
+                let seconds: u32 = rest.parse().map_err(|_| format!("line {number}: wait needs a number of seconds"))?;
+                wait = wait.saturating_add(seconds);
+                continue;
+            }
+            "say" => TaskAction::Command { command: line.to_owned() },
+            "command" if !rest.is_empty() => TaskAction::Command { command: rest.to_owned() },
+            "backup" => TaskAction::Backup { ignore: String::new() },
+            "start" | "stop" | "restart" => TaskAction::Power { power: word.to_owned() },
+            _ => return Err(format!("line {number}: `{line}` is not a task (say, command, wait, backup, start, stop, restart)")),
+        };
+        tasks.push(Task { action, offset_s: std::mem::take(&mut wait) });
+    }
+    Ok(tasks)
+}
+
+/// Tasks the way [`parse_tasks`] reads them.
+pub fn describe_tasks(tasks: &[Task]) -> String {
+    let mut lines = Vec::new();
+    for task in tasks {
+        if task.offset_s > 0 {
+            lines.push(format!("wait {}", task.offset_s));
+        }
+        lines.push(match &task.action {
+            TaskAction::Command { command } if command.starts_with("say ") => command.clone(),
+            TaskAction::Command { command } => format!("command {command}"),
+            TaskAction::Backup { .. } => "backup".to_owned(),
+            TaskAction::Power { power } => power.clone(),
+        });
+    }
+    lines.join("\n")
+}
+
+/// `2026-12-02 03:00 UTC` for Unix seconds.
+pub fn format_utc(seconds: i64) -> String {
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_read_as_written_and_back() {
+        let text = "say restarting in 5 minutes\nwait 300\nbackup\nrestart";
+        let tasks = parse_tasks(text).expect("parses");
+        assert_eq!(tasks.len(), 3);
+        assert_eq!(tasks[1], Task { action: TaskAction::Backup { ignore: String::new() }, offset_s: 300 });
+        assert_eq!(describe_tasks(&tasks), text);
+        assert!(parse_tasks("explode").expect_err("refused").starts_with("line 1"));
+        assert!(parse_tasks("wait soon").is_err());
+    }
+
+    #[test]
+    fn times_read_in_utc() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(1_796_180_400), "2026-12-02 03:00 UTC");
+    }
+}

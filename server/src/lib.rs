@@ -278,9 +278,12 @@ pub fn router(state: AppState) -> Router {
     let billing = state.subscriptions.clone() as Arc<dyn BillingPages>;
     let files = state.files.clone() as Arc<dyn app::files::ssr::Files>;
     let backups = Arc::new(backups::BackupsPage(state.backups.clone())) as Arc<dyn app::backups::ssr::BackupsPage>;
+    let schedules =
+        Arc::new(schedules::SchedulesPage(state.schedules.clone())) as Arc<dyn app::schedules::ssr::SchedulesPage>;
     let app_context = move || {
         provide_context(files.clone());
         provide_context(backups.clone());
+        provide_context(schedules.clone());
         provide_context(catalog.clone());
         provide_context(accounts.clone());
         provide_context(servers.clone());

@@ -280,3 +280,40 @@ fn internal(error: impl std::error::Error) -> AppError {
     log_cause(&error);
     AppError::Internal
 }
+
+/// The schedules page's server functions (on a shared service: a run goes on after the call).
+pub struct SchedulesPage(pub Arc<ScheduleService>);
+
+impl app::schedules::ssr::SchedulesPage for SchedulesPage {
+    fn list<'a>(&'a self, user: &'a User, id: &'a ServerId) -> app::context::BoxFuture<'a, Result<Vec<Schedule>, AppError>> {
+        Box::pin(self.0.list(user, id))
+    }
+
+    fn create<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        change: ScheduleChange,
+    ) -> app::context::BoxFuture<'a, Result<Schedule, AppError>> {
+        Box::pin(async move { self.0.create(user, id, &change).await })
+    }
+
+    fn act<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        schedule: &'a str,
+        action: &'a str,
+    ) -> app::context::BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            let enabled = |enabled| ScheduleChange { enabled: Some(enabled), ..Default::default() };
+            match action {
+                "run" => self.0.run_now(user, id, schedule).await.map(|_| ()),
+                "pause" => self.0.update(user, id, schedule, &enabled(false)).await.map(|_| ()),
+                "resume" => self.0.update(user, id, schedule, &enabled(true)).await.map(|_| ()),
+                "delete" => self.0.delete(user, id, schedule).await,
+                other => Err(AppError::invalid("action", format!("`{other}` is not a schedule action"))),
+            }
+        })
+    }
+}
