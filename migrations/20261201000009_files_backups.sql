@@ -33,6 +33,9 @@ CREATE TABLE backups (
     restore_error   TEXT
 );
 CREATE INDEX backups_server ON backups (server_id, created_at);
+-- One backup taken and one restore at a time per server, however many requests race for it.
+CREATE UNIQUE INDEX backups_one_pending ON backups (server_id) WHERE status = 'pending';
+CREATE UNIQUE INDEX backups_one_restore ON backups (server_id) WHERE restoring IS NOT NULL;
 
 -- schedules: a server's cron schedule (read in `timezone`) and its tasks (a JSON array of {action, …,
 -- offset_s}); retention (JSON {keep_last, keep_daily, keep_weekly}) rotates the backups it takes. next_run_at is

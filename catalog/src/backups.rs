@@ -213,7 +213,8 @@ pub fn parse_tasks(text: &str) -> Result<Vec<Task>, String> {
         let (word, rest) = line.split_once(' ').map_or((line, ""), |(w, r)| (w, r.trim()));
         let action = match word {
             "wait" => {
-                let seconds: u32 = rest.parse().map_err(|_| format!("line {number}: wait needs a number of seconds"))?;
+                let seconds: u32 =
+                    rest.parse().map_err(|_| format!("line {number}: wait needs a number of seconds"))?;
                 wait = wait.saturating_add(seconds);
                 continue;
             }
@@ -221,7 +222,11 @@ pub fn parse_tasks(text: &str) -> Result<Vec<Task>, String> {
             "command" if !rest.is_empty() => TaskAction::Command { command: rest.to_owned() },
             "backup" => TaskAction::Backup { ignore: String::new() },
             "start" | "stop" | "restart" => TaskAction::Power { power: word.to_owned() },
-            _ => return Err(format!("line {number}: `{line}` is not a task (say, command, wait, backup, start, stop, restart)")),
+            _ => {
+                return Err(format!(
+                    "line {number}: `{line}` is not a task (say, command, wait, backup, start, stop, restart)"
+                ));
+            }
         };
         tasks.push(Task { action, offset_s: std::mem::take(&mut wait) });
     }

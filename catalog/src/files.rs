@@ -65,6 +65,10 @@ pub fn clean_path(path: &str) -> Result<String, String> {
     if path.chars().any(char::is_control) {
         return Err("a path may not hold control characters".to_owned());
     }
+    // A backslash is a separator where downloaded archives may be unpacked (Windows).
+    if path.contains('\\') {
+        return Err("a path may not hold a backslash".to_owned());
+    }
     if path.starts_with('/') {
         return Err(format!("`{path}` is absolute; paths start at the server's root, without `/`"));
     }
@@ -171,6 +175,8 @@ struct Rule {
     negated: bool,
 }
 
+/// Most `**` in one ignore pattern.
+pub const MAX_GLOBSTARS: usize = 3;
 /// Longest ignore list, in bytes.
 pub const MAX_IGNORE_LEN: usize = 10_000;
 
@@ -191,6 +197,12 @@ impl Ignore {
                 line.trim_start_matches('/').split('/').filter(|p| !p.is_empty()).map(str::to_owned).collect();
             if parts.is_empty() {
                 return Err(format!("`{line}` matches nothing"));
+            }
+            // `**/**` is `**`; and a few of them at most, so matching stays quick whatever the pattern.
+            let mut parts = parts;
+            parts.dedup_by(|a, b| a == "**" && b == "**");
+            if parts.iter().filter(|part| *part == "**").count() > MAX_GLOBSTARS {
+                return Err(format!("`{line}` has more than {MAX_GLOBSTARS} `**`"));
             }
             rules.push(Rule { parts, anchored, dirs_only, negated });
         }

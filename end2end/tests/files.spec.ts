@@ -14,7 +14,7 @@ async function runningDemoServer(page: import("@playwright/test").Page, name: st
 
 test("the file manager uploads with progress, edits with earlier versions kept, and makes folders", async ({ page }) => {
   const server = await runningDemoServer(page, "Files");
-  await page.getByRole("link", { name: "Files" }).click();
+  await page.getByRole("link", { name: "Files", exact: true }).click();
   await expect(page).toHaveURL(new RegExp(`${server}/files`));
   await hydrated(page);
   await expect(page.getByText(/^\d+ entries$/)).toBeVisible();
@@ -56,7 +56,7 @@ test("the file manager uploads with progress, edits with earlier versions kept, 
   await expect(page.locator("tr[data-name='server.properties']")).toHaveCount(0);
   await page.locator("tr[data-name='configs'] .name a").click();
   await expect(page.locator("tr[data-name='server.properties']")).toBeVisible();
-  await page.getByRole("link", { name: "Files" }).click();
+  await page.getByRole("link", { name: "Files", exact: true }).click();
   await page.locator("tr[data-name='big.bin']").getByRole("button", { name: "Delete" }).click();
   await expect(page.locator("tr[data-name='big.bin']")).toHaveCount(0);
 });
@@ -70,7 +70,7 @@ test("a backup is made and restored from the browser", async ({ page }) => {
     page.request.put(`/api/servers/${id}/files/content?path=notes.txt`, { data: text, headers: { Origin: origin } });
   expect((await write("before")).status()).toBe(200);
 
-  await page.getByRole("link", { name: "Backups" }).click();
+  await page.getByRole("link", { name: "Backups", exact: true }).click();
   await hydrated(page);
   await expect(page.getByText("No backups yet.")).toBeVisible();
   await page.getByLabel("Name").fill("nightly");
@@ -94,13 +94,14 @@ test("a backup is made and restored from the browser", async ({ page }) => {
   await row.getByRole("button", { name: "Unlock" }).click();
   await row.getByRole("button", { name: "Delete" }).click();
   await expect(page.getByText("No backups yet.")).toBeVisible();
-  await page.goto(server);
-  await expect(page.locator(".facts .status")).toHaveText("running", { timeout: 20_000 });
 });
 
-test("a schedule is made, run by hand, and shows how it went", async ({ page }) => {
+test.describe(() => {
+  // The cron mistake at the end is refused with a 422, which the browser reports.
+  test.use({ expectedBrowserErrors: [/status of 422/] });
+  test("a schedule is made, run by hand, and shows how it went", async ({ page }) => {
   const server = await runningDemoServer(page, "Scheduled");
-  await page.getByRole("link", { name: "Schedules" }).click();
+  await page.getByRole("link", { name: "Schedules", exact: true }).click();
   await expect(page).toHaveURL(new RegExp(`${server}/schedules`));
   await hydrated(page);
   await expect(page.getByText("No schedules yet.")).toBeVisible();
@@ -127,4 +128,5 @@ test("a schedule is made, run by hand, and shows how it went", async ({ page }) 
   await page.getByRole("button", { name: "Make schedule" }).click();
   await expect(page.getByRole("alert")).toHaveText(/^cron: minute: 99 is outside 0-59/);
   await expect(page.locator("article[data-name='broken']")).toHaveCount(0);
+});
 });

@@ -260,9 +260,29 @@ impl BackupService {
             use app::servers::ssr::Servers as _;
             self.servers.act(user, id, Action::Stop).await.map_err(|e| format!("stopping the server: {e}"))?;
         }
+        let replaced = self.replace_files(id, row, storage).await;
+        if was_running {
+            use app::servers::ssr::Servers as _;
+            // Started again whether or not the files were replaced: a failed restore leaves them as they were.
+            self.servers.act(user, id, Action::Start).await.map_err(|e| format!("starting the server again: {e}"))?;
+        }
+        replaced
+    }
+
+    async fn replace_files(&self, id: &ServerId, row: &BackupRow, storage: u64) -> Result<(), String> {
         self.stopped(id).await?;
         let expected = row.backup.sha256.clone().ok_or("the backup has no checksum")?;
         let body = self.store.get(&row.object_key).await.map_err(|error| store_words(id, &error))?;
+        // What the store says while the archive is read goes to the log; the customer reads Spawnpoint's words.
+        let server = id.clone();
+        let body = body
+            .map(move |piece| {
+                piece.map_err(|error| {
+                    tracing::warn!(server = %server, error = %crate::error::chain(&error), "reading a backup failed");
+                    io::Error::other("the backup store failed while the archive was read")
+                })
+            })
+            .boxed();
         let hash = Arc::new(Mutex::new(Sha256::new()));
         let hashing = hash.clone();
         let body = body
@@ -283,12 +303,7 @@ impl BackupService {
             }
         });
         let files = self.driver.files(id).await.map_err(|e| files_words(id, e))?;
-        files.replace_all(decompress(body), storage, check).await.map_err(|e| files_words(id, e))?;
-        if was_running {
-            use app::servers::ssr::Servers as _;
-            self.servers.act(user, id, Action::Start).await.map_err(|e| format!("starting the server again: {e}"))?;
-        }
-        Ok(())
+        files.replace_all(decompress(body), storage, check).await.map_err(|e| files_words(id, e))
     }
 
     /// Waits until no game of the server runs.
@@ -423,8 +438,11 @@ fn transcode(
     let mut reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(input));
     let (mut writer, output) = ChannelWriter::new();
     tokio::task::spawn_blocking(move || {
-        if let Err(error) = work(&mut reader, &mut writer) {
-            writer.fail(error);
+        match work(&mut reader, &mut writer) {
+            Ok(()) => {
+                let _ = writer.finish();
+            }
+            Err(error) => writer.fail(error),
         }
         // The reader's whole input was consumed or abandoned: a stray byte left unread is nobody's.
         let _ = reader.read(&mut [0; 1]);

@@ -96,7 +96,11 @@ impl BackupRepo {
         .bind(ignore)
         .bind(schedule)
         .execute(self.db.pool())
-        .await?;
+        .await;
+        let inserted = match inserted {
+            Err(error) if unique_violation(&error) => return Ok(None),
+            other => other?,
+        };
         if inserted.rows_affected() == 0 {
             return Ok(None);
         }
@@ -164,8 +168,11 @@ impl BackupRepo {
         .bind(id)
         .bind(now())
         .execute(self.db.pool())
-        .await?;
-        Ok(changed.rows_affected() == 1)
+        .await;
+        match changed {
+            Err(error) if unique_violation(&error) => Ok(false),
+            other => Ok(other?.rows_affected() == 1),
+        }
     }
 
     pub async fn end_restore(&self, id: &str, error: Option<&str>) -> Result<(), sqlx::Error> {
@@ -189,4 +196,9 @@ impl BackupRepo {
         .await?;
         Ok(deleted.rows_affected() == 1)
     }
+}
+
+/// Another request got there first (the one-at-a-time indexes).
+fn unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|error| error.is_unique_violation())
 }

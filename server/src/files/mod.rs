@@ -377,6 +377,10 @@ impl app::files::ssr::Files for FileService {
             let mut bytes = Vec::new();
             while let Some(piece) = body.next().await {
                 bytes.extend_from_slice(&piece.map_err(|e| internal(FilesError::io("reading the file")(e)))?);
+                // It may have grown since it was measured.
+                if bytes.len() as u64 > MAX_EDIT_BYTES {
+                    return Err(AppError::invalid("path", "the file is too big to edit here; download it instead"));
+                }
             }
             String::from_utf8(bytes).map_err(|_| AppError::invalid("path", "the file is not text; download it instead"))
         })

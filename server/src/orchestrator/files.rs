@@ -106,6 +106,9 @@ pub trait ServerFiles: Send + Sync {
 pub struct ChannelWriter {
     sender: tokio::sync::mpsc::Sender<io::Result<Bytes>>,
     buffer: Vec<u8>,
+    /// Whether the writer said it wrote everything: a writer dropped without (its thread panicked, say) ends
+    /// the stream with an error, never with what looks like a whole one.
+    finished: bool,
 }
 
 /// The size of the pieces a [`ChannelWriter`] sends.
@@ -116,12 +119,29 @@ impl ChannelWriter {
         use futures_util::StreamExt as _;
         let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
         let stream = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context)).boxed();
-        (Self { sender, buffer: Vec::with_capacity(PIECE) }, stream)
+        (Self { sender, buffer: Vec::with_capacity(PIECE), finished: false }, stream)
     }
 
     /// Ends the stream with `error`, so that whoever reads it knows it is not whole.
-    pub fn fail(&self, error: io::Error) {
+    pub fn fail(mut self, error: io::Error) {
+        self.finished = true;
         let _ = self.sender.blocking_send(Err(error));
+    }
+
+    /// Everything is written: the stream ends whole.
+    pub fn finish(mut self) -> io::Result<()> {
+        use io::Write as _;
+        self.flush()?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.sender.try_send(Err(io::Error::other("the stream was cut short")));
+        }
     }
 }
 

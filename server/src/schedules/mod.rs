@@ -61,7 +61,9 @@ impl ScheduleService {
 
     /// A new schedule; `name`, `cron` and `tasks` are required.
     pub async fn create(&self, user: &User, id: &ServerId, change: &ScheduleChange) -> Result<Schedule, AppError> {
-        self.servers.visible(user, id).await?;
+        if self.servers.visible(user, id).await?.status == ServerStatus::Deleted {
+            return Err(AppError::NotFound(format!("server `{id}` does not exist")));
+        }
         let blank = Schedule {
             id: uuid::Uuid::now_v7().simple().to_string(),
             server_id: id.clone(),
@@ -285,7 +287,11 @@ fn internal(error: impl std::error::Error) -> AppError {
 pub struct SchedulesPage(pub Arc<ScheduleService>);
 
 impl app::schedules::ssr::SchedulesPage for SchedulesPage {
-    fn list<'a>(&'a self, user: &'a User, id: &'a ServerId) -> app::context::BoxFuture<'a, Result<Vec<Schedule>, AppError>> {
+    fn list<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+    ) -> app::context::BoxFuture<'a, Result<Vec<Schedule>, AppError>> {
         Box::pin(self.0.list(user, id))
     }
 

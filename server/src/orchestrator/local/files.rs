@@ -189,10 +189,20 @@ fn write_entry(path: &Path, from: &mut impl io::Read, budget: &mut Budget, mode:
     Ok(())
 }
 
-/// Opens an existing file for reading; a link in its place is refused, not followed.
+/// Opens an existing plain file for reading; a link in its place is refused, not followed, and anything else
+/// swapped in meanwhile (a FIFO would block the open for ever: hence `O_NONBLOCK`, which plain files ignore) is
+/// refused too.
 pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(io::Error::other("not a plain file"));
+    }
+    Ok(file)
 }
 
 /// Creates a new file (one already there, or a link, is an error).

@@ -268,10 +268,13 @@ impl ServerFiles for LocalFiles {
             let (mut writer, output) = ChannelWriter::new();
             let (data, ignore, user) = (self.data.clone(), ignore.clone(), self.user);
             // Not awaited: the tar is made while it is read, and stops if the reader goes away.
-            tokio::spawn(as_game(user, move || {
-                if let Err(error) = pack_into(&mut writer, &data, &roots, &ignore).and_then(|()| writer.flush()) {
-                    writer.fail(error);
+            tokio::spawn(as_game(user, move || match pack_into(&mut writer, &data, &roots, &ignore, None) {
+                Ok(()) => {
+                    if let Err(error) = writer.finish() {
+                        tracing::debug!(%error, "the packed files' reader went away");
+                    }
                 }
+                Err(error) => writer.fail(error),
             }));
             Ok(output)
         })
@@ -341,7 +344,7 @@ impl ServerFiles for LocalFiles {
                 let temporary = temporary_beside(&target);
                 let file = create_nofollow(&temporary).map_err(FilesError::io(format!("creating `{shown}`")))?;
                 let mut limited = Limited { inner: file, left: budget };
-                let written = write_archive(&mut limited, &data, &roots, format);
+                let written = write_archive(&mut limited, &data, &roots, format, &temporary);
                 let full = limited.left == 0;
                 match written {
                     Ok(()) => std::fs::rename(&temporary, &target).map_err(FilesError::io("saving the archive")),
@@ -433,14 +436,21 @@ fn copy_tree(source: &Path, target: &Path, budget: &mut Budget) -> Result<(), Un
 }
 
 /// Writes the trees under `roots` as a tar; names are relative to `data`.
-fn pack_into(writer: &mut impl io::Write, data: &Path, roots: &[(String, PathBuf)], ignore: &Ignore) -> io::Result<()> {
+/// `skip`: a file left out (the archive being written, when it is among the files packed).
+fn pack_into(
+    writer: &mut impl io::Write,
+    data: &Path,
+    roots: &[(String, PathBuf)],
+    ignore: &Ignore,
+    skip: Option<&Path>,
+) -> io::Result<()> {
     let mut tar = tar::Builder::new(writer);
     for (_, root) in roots {
         let mut pending = vec![root.clone()];
         while let Some(path) = pending.pop() {
             let Ok(meta) = path.symlink_metadata() else { continue };
             let relative = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
-            if !relative.is_empty() && ignore.excludes(&relative, meta.is_dir()) {
+            if (!relative.is_empty() && ignore.excludes(&relative, meta.is_dir())) || skip == Some(path.as_path()) {
                 continue;
             }
             let mut header = tar::Header::new_gnu();
@@ -520,23 +530,25 @@ impl<W: io::Write + io::Seek> io::Seek for Limited<W> {
     }
 }
 
+/// `itself`: the archive being written, left out of it.
 fn write_archive(
     out: &mut Limited<std::fs::File>,
     data: &Path,
     roots: &[(String, PathBuf)],
     format: ArchiveFormat,
+    itself: &Path,
 ) -> io::Result<()> {
     let none = Ignore::default();
     match format {
-        ArchiveFormat::Tar => pack_into(out, data, roots, &none),
+        ArchiveFormat::Tar => pack_into(out, data, roots, &none, Some(itself)),
         ArchiveFormat::TarGz => {
             let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-            pack_into(&mut encoder, data, roots, &none)?;
+            pack_into(&mut encoder, data, roots, &none, Some(itself))?;
             encoder.finish()?.flush()
         }
         ArchiveFormat::TarZst => {
             let mut encoder = zstd::Encoder::new(out, 3)?;
-            pack_into(&mut encoder, data, roots, &none)?;
+            pack_into(&mut encoder, data, roots, &none, Some(itself))?;
             encoder.finish()?.flush()
         }
         ArchiveFormat::Zip => {
@@ -546,15 +558,18 @@ fn write_archive(
                 let mut pending = vec![root.clone()];
                 while let Some(path) = pending.pop() {
                     let Ok(meta) = path.symlink_metadata() else { continue };
+                    if path == itself {
+                        continue;
+                    }
                     let relative = path.strip_prefix(data).unwrap_or(&path).to_string_lossy().into_owned();
                     if meta.is_dir() {
                         zip.add_directory(&relative, options).map_err(io::Error::other)?;
                         pending.extend(std::fs::read_dir(&path)?.filter_map(|e| e.ok().map(|e| e.path())));
                     } else if meta.is_file() {
-                        let Ok(mut file) = open_nofollow(&path) else { continue };
+                        let Ok(file) = open_nofollow(&path) else { continue };
                         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o755;
                         zip.start_file(&relative, options.unix_permissions(mode)).map_err(io::Error::other)?;
-                        io::copy(&mut file, &mut zip)?;
+                        io::copy(&mut file.take(meta.len()), &mut zip)?;
                     }
                 }
             }
@@ -585,9 +600,11 @@ fn search_tree(data: &Path, search: &Search, deadline: Instant) -> SearchResults
                 pending.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
             }
         } else if search.content && meta.is_file() && meta.len() <= MAX_SEARCH_FILE_BYTES {
-            let Ok(mut file) = open_nofollow(&path) else { continue };
+            let Ok(file) = open_nofollow(&path) else { continue };
             let mut bytes = Vec::new();
-            if file.read_to_end(&mut bytes).is_err() || bytes[..bytes.len().min(8192)].contains(&0) {
+            if file.take(MAX_SEARCH_FILE_BYTES).read_to_end(&mut bytes).is_err()
+                || bytes[..bytes.len().min(8192)].contains(&0)
+            {
                 continue; // unreadable, or binary
             }
             for (number, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
