@@ -131,7 +131,7 @@ impl FileService {
             FileKind::Dir => {
                 let body = opened
                     .files
-                    .pack(&[path.clone()], &Ignore::default())
+                    .pack(std::slice::from_ref(&path), &Ignore::default())
                     .await
                     .map_err(|e| opened.error("path", e))?;
                 let name = if path.is_empty() { id.to_string() } else { entry.name };
