@@ -2,6 +2,7 @@
 //! when to retry) and never an internal cause: those are logged on the server and replaced by `Internal`.
 
 use catalog::account::{Denied, FieldError};
+use leptos::prelude::*;
 use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
@@ -108,5 +109,16 @@ impl FromServerFnError for AppError {
             }
             _ => AppError::Internal,
         }
+    }
+}
+
+/// What an action on a page came to: a status line when it worked, an alert when it did not.
+#[component]
+pub fn Outcome(outcome: RwSignal<Option<Result<String, String>>>) -> impl IntoView {
+    move || {
+        outcome.get().map(|outcome| match outcome {
+            Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
+            Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
+        })
     }
 }

@@ -14,7 +14,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 use crate::auth::RequireUser;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 
 #[server(prefix = "/rpc", endpoint = "list_files")]
 pub async fn list_files(id: ServerId, path: String) -> Result<FileListing, AppError> {
@@ -142,10 +142,7 @@ fn FileManager() -> impl IntoView {
                             </form>
                             <Upload id=id dir=dir changed />
                         </div>
-                        {move || message.get().map(|outcome| match outcome {
-                            Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
-                            Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
-                        })}
+                        <Outcome outcome=message />
                         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                             {move || Suspend::new(async move {
                                 match listing.await {
@@ -301,10 +298,7 @@ fn Upload(id: Memo<ServerId>, dir: Memo<String>, changed: RwSignal<u32>) -> impl
             {move || progress.get().map(|(done, total)| view! {
                 <progress class="upload-progress" value=done.to_string() max=total.to_string() aria-label="Upload progress"></progress>
             })}
-            {move || outcome.get().map(|outcome| match outcome {
-                Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
-                Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
-            })}
+            <Outcome outcome=outcome />
         </div>
     }
 }
@@ -397,10 +391,7 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
             </div>
             <button type="button" class="primary" on:click=move |_| { save.dispatch(()); }>"Save"</button>
             <button type="button" on:click=back>"Close"</button>
-            {move || outcome.get().map(|outcome| match outcome {
-                Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
-                Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
-            })}
+            <Outcome outcome=outcome />
             <h2>"Earlier versions"</h2>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {

@@ -8,7 +8,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
 
 use crate::auth::RequireUser;
-use crate::error::AppError;
+use crate::error::{AppError, Outcome};
 
 #[server(prefix = "/rpc", endpoint = "list_schedules")]
 pub async fn list_schedules(id: ServerId) -> Result<Vec<Schedule>, AppError> {
@@ -131,10 +131,7 @@ fn Schedules() -> impl IntoView {
                 </label>
                 <button type="submit" class="primary">"Make schedule"</button>
             </form>
-            {move || outcome.get().map(|outcome| match outcome {
-                Ok(text) => view! { <p class="saved" role="status">{text}</p> }.into_any(),
-                Err(text) => view! { <p class="error" role="alert">{text}</p> }.into_any(),
-            })}
+            <Outcome outcome=outcome />
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     let list = match schedules.await {

@@ -100,33 +100,33 @@ test.describe(() => {
   // The cron mistake at the end is refused with a 422, which the browser reports.
   test.use({ expectedBrowserErrors: [/status of 422/] });
   test("a schedule is made, run by hand, and shows how it went", async ({ page }) => {
-  const server = await runningDemoServer(page, "Scheduled");
-  await page.getByRole("link", { name: "Schedules", exact: true }).click();
-  await expect(page).toHaveURL(new RegExp(`${server}/schedules`));
-  await hydrated(page);
-  await expect(page.getByText("No schedules yet.")).toBeVisible();
-  await page.getByLabel("Name").fill("nightly");
-  await page.getByLabel(/^When/).fill("30 3 * * *");
-  await page.getByLabel("Time zone").fill("Europe/Berlin");
-  await page.getByLabel(/^Tasks/).fill("say Saving now\nbackup");
-  await page.getByRole("button", { name: "Make schedule" }).click();
-  const schedule = page.locator("article[data-name='nightly']");
-  // 03:30 in Berlin is 02:30 UTC in winter, 01:30 in summer.
-  await expect(schedule.locator(".next")).toHaveText(/^\d{4}-\d\d-\d\d 0[12]:30 UTC$/);
-  await expect(schedule.locator(".tasks")).toHaveText("say Saving now\nbackup");
+    const server = await runningDemoServer(page, "Scheduled");
+    await page.getByRole("link", { name: "Schedules", exact: true }).click();
+    await expect(page).toHaveURL(new RegExp(`${server}/schedules`));
+    await hydrated(page);
+    await expect(page.getByText("No schedules yet.")).toBeVisible();
+    await page.getByLabel("Name").fill("nightly");
+    await page.getByLabel(/^When/).fill("30 3 * * *");
+    await page.getByLabel("Time zone").fill("Europe/Berlin");
+    await page.getByLabel(/^Tasks/).fill("say Saving now\nbackup");
+    await page.getByRole("button", { name: "Make schedule" }).click();
+    const schedule = page.locator("article[data-name='nightly']");
+    // 03:30 in Berlin is 02:30 UTC in winter, 01:30 in summer.
+    await expect(schedule.locator(".next")).toHaveText(/^\d{4}-\d\d-\d\d 0[12]:30 UTC$/);
+    await expect(schedule.locator(".tasks")).toHaveText("say Saving now\nbackup");
 
-  await schedule.getByRole("button", { name: "Run now" }).click();
-  await expect(schedule.locator(".last")).toHaveText(/: ok$/, { timeout: 30_000 });
-  await page.goto(`${server}/backups`);
-  await expect(page.locator("tr[data-name='nightly (scheduled)'] .status")).toHaveText("ok");
+    await schedule.getByRole("button", { name: "Run now" }).click();
+    await expect(schedule.locator(".last")).toHaveText(/: ok$/, { timeout: 30_000 });
+    await page.goto(`${server}/backups`);
+    await expect(page.locator("tr[data-name='nightly (scheduled)'] .status")).toHaveText("ok");
 
-  // A mistake is named and nothing is made.
-  await page.goto(`${server}/schedules`);
-  await hydrated(page);
-  await page.getByLabel("Name").fill("broken");
-  await page.getByLabel(/^When/).fill("99 * * * *");
-  await page.getByRole("button", { name: "Make schedule" }).click();
-  await expect(page.getByRole("alert")).toHaveText(/^cron: minute: 99 is outside 0-59/);
-  await expect(page.locator("article[data-name='broken']")).toHaveCount(0);
-});
+    // A mistake is named and nothing is made.
+    await page.goto(`${server}/schedules`);
+    await hydrated(page);
+    await page.getByLabel("Name").fill("broken");
+    await page.getByLabel(/^When/).fill("99 * * * *");
+    await page.getByRole("button", { name: "Make schedule" }).click();
+    await expect(page.getByRole("alert")).toHaveText(/^cron: minute: 99 is outside 0-59/);
+    await expect(page.locator("article[data-name='broken']")).toHaveCount(0);
+  });
 });

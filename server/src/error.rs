@@ -57,6 +57,12 @@ pub fn log_cause(error: &dyn StdError) {
     tracing::error!(error = %chain(error), "request failed");
 }
 
+/// An internal error, logged with its causes, as the opaque error a client sees.
+pub fn internal(error: impl StdError) -> AppError {
+    log_cause(&error);
+    AppError::Internal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 
 use self::repo::{BackupRepo, BackupRow};
 use self::store::{BackupStore, StoreError};
-use crate::error::log_cause;
+use crate::error::{internal, log_cause};
 use crate::orchestrator::files::{ByteStream, ChannelWriter, FilesError};
 use crate::orchestrator::{Orchestrator, Phase};
 use crate::servers::ServerService;
@@ -464,11 +464,6 @@ fn files_words(id: &ServerId, error: FilesError) -> String {
 fn store_words(id: &ServerId, error: &StoreError) -> String {
     tracing::warn!(server = %id, error = %crate::error::chain(error), "backup store failed");
     error.customer_words().to_owned()
-}
-
-fn internal(error: impl std::error::Error) -> AppError {
-    log_cause(&error);
-    AppError::Internal
 }
 
 /// The backups page's server functions (on a shared service: a backup or restore runs on after the call).

@@ -22,7 +22,7 @@ use catalog::{Catalog, ServerId, ServerStatus};
 use futures_util::StreamExt as _;
 
 use self::versions::Versions;
-use crate::error::log_cause;
+use crate::error::internal;
 use crate::orchestrator::Orchestrator;
 use crate::orchestrator::files::{ByteStream, FilesError, Incoming, Search, ServerFiles};
 use crate::servers::ServerService;
@@ -338,11 +338,6 @@ fn files_error(field: &str, error: FilesError) -> AppError {
         FilesError::Unsupported(message) => AppError::Unavailable(message),
         error @ FilesError::Io { .. } => internal(error),
     }
-}
-
-fn internal(error: impl std::error::Error) -> AppError {
-    log_cause(&error);
-    AppError::Internal
 }
 
 /// A path from the request, plain, or 400 naming `field`.

@@ -23,7 +23,7 @@ use self::cron::Cron;
 use self::repo::ScheduleRepo;
 use crate::auth::AuthService;
 use crate::backups::BackupService;
-use crate::error::log_cause;
+use crate::error::{internal, log_cause};
 use crate::servers::ServerService;
 
 /// How often the runner looks for due schedules.
@@ -276,11 +276,6 @@ fn next_run(cron: &str, zone: &str) -> Option<i64> {
     let cron = Cron::parse(cron).ok()?;
     let zone = TimeZone::get(zone).ok()?;
     cron.next_after(Timestamp::now(), &zone).map(|at| at.as_second())
-}
-
-fn internal(error: impl std::error::Error) -> AppError {
-    log_cause(&error);
-    AppError::Internal
 }
 
 /// The schedules page's server functions (on a shared service: a run goes on after the call).
