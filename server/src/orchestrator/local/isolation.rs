@@ -50,13 +50,15 @@ impl Isolation {
     pub fn detect(game_user: &str) -> Self {
         let mut limitations = Vec::new();
         let root = nix::unistd::geteuid().is_root();
-        if root {
-            // The panel's file work in games' directories takes the game's uid and gid (`as_game`), but a
-            // thread keeps the process's supplementary groups (root's group, usually): dropped here, once, for
-            // the whole process, so that work can reach nothing of root's group. Root needs none of them.
-            if let Err(error) = nix::unistd::setgroups(&[]) {
-                limitations.push(format!("the panel's supplementary groups could not be dropped ({error})"));
-            }
+        // The panel's file work in games' directories takes the game's uid and gid (`as_game`), but a thread
+        // keeps the process's supplementary groups (root's group, usually): dropped here, for the whole process,
+        // so that work can reach nothing of root's group. Root needs none of them. Only when there are any: the
+        // change is signalled to every thread of the process, which is not worth doing again and again.
+        if root
+            && nix::unistd::getgroups().is_ok_and(|groups| !groups.is_empty())
+            && let Err(error) = nix::unistd::setgroups(&[])
+        {
+            limitations.push(format!("the panel's supplementary groups could not be dropped ({error})"));
         }
         let group = if root {
             match game_group(game_user) {
