@@ -56,6 +56,7 @@ export default defineConfig({
       stderr: "pipe",
       env: {
         SPAWNPOINT_ADDR: `127.0.0.1:${port}`,
+        SPAWNPOINT_SFTP_ADDR: "127.0.0.1:0",
         SPAWNPOINT_DATA_DIR: process.env.SPAWNPOINT_E2E_DATA_DIR,
         SPAWNPOINT_PAPER_API: `http://127.0.0.1:${paperPort}`,
         RUST_LOG: "warn",

@@ -30,8 +30,8 @@ target_dir() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))'
 }
 
-# Everything `cargo leptos build` needs: the wasm target, cargo-leptos, wasm-bindgen-cli, wasm-opt from npm, and
-# xterm.js (from npm, copied among the site's assets so Spawnpoint serves it itself).
+# Everything `cargo leptos build` needs: the wasm target, cargo-leptos, wasm-bindgen-cli, wasm-opt from npm,
+# xterm.js and the CodeMirror editor (from npm, put among the site's assets so Spawnpoint serves them itself).
 setup_build_tools() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     log "installing Node.js and npm"
@@ -52,14 +52,19 @@ setup_build_tools() {
     # Not --locked: its lockfile pins a crate version the registry no longer serves.
     cargo install wasm-bindgen-cli --version "$wbg"
   fi
-  local xterm="$REPO_ROOT/node_modules/@xterm/xterm"
-  if [ ! -x "$REPO_ROOT/node_modules/.bin/wasm-opt" ] || [ ! -f "$xterm/lib/xterm.js" ]; then
-    log "installing build packages from npm (wasm-opt, xterm.js)"
+  local xterm="$REPO_ROOT/node_modules/@xterm/xterm" modules="$REPO_ROOT/node_modules"
+  if [ ! -x "$modules/.bin/wasm-opt" ] || [ ! -f "$xterm/lib/xterm.js" ] || [ ! -x "$modules/.bin/esbuild" ] \
+    || [ ! -d "$modules/@codemirror/legacy-modes" ]; then
+    log "installing build packages from npm (wasm-opt, xterm.js, CodeMirror, esbuild)"
     (cd "$REPO_ROOT" && npm ci --ignore-scripts --no-audit --no-fund)
   fi
   # Into the assets directory cargo-leptos copies to the site (public/vendor/ is not committed).
-  mkdir -p "$REPO_ROOT/public/vendor/xterm"
+  mkdir -p "$REPO_ROOT/public/vendor/xterm" "$REPO_ROOT/public/vendor/codemirror"
   cp "$xterm/lib/xterm.js" "$xterm/css/xterm.css" "$xterm/LICENSE" "$REPO_ROOT/public/vendor/xterm/"
+  # CodeMirror is ES modules: bundled into one script for the page.
+  "$modules/.bin/esbuild" "$REPO_ROOT/app/js/code-editor.js" --bundle --minify --format=iife --target=es2020 \
+    --log-level=warning --outfile="$REPO_ROOT/public/vendor/codemirror/code-editor.js"
+  cp "$modules/@codemirror/view/LICENSE" "$REPO_ROOT/public/vendor/codemirror/"
   # Debian's own wasm-opt produces a release WASM that fails to hydrate; the npm one goes first on PATH.
   export PATH="$REPO_ROOT/node_modules/.bin:$PATH"
 }
@@ -108,6 +113,14 @@ setup_game_peers() {
   if ! python3 -c 'import moto.server' 2>/dev/null; then
     log "installing moto's S3 server from PyPI"
     python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+  fi
+  if ! python3 -c 'import paramiko' 2>/dev/null; then
+    log "installing paramiko (an SFTP client) from PyPI"
+    python3 -m pip install --quiet --disable-pip-version-check 'paramiko==5.1.0'
+  fi
+  if ! command -v sftp >/dev/null || ! command -v ssh-keygen >/dev/null; then
+    log "installing OpenSSH's client (sftp, ssh-keygen)"
+    apt_install openssh-client
   fi
   if ! command -v javac >/dev/null || ! command -v jar >/dev/null; then
     log "installing a JDK (javac, jar)"

@@ -244,29 +244,10 @@ pub fn RequireUser(#[prop(optional)] admin: bool, render: fn(User) -> AnyView) -
     }
 }
 
-#[component]
-pub fn AccountPage() -> impl IntoView {
-    fn render(user: User) -> AnyView {
-        view! {
-            <section class="account">
-                <h1>"Your account"</h1>
-                <dl>
-                    <dt>"Email"</dt>
-                    <dd class="email">{user.email}</dd>
-                    <dt>"Role"</dt>
-                    <dd>{user.role.to_string()}</dd>
-                </dl>
-            </section>
-        }
-        .into_any()
-    }
-    view! { <RequireUser render /> }
-}
-
 /// Server-side: the account service the server provides.
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use catalog::account::User;
+    use catalog::account::{SshKey, User};
     use http::request::Parts;
 
     use crate::context::{BoxFuture, Session};
@@ -292,6 +273,14 @@ pub mod ssr {
         /// Revokes the session; returns the `Set-Cookie` value that clears the browser's cookie.
         fn sign_out<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<String, AppError>>;
         fn list_users(&self) -> BoxFuture<'_, Result<Vec<User>, AppError>>;
+        fn ssh_keys<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<Vec<SshKey>, AppError>>;
+        fn add_ssh_key<'a>(
+            &'a self,
+            user: &'a User,
+            name: &'a str,
+            public_key: &'a str,
+        ) -> BoxFuture<'a, Result<SshKey, AppError>>;
+        fn remove_ssh_key<'a>(&'a self, user: &'a User, id: &'a str) -> BoxFuture<'a, Result<(), AppError>>;
     }
 
     /// The account service, from context.

@@ -35,10 +35,6 @@ pub fn BackupsPage() -> impl IntoView {
     view! { <RequireUser render /> }
 }
 
-fn size_text(bytes: u64) -> String {
-    catalog::ByteSize::parse(&bytes.to_string()).map_or_else(|_| format!("{bytes} B"), |size| size.to_string())
-}
-
 #[component]
 fn Backups() -> impl IntoView {
     let params = use_params_map();
@@ -118,7 +114,7 @@ fn Backups() -> impl IntoView {
                                 <tr data-name=backup.name.clone()>
                                     <td class="name">{backup.name.clone()}</td>
                                     <td class="status">{status}</td>
-                                    <td class="size">{backup.size.map(size_text)}</td>
+                                    <td class="size">{backup.size.map(catalog::bytes_text)}</td>
                                     <td class="checksum"><code>{backup.sha256.clone().map(|s| s[..12.min(s.len())].to_owned())}</code></td>
                                     <td class="locked">{if backup.locked { "locked" } else { "" }}</td>
                                     <td class="actions">

@@ -5,9 +5,11 @@
 //!
 //! Everything but uploads and downloads goes through server functions; uploads go to the REST route
 //! (`POST /api/servers/{id}/files/upload`) from the browser directly, so they stream with a progress bar, and
-//! downloads are plain links to `…/files/download`.
+//! downloads are plain links to `…/files/download`. The page also says how to reach the files over SFTP.
 
 use catalog::ServerId;
+use catalog::account::SftpAccess;
+use catalog::backups::format_utc;
 use catalog::files::{ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, language_of};
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -53,6 +55,12 @@ pub async fn restore_file_version(id: ServerId, path: String, version: String) -
     ssr::with_files(move |files, user| async move { files.restore_version(&user, &id, &path, &version).await }).await
 }
 
+/// How the signed-in user reaches this server's files over SFTP; `None` when this host has no SFTP.
+#[server(prefix = "/rpc", endpoint = "sftp_access")]
+pub async fn get_sftp_access(id: ServerId) -> Result<Option<SftpAccess>, AppError> {
+    ssr::with_files(move |files, user| async move { files.sftp_access(&user, &id).await }).await
+}
+
 #[component]
 pub fn FilesPage() -> impl IntoView {
     fn render(_: catalog::account::User) -> AnyView {
@@ -68,10 +76,6 @@ fn join(dir: &str, name: &str) -> String {
 
 fn parent(path: &str) -> String {
     path.rsplit_once('/').map(|(parent, _)| parent.to_owned()).unwrap_or_default()
-}
-
-fn size_text(bytes: u64) -> String {
-    catalog::ByteSize::parse(&bytes.to_string()).map_or_else(|_| format!("{bytes} B"), |size| size.to_string())
 }
 
 #[component]
@@ -143,6 +147,7 @@ fn FileManager() -> impl IntoView {
                             <Upload id=id dir=dir changed />
                         </div>
                         <Outcome outcome=message />
+                        <SftpDetails id=id />
                         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                             {move || Suspend::new(async move {
                                 match listing.await {
@@ -156,6 +161,38 @@ fn FileManager() -> impl IntoView {
                 }
             }}
         </section>
+    }
+}
+
+/// The SFTP address and username, and what signs in there.
+#[component]
+fn SftpDetails(id: Memo<ServerId>) -> impl IntoView {
+    let access = Resource::new(move || id.get(), get_sftp_access);
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                access.await.ok().flatten().map(|access| {
+                    let command = format!("sftp -P {} {}@{}", access.port, access.username, access.host);
+                    view! {
+                        <details class="sftp">
+                            <summary>"SFTP"</summary>
+                            <dl>
+                                <dt>"Address"</dt>
+                                <dd class="sftp-address">{format!("sftp://{}:{}", access.host, access.port)}</dd>
+                                <dt>"Username"</dt>
+                                <dd class="sftp-username">{access.username}</dd>
+                            </dl>
+                            <p>
+                                "Sign in with your account's password or an SSH key added on "
+                                <A href="/account">"your account page"</A>
+                                ". From a terminal: "
+                                <code>{command}</code>
+                            </p>
+                        </details>
+                    }
+                })
+            })}
+        </Suspense>
     }
 }
 
@@ -180,7 +217,7 @@ fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, S
                 FileKind::File => "file",
                 FileKind::Symlink => "link",
             };
-            let size = if entry.kind == FileKind::File { size_text(entry.size) } else { String::new() };
+            let size = if entry.kind == FileKind::File { catalog::bytes_text(entry.size) } else { String::new() };
             let archive = entry.kind == FileKind::File && ArchiveFormat::of(&entry.name).is_some();
             let editable = entry.kind != FileKind::Symlink;
             let (for_rename, for_delete, for_extract, for_check) = (path.clone(), path.clone(), path.clone(), path.clone());
@@ -324,14 +361,20 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
         |(id, path, _)| file_versions(id, path),
     );
     let outcome = RwSignal::new(None::<Result<String, String>>);
+    let language = language_of(&path).unwrap_or("text");
+    let code = NodeRef::<leptos::html::Div>::new();
+    let current = code_editor(code, text, language, outcome);
     let save = Action::new({
         let (id, path) = (id.clone(), path.clone());
         move |_: &()| {
-            let (id, path, content) = (id.clone(), path.clone(), text.get_untracked());
+            let content = current().unwrap_or_else(|| text.get_untracked());
+            let (id, path) = (id.clone(), path.clone());
             async move {
                 let saved = save_text(id, path, content).await;
                 outcome.set(Some(
-                    saved.map(|entry| format!("Saved ({})", size_text(entry.size))).map_err(|e| e.to_string()),
+                    saved
+                        .map(|entry| format!("Saved ({})", catalog::bytes_text(entry.size)))
+                        .map_err(|e| e.to_string()),
                 ));
                 saves.update(|n| *n += 1);
             }
@@ -355,8 +398,6 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
             }
         }
     });
-    let language = language_of(&path).unwrap_or("text");
-    let lines = move || (1..=text.read().lines().count().max(1)).map(|n| format!("{n}\n")).collect::<String>();
     let back = {
         let navigate = use_navigate();
         let (id, dir) = (id.clone(), parent(&path));
@@ -379,16 +420,7 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
                     }
                 })}
             </Suspense>
-            <div class="code">
-                <pre class="gutter" aria-hidden="true">{lines}</pre>
-                <textarea
-                    name="content"
-                    aria-label="File content"
-                    spellcheck="false"
-                    prop:value=move || text.get()
-                    on:input=move |event| text.set(event_target_value(&event))
-                ></textarea>
-            </div>
+            <div class="code" node_ref=code></div>
             <button type="button" class="primary" on:click=move |_| { save.dispatch(()); }>"Save"</button>
             <button type="button" on:click=back>"Close"</button>
             <Outcome outcome=outcome />
@@ -405,7 +437,7 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
                             let id = version.id.clone();
                             view! {
                                 <p class="version">
-                                    {format!("Saved over at {} ({})", version.saved_at, size_text(version.size))}
+                                    {format!("Saved over at {} ({})", format_utc(version.saved_at), catalog::bytes_text(version.size))}
                                     " "
                                     <button type="button" on:click=move |_| { restore.dispatch(id.clone()); }>"Restore"</button>
                                 </p>
@@ -419,12 +451,71 @@ fn Editor(id: ServerId, path: String) -> impl IntoView {
     }
 }
 
+/// The CodeMirror editor (bundled among the site's assets, see `app/js/code-editor.js`) in `code`, showing
+/// `text` whenever it is set (a file loaded, a version restored). Returns what the editor holds now: read when
+/// saving, rather than copied into `text` at every keystroke (slow for a big file).
+fn code_editor(
+    code: NodeRef<leptos::html::Div>,
+    text: RwSignal<String>,
+    language: &'static str,
+    outcome: RwSignal<Option<Result<String, String>>>,
+) -> impl Fn() -> Option<String> + Copy + Send + Sync + 'static {
+    #[cfg(feature = "hydrate")]
+    {
+        let editor = StoredValue::new_local(None::<browser::CodeEditor>);
+        Effect::new(move |_| {
+            let content = text.get();
+            let Some(element) = code.get() else { return };
+            let shown = editor.with_value(|shown| {
+                let shown = shown.as_ref()?;
+                if shown.text() != content {
+                    shown.set_text(&content);
+                }
+                Some(())
+            });
+            if shown.is_none() {
+                match browser::CodeEditor::new(&element, &content, language) {
+                    Ok(made) => editor.set_value(Some(made)),
+                    Err(_) => outcome.set(Some(Err("the editor did not load; reload the page".into()))),
+                }
+            }
+        });
+        on_cleanup(move || {
+            if let Some(shown) = editor.try_update_value(Option::take).flatten() {
+                shown.destroy();
+            }
+        });
+        move || editor.try_with_value(|shown| shown.as_ref().map(browser::CodeEditor::text)).flatten()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        // On the server the editor renders empty; the browser makes it after hydration.
+        let _ = (code, text, language, outcome);
+        || None
+    }
+}
+
 #[cfg(feature = "hydrate")]
 mod browser {
     use catalog::ServerId;
     use leptos::prelude::*;
     use wasm_bindgen::JsCast as _;
     use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen]
+    extern "C" {
+        /// `app/js/code-editor.js`'s editor.
+        pub type CodeEditor;
+        #[wasm_bindgen(constructor, catch)]
+        pub fn new(parent: &web_sys::HtmlElement, doc: &str, language: &str) -> Result<CodeEditor, JsValue>;
+        #[wasm_bindgen(method)]
+        pub fn text(this: &CodeEditor) -> String;
+        #[wasm_bindgen(method, js_name = setText)]
+        pub fn set_text(this: &CodeEditor, doc: &str);
+        #[wasm_bindgen(method)]
+        pub fn destroy(this: &CodeEditor);
+    }
 
     /// Sends the files with an `XMLHttpRequest`, whose upload events drive the progress bar (fetch has none).
     pub fn upload(
@@ -491,7 +582,7 @@ pub mod ssr {
     use std::sync::Arc;
 
     use catalog::ServerId;
-    use catalog::account::User;
+    use catalog::account::{SftpAccess, User};
     use catalog::files::{FileEntry, FileListing, FileVersion};
 
     use crate::context::BoxFuture;
@@ -541,6 +632,11 @@ pub mod ssr {
             path: &'a str,
             version: &'a str,
         ) -> BoxFuture<'a, Result<FileEntry, AppError>>;
+        fn sftp_access<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+        ) -> BoxFuture<'a, Result<Option<SftpAccess>, AppError>>;
     }
 
     pub async fn with_files<T, F, Fut>(body: F) -> Result<T, AppError>

@@ -2,6 +2,7 @@
 //!
 //! Server-only code lives behind the `ssr` feature; the browser build (`hydrate`) never sees it.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod backups;
@@ -20,8 +21,9 @@ use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
+use crate::account::AccountPage;
 use crate::admin::AdminPage;
-use crate::auth::{AccountNav, AccountPage, Auth, SignInPage, SignUpPage};
+use crate::auth::{AccountNav, Auth, SignInPage, SignUpPage};
 use crate::backups::BackupsPage;
 use crate::billing::BillingPage;
 use crate::catalog_page::CatalogPage;
@@ -41,6 +43,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // xterm.js for the live console, from npm at build time (see scripts/setup.sh), served from here.
                 <link rel="stylesheet" href="/vendor/xterm/xterm.css" />
                 <script src="/vendor/xterm/xterm.js"></script>
+                // CodeMirror for the file editor, bundled from npm at build time the same way.
+                <script src="/vendor/codemirror/code-editor.js" defer></script>
                 <HydrationScripts options />
                 <MetaTags />
             </head>

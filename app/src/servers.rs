@@ -383,11 +383,8 @@ fn LiveServer(server: GameServer, game: Option<PublicGame>) -> impl IntoView {
             let id = id.clone();
             leptos::task::spawn_local(async move {
                 if let Ok(Some(usage)) = get_server_disk(id).await {
-                    let size = |bytes: u64| {
-                        catalog::ByteSize::parse(&bytes.to_string())
-                            .map_or_else(|_| "0 B".to_owned(), |b| b.to_string())
-                    };
-                    disk_text.set(Some(format!("{} of {}", size(usage.used_bytes), size(usage.limit_bytes))));
+                    let (used, limit) = (catalog::bytes_text(usage.used_bytes), catalog::bytes_text(usage.limit_bytes));
+                    disk_text.set(Some(format!("{used} of {limit}")));
                 }
             });
         });

@@ -60,6 +60,47 @@ impl User {
     }
 }
 
+/// Longest name an SSH key may be given.
+pub const MAX_SSH_KEY_NAME: usize = 64;
+/// How many SSH keys one account may hold.
+pub const MAX_SSH_KEYS: usize = 20;
+
+/// A public key an account signs in to SFTP with (added on the account page). The key itself stays on the
+/// server; this is what identifies it to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKey {
+    pub id: String,
+    pub name: String,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`, …
+    pub algorithm: String,
+    /// As `ssh-keygen -l` prints it: `SHA256:…`.
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// Where and as whom a server's files are reached over SFTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SftpAccess {
+    pub host: String,
+    pub port: u16,
+    /// `<account email>.<server id>`.
+    pub username: String,
+}
+
+impl SftpAccess {
+    /// The SFTP username naming `email`'s access to server `server`.
+    pub fn username(email: &str, server: &crate::ids::ServerId) -> String {
+        format!("{email}.{server}")
+    }
+
+    /// The account email and the server id an SFTP username names (server ids hold no dot; emails may).
+    pub fn parse_username(username: &str) -> Option<(&str, crate::ids::ServerId)> {
+        let (email, server) = username.rsplit_once('.')?;
+        (!email.is_empty() && !server.is_empty()).then(|| (email, crate::ids::ServerId::from(server)))
+    }
+}
+
 /// Input that broke a rule, named by the field it came in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -136,6 +177,17 @@ pub fn authorize(user: &User, resource: Resource<'_>) -> Result<(), Denied> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sftp_username_names_the_account_and_the_server() {
+        let id = crate::ids::ServerId::from("mj-0a1b2c3d4e5f");
+        let username = SftpAccess::username("first.last@mail.example.com", &id);
+        assert_eq!(username, "first.last@mail.example.com.mj-0a1b2c3d4e5f");
+        assert_eq!(SftpAccess::parse_username(&username), Some(("first.last@mail.example.com", id)));
+        assert_eq!(SftpAccess::parse_username("no-server"), None);
+        assert_eq!(SftpAccess::parse_username(".mj-1"), None);
+        assert_eq!(SftpAccess::parse_username("a@b.c."), None);
+    }
 
     fn user(id: &str, role: Role) -> User {
         User { id: id.into(), email: format!("{id}@example.com"), role, created_at: 0 }

@@ -138,6 +138,8 @@ pub struct Retention {
 pub const MAX_OFFSET_S: u32 = 86_400;
 /// Most tasks in one schedule.
 pub const MAX_TASKS: usize = 20;
+/// How many schedules one server may have.
+pub const MAX_SCHEDULES: usize = 20;
 
 /// A server's schedule, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

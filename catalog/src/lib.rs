@@ -29,6 +29,6 @@ pub use games::{
 };
 pub use ids::{ServerId, UserId};
 pub use notice::Notice;
-pub use quantity::{ByteSize, Cpu, QuantityError};
+pub use quantity::{ByteSize, Cpu, QuantityError, bytes_text};
 pub use state::{Action, Payment, ServerStatus, TransitionError, UnknownStatus};
 pub use yaml::{CatalogError, Problem};

@@ -78,6 +78,11 @@ impl ByteSize {
     }
 }
 
+/// A byte count as people read it (`3 MiB`, `1.5 KiB`, `0 B`): what the pages show for sizes.
+pub fn bytes_text(bytes: u64) -> String {
+    ByteSize::parse(&bytes.to_string()).map_or_else(|_| format!("{bytes} B"), |size| size.to_string())
+}
+
 fn positive(text: &str, value: u64) -> Result<u64, QuantityError> {
     if value == 0 { Err(QuantityError::NotPositive(text.to_owned())) } else { Ok(value) }
 }

@@ -1,3 +1,7 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test, expect, hydrated, signUp } from "./fixtures";
 
 /** Makes a demo server through the create form and waits for it to run; returns its page's path. */
@@ -18,6 +22,10 @@ test("the file manager uploads with progress, edits with earlier versions kept, 
   await expect(page).toHaveURL(new RegExp(`${server}/files`));
   await hydrated(page);
   await expect(page.getByText(/^\d+ entries$/)).toBeVisible();
+  // How to reach the same files over SFTP: this account's username for this server.
+  await page.getByText("SFTP", { exact: true }).click();
+  const id = server.split("/").pop()!;
+  await expect(page.locator(".sftp-username")).toHaveText(new RegExp(`^files-\\d+@example\\.com\\.${id}$`));
 
   // Two files at once, through the picker; the progress bar shows the upload.
   const big = Buffer.alloc(3 * 1024 * 1024, "x");
@@ -31,19 +39,25 @@ test("the file manager uploads with progress, edits with earlier versions kept, 
   await expect(page.locator("tr[data-name='big.bin'] .size")).toHaveText("3 MiB");
 
   // Edited in the browser, then put back as it was.
+  // The editor is CodeMirror: its lines, its line numbers, the properties file highlighted.
   await page.locator("tr[data-name='server.properties'] .name a").click();
-  await expect(page.getByLabel("File content")).toHaveValue("motd=Hello\n");
+  const lines = page.locator(".cm-line");
+  await expect(lines).toHaveText(["motd=Hello", ""]);
   await expect(page.locator(".language")).toHaveText("properties");
-  await page.getByLabel("File content").fill("motd=Changed\nmax-players=4\n");
-  await expect(page.locator(".gutter")).toHaveText(/1\s+2/);
+  await expect(lines.first().locator("span")).not.toHaveCount(0);
+  await page.getByLabel("File content").click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("motd=Changed\nmax-players=4\n");
+  await expect(page.locator(".cm-lineNumbers .cm-gutterElement", { hasText: /^3$/ })).toBeVisible();
   await page.getByRole("button", { name: "Save" }).click();
   await expect(page.getByRole("status")).toHaveText(/^Saved/);
   await page.reload();
   await hydrated(page);
-  await expect(page.getByLabel("File content")).toHaveValue("motd=Changed\nmax-players=4\n");
+  await expect(lines).toHaveText(["motd=Changed", "max-players=4", ""]);
+  await expect(page.locator(".version")).toContainText(/Saved over at \d{4}-\d{2}-\d{2}/);
   await page.locator(".version").getByRole("button", { name: "Restore" }).click();
   await expect(page.getByRole("status")).toHaveText("Restored the earlier version");
-  await expect(page.getByLabel("File content")).toHaveValue("motd=Hello\n");
+  await expect(lines).toHaveText(["motd=Hello", ""]);
   await page.getByRole("button", { name: "Close" }).click();
 
   // A folder, a rename into it, and a delete.
@@ -129,4 +143,33 @@ test.describe(() => {
     await expect(page.getByRole("alert")).toHaveText(/^cron: minute: 99 is outside 0-59/);
     await expect(page.locator("article[data-name='broken']")).toHaveCount(0);
   });
+});
+
+test("an SSH key for SFTP is added and removed on the account page", async ({ page }) => {
+  await signUp(page, `keys-${Date.now()}@example.com`);
+  await page.goto("/account");
+  await hydrated(page);
+  await expect(page.getByText("No keys yet.")).toBeVisible();
+  const dir = mkdtempSync(join(tmpdir(), "spawnpoint-key-"));
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f", join(dir, "key")]);
+  const fingerprint = execFileSync("ssh-keygen", ["-lf", join(dir, "key.pub")]).toString().split(" ")[1];
+
+  // Something that is not a public key is refused, saying so.
+  await page.getByLabel("Name").fill("Laptop");
+  await page.getByLabel("Public key").fill("not a key");
+  await page.getByRole("button", { name: "Add key" }).click();
+  await expect(page.getByRole("alert")).toContainText("public_key");
+
+  await page.getByLabel("Public key").fill(readFileSync(join(dir, "key.pub"), "utf8"));
+  await page.getByRole("button", { name: "Add key" }).click();
+  await expect(page.getByRole("status")).toHaveText("Key “Laptop” added");
+  const row = page.locator("tr[data-name='Laptop']");
+  await expect(row.locator(".fingerprint")).toHaveText(fingerprint);
+  await page.reload();
+  await expect(row.locator(".algorithm")).toHaveText("ssh-ed25519");
+
+  await hydrated(page);
+  await row.getByRole("button", { name: "Remove Laptop" }).click();
+  await expect(page.getByRole("status")).toHaveText("Key “Laptop” removed");
+  await expect(page.getByText("No keys yet.")).toBeVisible();
 });

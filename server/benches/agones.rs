@@ -48,6 +48,7 @@ async fn run(count: usize) -> anyhow::Result<()> {
     let ids = write_servers(&url, count).await?;
 
     let mut settings = Settings::from_lookup(|_| None)?;
+    settings.sftp.addr = None;
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().to_owned();
     settings.database_url = SecretString::from(url);

@@ -83,6 +83,7 @@ async fn run(store: &str, mib: usize, target: Option<BackupTarget>) -> anyhow::R
     let catalog = dir.path().join("games.yaml");
     std::fs::write(&catalog, CATALOG)?;
     let mut settings = Settings::from_lookup(|_| None)?;
+    settings.sftp.addr = None;
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().to_owned();
     settings.database_url = SecretString::from(format!("sqlite://{}/spawnpoint.db", dir.path().display()));

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(viewers: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::from_lookup(|_| None)?;
+    settings.sftp.addr = None;
     let demo = settings.load_catalog()?.game("demo").expect("the demo game").image.clone();
     let sim = Simulator::start(SimConfig {
         nodes: SimNode::numbered(1, |n| format!("127.0.0.{n}")),

@@ -37,6 +37,7 @@ fn peak_kib() -> u64 {
 async fn run(requests: usize, permits: Option<usize>, per_second: Option<usize>) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::from_lookup(|_| None)?;
+    settings.sftp.addr = None;
     settings.http.addr = "127.0.0.1:0".parse()?;
     settings.data_dir = dir.path().to_owned();
     settings.database_url = SecretString::from(format!("sqlite://{}/spawnpoint.db", dir.path().display()));

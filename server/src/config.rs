@@ -56,6 +56,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("AWS_ACCESS_KEY_ID", "backups.aws_access_key_id"),
     ("AWS_SECRET_ACCESS_KEY", "backups.aws_secret_access_key"),
     ("AWS_ALLOW_HTTP", "backups.aws_allow_http"),
+    ("SPAWNPOINT_SFTP_ADDR", "sftp.addr"),
+    ("SPAWNPOINT_SFTP_HOST_KEY", "sftp.host_key"),
     ("SPAWNPOINT_NAMESPACE", "agones.namespace"),
     ("SPAWNPOINT_PUBLIC_IP_LABEL", "agones.public_ip_label"),
     ("SPAWNPOINT_KUBE_API", "agones.kube_api"),
@@ -100,6 +102,7 @@ pub struct Settings {
     /// `SPAWNPOINT_BACKUPS`: `file:///path` (default `<data dir>/backups`) or `s3://bucket/prefix` with
     /// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`.
     pub backups: BackupTarget,
+    pub sftp: SftpSettings,
     /// What only tests change.
     pub tuning: Tuning,
 }
@@ -121,6 +124,17 @@ pub struct HttpSettings {
     /// `SPAWNPOINT_ALLOWED_HOSTS`: host names besides loopback and the public URL's host that requests may
     /// name in `Host` (comma-separated); any other gets 421, which stops DNS rebinding.
     pub allowed_hosts: AllowedHosts,
+}
+
+/// The SFTP endpoint.
+#[derive(Debug, Clone)]
+pub struct SftpSettings {
+    /// `SPAWNPOINT_SFTP_ADDR`: where SFTP listens (default `127.0.0.1:2022`, Pterodactyl's port); `off` for no
+    /// SFTP.
+    pub addr: Option<SocketAddr>,
+    /// `SPAWNPOINT_SFTP_HOST_KEY`: the server's host key, an OpenSSH private key file. Unset: an ed25519 key is
+    /// generated once into `<data dir>/sftp-host-key` (on a cluster, give every replica the same key).
+    pub host_key: Option<PathBuf>,
 }
 
 /// Accounts and sessions.
@@ -367,6 +381,14 @@ impl Settings {
             Some(text) => BackupTarget::parse(&text, &lookup)
                 .map_err(|reason| ConfigError::Invalid { name: "SPAWNPOINT_BACKUPS", reason })?,
         };
+        let sftp_addr = match lookup("SPAWNPOINT_SFTP_ADDR").as_deref() {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 2022))),
+            Some("off") => None,
+            Some(text) => Some(text.parse().map_err(|e| ConfigError::Invalid {
+                name: "SPAWNPOINT_SFTP_ADDR",
+                reason: format!("`{text}`: {e} (an address like 0.0.0.0:2022, or off)"),
+            })?),
+        };
         let default_sources = Sources::default();
         let start_timeout = seconds("SPAWNPOINT_START_TIMEOUT", 900)?;
         let dns_repair_interval = seconds("SPAWNPOINT_DNS_REPAIR_INTERVAL", 300)?;
@@ -438,6 +460,7 @@ impl Settings {
             billing,
             tuning: Tuning::default(),
             backups,
+            sftp: SftpSettings { addr: sftp_addr, host_key: lookup("SPAWNPOINT_SFTP_HOST_KEY").map(PathBuf::from) },
             data_dir,
         })
     }

@@ -15,6 +15,7 @@ pub mod orchestrator;
 pub mod reconciler;
 pub mod schedules;
 pub mod servers;
+pub mod sftp;
 pub mod state;
 pub mod subscriptions;
 
@@ -33,6 +34,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthService;
+use crate::auth::hosts::url_host;
 use crate::auth::limit::Limits;
 use crate::auth::password::Hashing;
 use crate::auth::token::{Tokens, load_or_create_secret};
@@ -56,6 +58,7 @@ use crate::schedules::ScheduleService;
 use crate::servers::ServerService;
 use crate::servers::events::EventBus;
 use crate::servers::repo::ServerRepo;
+use crate::sftp::Sftp;
 use crate::state::AppState;
 use crate::subscriptions::Subscriptions;
 
@@ -74,6 +77,7 @@ pub struct Application {
     state: AppState,
     reconciler: Arc<Reconciler>,
     driver: Arc<dyn Orchestrator>,
+    sftp: Option<Sftp>,
 }
 
 impl Application {
@@ -126,7 +130,18 @@ impl Application {
             settings.accounts.max_servers_per_customer,
             settings.tuning.clock.clone(),
         ));
-        let files = Arc::new(FileService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone()));
+        let sftp = Sftp::bind(&settings.sftp, &settings.data_dir).await?;
+        let sftp_endpoint = match &sftp {
+            Some(sftp) => {
+                let port = sftp.local_addr().context("while reading the SFTP address")?.port();
+                // Where customers reach the panel is where they reach SFTP; on the single box, the game host.
+                let host = settings.http.public_url.as_deref().and_then(url_host);
+                Some((host.unwrap_or_else(|| settings.local.host.clone()), port))
+            }
+            None => None,
+        };
+        let files =
+            Arc::new(FileService::new(servers.clone(), catalog.clone(), driver.clone(), db.clone(), sftp_endpoint));
         let store = BackupStore::new(&settings.backups, &settings.data_dir)
             .map_err(|reason| anyhow::anyhow!("while opening the backup store: {reason}"))?;
         tracing::info!(store = %store.describe, "backups are kept in this store");
@@ -171,11 +186,16 @@ impl Application {
             leptos_options,
         };
         let router = router(state.clone());
-        Ok(Self { listener, router, state, reconciler, driver })
+        Ok(Self { listener, router, state, reconciler, driver, sftp })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Where SFTP listens, when it is on.
+    pub fn sftp_addr(&self) -> Option<SocketAddr> {
+        self.sftp.as_ref().and_then(|sftp| sftp.local_addr().ok())
     }
 
     /// The reconciler, for benchmarks that drive and time its passes.
@@ -197,12 +217,16 @@ impl Application {
     pub async fn serve_until(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         self.reconciler.start();
         let schedules = self.state.schedules.clone().start();
+        let sftp = self.sftp.map(|sftp| sftp.start(self.state.auth.clone(), self.state.files.clone()));
         // Connect info gives the rate limiter each client's address.
         let served = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(signal)
             .await
             .context("while serving");
         schedules.abort();
+        if let Some(sftp) = sftp {
+            sftp.abort();
+        }
         self.reconciler.stop().await;
         self.driver.shutdown().await;
         served

@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod password;
 pub mod proxy;
 pub mod routes;
+pub mod ssh_keys;
 pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +21,7 @@ use app::auth::ssr::{Accounts, SignedIn};
 use app::context::{BoxFuture, Credential, Session};
 use app::error::AppError;
 use axum::extract::ConnectInfo;
-use catalog::account::{Role, User, check_new_password, normalize_email};
+use catalog::account::{Role, SshKey, User, check_new_password, normalize_email};
 use http::request::Parts;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -135,9 +136,10 @@ impl AuthService {
         Ok(user)
     }
 
-    /// Checks credentials and opens a session. Unknown email and wrong password look identical, in the answer
-    /// and in the time taken.
-    pub async fn sign_in(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn, AppError> {
+    /// The account `email` names, if `password` is its password: rate-limited by the client's address and the
+    /// email, and an unknown email looks like a wrong password, in the answer and in the time taken. Signing in
+    /// and SFTP both ask this.
+    pub async fn check_password(&self, client: IpAddr, email: &str, password: &str) -> Result<User, AppError> {
         let normalized = email.trim().to_lowercase();
         // Before the limiter, which remembers emails that failed: none may hold more than an address's worth.
         if normalized.len() > MAX_EMAIL_LEN {
@@ -159,7 +161,12 @@ impl AuthService {
             .map(user_from_row)
             .transpose()?
             .ok_or_else(|| AppError::Unauthorized(BAD_CREDENTIALS.into()))?;
+        Ok(user)
+    }
 
+    /// Checks credentials and opens a session.
+    pub async fn sign_in(&self, client: IpAddr, email: &str, password: &str) -> Result<SignedIn, AppError> {
+        let user = self.check_password(client, email, password).await?;
         let issued = now();
         let expires = issued + i64::try_from(self.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let session_id = uuid::Uuid::new_v4().simple().to_string();
@@ -305,5 +312,22 @@ impl Accounts for AuthService {
                 .map_err(|source| Error::new("listing users", source))?;
             Ok(rows.iter().map(user_from_row).collect::<Result<_, _>>()?)
         })
+    }
+
+    fn ssh_keys<'a>(&'a self, user: &'a User) -> BoxFuture<'a, Result<Vec<SshKey>, AppError>> {
+        Box::pin(AuthService::ssh_keys(self, user))
+    }
+
+    fn add_ssh_key<'a>(
+        &'a self,
+        user: &'a User,
+        name: &'a str,
+        public_key: &'a str,
+    ) -> BoxFuture<'a, Result<SshKey, AppError>> {
+        Box::pin(AuthService::add_ssh_key(self, user, name, public_key))
+    }
+
+    fn remove_ssh_key<'a>(&'a self, user: &'a User, id: &'a str) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(AuthService::remove_ssh_key(self, user, id))
     }
 }

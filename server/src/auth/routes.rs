@@ -1,5 +1,5 @@
-//! REST routes for accounts: `POST /auth/register`, `/auth/login`, `/auth/logout`, and `GET /api/me`,
-//! `GET /api/admin/users`.
+//! REST routes for accounts: `POST /auth/register`, `/auth/login`, `/auth/logout`, `GET /api/me`,
+//! `GET|POST /api/account/ssh-keys`, `DELETE /api/account/ssh-keys/{id}` and `GET /api/admin/users`.
 
 use std::net::SocketAddr;
 
@@ -7,12 +7,12 @@ use app::auth::ssr::Accounts as _;
 use app::context::authorize;
 use app::error::AppError;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use catalog::account::{Resource, User};
+use catalog::account::{Resource, SshKey, User};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,6 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/login", post(login))
         .route("/auth/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/account/ssh-keys", get(list_ssh_keys).post(add_ssh_key))
+        .route("/api/account/ssh-keys/{id}", delete(remove_ssh_key))
         .route("/api/admin/users", get(list_users))
 }
 
@@ -77,6 +79,36 @@ async fn logout(State(state): State<AppState>, CurrentUser(session): CurrentUser
 
 async fn me(CurrentUser(session): CurrentUser) -> Json<User> {
     Json(session.user)
+}
+
+/// `{name, public_key}`: a name for the key and its OpenSSH text (a `.pub` file's line).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSshKey {
+    name: String,
+    public_key: String,
+}
+
+async fn list_ssh_keys(State(state): State<AppState>, CurrentUser(session): CurrentUser) -> Result<Json<Vec<SshKey>>> {
+    Ok(Json(state.auth.ssh_keys(&session.user).await?))
+}
+
+async fn add_ssh_key(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    body: std::result::Result<Json<NewSshKey>, JsonRejection>,
+) -> Result<(StatusCode, Json<SshKey>)> {
+    let Json(key) = body.map_err(bad_body)?;
+    Ok((StatusCode::CREATED, Json(state.auth.add_ssh_key(&session.user, &key.name, &key.public_key).await?)))
+}
+
+async fn remove_ssh_key(
+    State(state): State<AppState>,
+    CurrentUser(session): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    state.auth.remove_ssh_key(&session.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_users(State(state): State<AppState>, CurrentUser(session): CurrentUser) -> Result<Json<Vec<User>>> {

@@ -87,7 +87,7 @@ pub fn load_or_create_secret(configured: Option<&SecretString>, data_dir: &Path)
 }
 
 /// Creates `path` readable and writable by its owner only, failing if it appeared meanwhile.
-fn write_owner_only(path: &Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_owner_only(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

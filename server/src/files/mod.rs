@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use app::context::BoxFuture;
 use app::error::AppError;
-use catalog::account::User;
+use catalog::account::{SftpAccess, User};
 use catalog::files::{
     ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, Ignore, MAX_EDIT_BYTES, MAX_PAGE, MAX_QUERY_LEN,
     MAX_VERSION_BYTES, SearchResults, clean_path, sort_entries,
@@ -32,6 +32,8 @@ pub struct FileService {
     catalog: Arc<Catalog>,
     driver: Arc<dyn Orchestrator>,
     versions: Versions,
+    /// Where customers reach SFTP (host, port), when it is on.
+    sftp: Option<(String, u16)>,
 }
 
 /// One server's files, opened for a user who may touch them.
@@ -62,8 +64,19 @@ impl FileService {
         catalog: Arc<Catalog>,
         driver: Arc<dyn Orchestrator>,
         db: crate::db::Db,
+        sftp: Option<(String, u16)>,
     ) -> Self {
-        Self { servers, catalog, driver, versions: Versions::new(db) }
+        Self { servers, catalog, driver, versions: Versions::new(db), sftp }
+    }
+
+    /// How `user` reaches server `id`'s files over SFTP; `None` when SFTP is off.
+    pub async fn sftp_access(&self, user: &User, id: &ServerId) -> Result<Option<SftpAccess>, AppError> {
+        self.servers.visible(user, id).await?;
+        Ok(self.sftp.as_ref().map(|(host, port)| SftpAccess {
+            host: host.clone(),
+            port: *port,
+            username: SftpAccess::username(&user.email, id),
+        }))
     }
 
     /// The server's files, if `user` may touch them (its owner or an administrator; anyone else gets "not
@@ -125,7 +138,7 @@ impl FileService {
         let entry = opened.files.stat(&path).await.map_err(|e| opened.error("path", e))?;
         match entry.kind {
             FileKind::File => {
-                let body = opened.files.read(&path).await.map_err(|e| opened.error("path", e))?;
+                let body = opened.files.read(&path, 0).await.map_err(|e| opened.error("path", e))?;
                 Ok(Download::File { entry, body })
             }
             FileKind::Dir => {
@@ -294,7 +307,7 @@ impl FileService {
         if entry.size > MAX_VERSION_BYTES as u64 {
             return Ok(Some((entry.size, None)));
         }
-        let mut body = opened.files.read(path).await.map_err(|e| opened.error("path", e))?;
+        let mut body = opened.files.read(path, 0).await.map_err(|e| opened.error("path", e))?;
         let mut bytes = Vec::new();
         while let Some(piece) = body.next().await {
             bytes.extend_from_slice(&piece.map_err(|e| internal(FilesError::io("reading the file")(e)))?);
@@ -430,5 +443,13 @@ impl app::files::ssr::Files for FileService {
         version: &'a str,
     ) -> BoxFuture<'a, Result<FileEntry, AppError>> {
         Box::pin(self.restore_version(user, id, path, version))
+    }
+
+    fn sftp_access<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+    ) -> BoxFuture<'a, Result<Option<SftpAccess>, AppError>> {
+        Box::pin(self.sftp_access(user, id))
     }
 }

@@ -64,8 +64,8 @@ pub trait ServerFiles: Send + Sync {
     fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, Result<Vec<FileEntry>, FilesError>>;
     /// One entry (a link is reported as one, not followed).
     fn stat<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<FileEntry, FilesError>>;
-    /// A file's content.
-    fn read<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<ByteStream, FilesError>>;
+    /// A file's content from byte `offset` on (past its end: nothing).
+    fn read<'a>(&'a self, path: &'a str, offset: u64) -> BoxFuture<'a, Result<ByteStream, FilesError>>;
     /// Replaces (or creates) a file with `body`, never past `budget` bytes; a reader sees the old content or the
     /// new, never half. Returns the bytes written.
     fn write<'a>(&'a self, path: &'a str, body: Incoming<'a>, budget: u64) -> BoxFuture<'a, Result<u64, FilesError>>;

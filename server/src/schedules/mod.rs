@@ -13,7 +13,7 @@ use app::error::AppError;
 use app::servers::ssr::Servers as _;
 use catalog::account::User;
 use catalog::backups::{
-    BackupStatus, MAX_TASKS, NewBackup, Retention, Schedule, ScheduleChange, TaskAction, check_name,
+    BackupStatus, MAX_SCHEDULES, MAX_TASKS, NewBackup, Retention, Schedule, ScheduleChange, TaskAction, check_name,
 };
 use catalog::{Action, ServerId, ServerStatus};
 use jiff::Timestamp;
@@ -87,6 +87,13 @@ impl ScheduleService {
             }
         }
         let schedule = applied(blank, change)?;
+        // Checked before it is added: two creates racing may pass together, which a cap against floods allows.
+        if self.repo.list(id).await.map_err(internal)?.len() >= MAX_SCHEDULES {
+            return Err(AppError::Conflict {
+                field: "schedules".into(),
+                message: format!("a server has at most {MAX_SCHEDULES} schedules; delete one first"),
+            });
+        }
         self.repo.save(&schedule).await.map_err(internal)?;
         tracing::info!(server = %id, user = %user.id, schedule = %schedule.id, "schedule created");
         Ok(schedule)

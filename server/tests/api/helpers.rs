@@ -85,6 +85,8 @@ pub struct TestApp {
     pub cluster: Option<Arc<Simulator>>,
     /// The app's reconciler, when it runs in this process.
     reconciler: Option<Arc<Reconciler>>,
+    /// Where its SFTP listens.
+    pub sftp: Option<std::net::SocketAddr>,
 }
 
 impl TestApp {
@@ -542,6 +544,7 @@ async fn test_settings(
     settings.database_url = SecretString::from(database.url.clone());
     settings.local.ports = port_block();
     settings.local.stop_grace = std::time::Duration::from_secs(3);
+    settings.sftp.addr = Some("127.0.0.1:0".parse().expect("address"));
     adjust(&mut settings);
     (settings, database)
 }
@@ -561,11 +564,12 @@ async fn start_app(
     let address = format!("http://{}", app.local_addr().expect("bound"));
     let db = app.state().db.clone();
     let reconciler = Some(app.reconciler());
+    let sftp = app.sftp_addr();
     tokio::spawn(app.serve());
     // A bounded wait: a request that hangs fails its test instead of stalling the whole run.
     let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
     let (database, data_dir) = (Arc::new(database), Arc::new(data_dir));
-    TestApp { address, client, db, database, data_dir, cluster, reconciler }
+    TestApp { address, client, db, database, data_dir, cluster, reconciler, sftp }
 }
 
 /// The namespace Spawnpoint's game servers live in on the simulated cluster (the driver's default).
@@ -614,7 +618,7 @@ impl TestApp {
     ) -> TestApp {
         let db = Db::connect(&SecretString::from(database.url.clone())).await.expect("the test database");
         let client = http().timeout(REQUEST_TIMEOUT).build().expect("client");
-        TestApp { address: address.to_owned(), client, db, database, data_dir, cluster, reconciler: None }
+        TestApp { address: address.to_owned(), client, db, database, data_dir, cluster, reconciler: None, sftp: None }
     }
 }
 
@@ -654,6 +658,7 @@ impl Binary {
         command
             .env_clear()
             .env("SPAWNPOINT_ADDR", format!("127.0.0.1:{port}"))
+            .env("SPAWNPOINT_SFTP_ADDR", "127.0.0.1:0")
             .env("SPAWNPOINT_DATA_DIR", self.dir.path())
             .env("DATABASE_URL", &self.database.url)
             .env("SPAWNPOINT_GAME_PORTS", format!("{}-{}", self.ports.start(), self.ports.end()))

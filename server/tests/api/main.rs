@@ -24,4 +24,5 @@ mod schedules;
 mod schema;
 mod security;
 mod servers;
+mod sftp;
 mod variables;

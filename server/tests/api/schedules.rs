@@ -146,4 +146,14 @@ async fn schedules_refuse_bad_input_and_strangers(backend: Backend) {
     assert_eq!(create(&app, &other, &id, json!({ "name": "x", "cron": "@hourly", "tasks": task })).await.status(), 404);
     let run = app.client.post(app.url(&format!("/api/servers/{id}/schedules/{sid}/run"))).bearer_auth(&other);
     assert_eq!(run.send().await.expect("sent").status(), 404);
+
+    // A server holds a bounded number of schedules.
+    for _ in 1..catalog::backups::MAX_SCHEDULES {
+        let made = create(&app, &token, &id, json!({ "name": "more", "cron": "@daily", "tasks": task })).await;
+        assert_eq!(made.status(), 201);
+    }
+    let response = create(&app, &token, &id, json!({ "name": "one too many", "cron": "@daily", "tasks": task })).await;
+    assert_eq!(response.status(), 409);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["field"], "schedules", "{error}");
 }

@@ -2,7 +2,7 @@
 //! identity ([`as_game`]), so that whatever the game planted there (links, say) leads nowhere it could not go
 //! itself, and what the panel creates belongs to the game.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -114,16 +114,17 @@ impl ServerFiles for LocalFiles {
         })
     }
 
-    fn read<'a>(&'a self, relative: &'a str) -> BoxFuture<'a, Result<ByteStream, FilesError>> {
+    fn read<'a>(&'a self, relative: &'a str, offset: u64) -> BoxFuture<'a, Result<ByteStream, FilesError>> {
         Box::pin(async move {
             let path = self.path(relative)?;
             let shown = relative.to_owned();
             let file = self
                 .work(move || {
-                    let file = open_nofollow(&path).map_err(missing(&shown))?;
+                    let mut file = open_nofollow(&path).map_err(missing(&shown))?;
                     if !file.metadata().map_err(missing(&shown))?.is_file() {
                         return Err(FilesError::Path(format!("`{shown}` is a directory, not a file")));
                     }
+                    file.seek(io::SeekFrom::Start(offset)).map_err(missing(&shown))?;
                     Ok(file)
                 })
                 .await?;

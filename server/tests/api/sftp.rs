@@ -1,0 +1,329 @@
+//! SFTP, with real clients: OpenSSH's `sftp` (batch mode, a password through `SSH_ASKPASS` or a key made by
+//! `ssh-keygen`) and paramiko. What the customer's client can do with their server's files, what the game then
+//! sees, and everything else refused: other servers, other accounts, the world outside the server's files, a
+//! shell, the storage beyond the plan, and an upload cut short.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::helpers::{Backend, TestApp, eventually, spawn_app_with};
+
+both_databases!(
+    sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_nothing_else,
+    paramiko_reads_anywhere_writes_whole_files_and_is_held_to_the_plan
+);
+
+/// A game that prints its greeting file at start, then waits for `stop`.
+const CATALOG: &str = r#"
+games:
+  - id: reader
+    name: Reader
+    image: test/reader
+    port: { port: 1, protocol: TCP }
+    stop_command: stop
+    local:
+      command: sh
+      args: ["-c", "echo \"greeting: $(cat greeting.txt 2>/dev/null || echo none)\"; echo ready now; while read line; do [ \"$line\" = stop ] && exit 0; done"]
+      ready_line: ready now
+    plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 1Mi, price_cents: 1 }]
+"#;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn app(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("games.yaml");
+    std::fs::write(&path, CATALOG).expect("catalog");
+    let app = spawn_app_with(backend, |settings| settings.catalog_path = Some(path.clone())).await;
+    (app, dir)
+}
+
+async fn signed_up(app: &TestApp, email: &str) -> String {
+    assert_eq!(app.register(email, PASSWORD).await.status(), 201);
+    app.login_token(email).await
+}
+
+/// How a client signs in.
+enum Credential<'a> {
+    Password(&'a str),
+    Key(&'a Path),
+}
+
+/// Runs OpenSSH's `sftp` with `batch` (one command per line) in `dir`, as `user`.
+fn sftp(app: &TestApp, dir: &Path, user: &str, credential: Credential<'_>, batch: &str) -> Output {
+    let port = app.sftp.expect("SFTP is on").port();
+    let batch_file = dir.join("batch");
+    std::fs::write(&batch_file, batch).expect("batch file");
+    let mut command = Command::new("sftp");
+    command.current_dir(dir).args(["-P", &port.to_string()]);
+    // Before `-b`, which turns on BatchMode (no password asked) unless an earlier option says otherwise.
+    client_options(&mut command, dir, user, credential);
+    command.arg("-b").arg(&batch_file).arg("127.0.0.1").output().expect("sftp runs")
+}
+
+/// Options every OpenSSH client here is run with: no known hosts, no agent, one way of signing in.
+fn client_options(command: &mut Command, dir: &Path, user: &str, credential: Credential<'_>) {
+    command
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "ConnectTimeout=10", "-o", "NumberOfPasswordPrompts=1", "-o", "IdentitiesOnly=yes"])
+        .args(["-o", &format!("User={user}")]);
+    match credential {
+        Credential::Password(password) => {
+            // ssh asks this program for the password (there is no terminal to type it in).
+            let askpass = dir.join("askpass");
+            std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).expect("askpass");
+            std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+            command.env("SSH_ASKPASS", &askpass).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", ":0").args([
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "PreferredAuthentications=password",
+                "-o",
+                "PubkeyAuthentication=no",
+            ]);
+        }
+        Credential::Key(key) => {
+            command.args(["-o", "PreferredAuthentications=publickey", "-o", "BatchMode=yes", "-i"]).arg(key);
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeeded(output: &Output) -> bool {
+    output.status.success()
+}
+
+/// Bytes that are not all the same, so a piece in the wrong place shows.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+async fn content(app: &TestApp, token: &str, id: &str, path: &str) -> reqwest::Response {
+    app.get_as(token, &format!("/api/servers/{id}/files/content?path={path}")).await
+}
+
+async fn names(app: &TestApp, token: &str, id: &str, dir: &str) -> Vec<String> {
+    let listing: Value =
+        app.get_as(token, &format!("/api/servers/{id}/files?path={dir}")).await.json().await.expect("json");
+    listing["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_nothing_else(backend: Backend) {
+    let (app, _catalog) = app(backend).await;
+    let token = signed_up(&app, "alice@example.com").await;
+    let id = app.created(&token, "reader", "p").await;
+    app.running(&token, &id).await;
+    let user = format!("alice@example.com.{id}");
+
+    // Password: upload, list, make a folder, move, download.
+    let local = tempfile::tempdir().expect("temp dir");
+    std::fs::write(local.path().join("greeting.txt"), "hello over sftp").expect("file");
+    std::fs::write(local.path().join("world.bin"), patterned(300_000)).expect("file");
+    let batch = "put greeting.txt\nmkdir world\nput world.bin world/level.bin\nrename world/level.bin world/region.bin\n\
+                 ls -l world\nget world/region.bin back.bin\n";
+    let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), batch);
+    assert!(succeeded(&output), "{}\n{}", text(&output.stdout), text(&output.stderr));
+    assert!(text(&output.stdout).contains("region.bin"), "ls shows the moved file: {}", text(&output.stdout));
+    assert_eq!(std::fs::read(local.path().join("back.bin")).expect("downloaded"), patterned(300_000));
+    let uploaded = content(&app, &token, &id, "world/region.bin").await.bytes().await.expect("bytes");
+    assert_eq!(uploaded.to_vec(), patterned(300_000), "the file manager sees what SFTP wrote");
+    assert_eq!(names(&app, &token, &id, "").await, ["world", "greeting.txt"], "no temporary file is left");
+    app.act(&token, &id, "restart").await;
+    assert!(app.log_shows(&token, &id, "greeting: hello over sftp").await, "the game reads what was uploaded");
+
+    // Nothing outside the server's files: `..` past the root, absolute paths are the server's own, a link the
+    // game planted.
+    std::os::unix::fs::symlink("/etc", app.game_data(&id).join("etc")).expect("link");
+    for batch in ["get ../../../../etc/hostname stolen\n", "get /etc/hostname stolen\n", "get etc/hostname stolen\n"] {
+        let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), batch);
+        assert!(!succeeded(&output), "{batch:?} is refused");
+        assert!(!local.path().join("stolen").exists(), "{batch:?} fetched nothing");
+    }
+    let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), "put greeting.txt etc/planted\n");
+    assert!(!succeeded(&output), "a write through a link is refused");
+    assert!(!Path::new("/etc/planted").exists());
+
+    // A wrong password, another account's password, an unknown server: refused alike.
+    let output = sftp(&app, local.path(), &user, Credential::Password("not the password"), "ls\n");
+    assert!(!succeeded(&output));
+    assert!(text(&output.stderr).contains("Permission denied"), "{}", text(&output.stderr));
+    let bob = signed_up(&app, "bob@example.com").await;
+    let bobs = format!("bob@example.com.{id}");
+    assert!(!succeeded(&sftp(&app, local.path(), &bobs, Credential::Password(PASSWORD), "ls\n")), "not Bob's server");
+    let nowhere = "alice@example.com.reader-nothing";
+    assert!(!succeeded(&sftp(&app, local.path(), nowhere, Credential::Password(PASSWORD), "ls\n")));
+
+    // A key added on the account signs in; once removed, it does not.
+    let key = local.path().join("id_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(&key)
+        .output();
+    assert!(made.expect("ssh-keygen runs").status.success());
+    assert!(!succeeded(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "not added yet");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let response = app
+        .client
+        .post(app.url("/api/account/ssh-keys"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Laptop", "public_key": public }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 201);
+    let added: Value = response.json().await.expect("json");
+    let listed = Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub")).output().expect("ssh-keygen");
+    let fingerprint = text(&listed.stdout).split_whitespace().nth(1).expect("fingerprint").to_owned();
+    assert_eq!(added["fingerprint"], fingerprint.as_str(), "the fingerprint ssh-keygen prints");
+    assert_eq!(added["algorithm"], "ssh-ed25519");
+    let output = sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n");
+    assert!(succeeded(&output), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("greeting.txt"));
+    // Alice's key is Alice's: it does not open Bob's account.
+    assert!(!succeeded(&sftp(&app, local.path(), &bobs, Credential::Key(&key), "ls\n")));
+    // No shell, no commands.
+    let port = app.sftp.expect("SFTP").port().to_string();
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-p", &port]);
+    client_options(&mut ssh, local.path(), &user, Credential::Key(&key));
+    let output = ssh.args(["127.0.0.1", "echo", "shell-reached"]).output().expect("ssh runs");
+    assert!(!succeeded(&output) && !text(&output.stdout).contains("shell-reached"), "{}", text(&output.stdout));
+
+    let keys: Value = app.get_as(&bob, "/api/account/ssh-keys").await.json().await.expect("json");
+    assert_eq!(keys, json!([]), "Bob sees only his own keys");
+    let key_id = added["id"].as_str().expect("id");
+    let url = app.url(&format!("/api/account/ssh-keys/{key_id}"));
+    assert_eq!(app.client.delete(&url).bearer_auth(&bob).send().await.expect("sent").status(), 404, "not Bob's");
+    assert_eq!(app.client.delete(&url).bearer_auth(&token).send().await.expect("sent").status(), 204);
+    assert!(!succeeded(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "a removed key is refused");
+}
+
+/// Runs `script` (Python, with paramiko) with `SFTP_PORT`, `SFTP_USER` and `SFTP_PASSWORD` set; its last line
+/// of output is JSON.
+fn paramiko(app: &TestApp, user: &str, script: &str) -> Value {
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .env("SFTP_PORT", app.sftp.expect("SFTP").port().to_string())
+        .env("SFTP_USER", user)
+        .env("SFTP_PASSWORD", PASSWORD)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}\n{}", text(&output.stdout), text(&output.stderr));
+    serde_json::from_str(text(&output.stdout).lines().last().expect("output")).expect("json")
+}
+
+const CONNECT: &str = r#"
+import json, os, paramiko
+transport = paramiko.Transport(("127.0.0.1", int(os.environ["SFTP_PORT"])))
+transport.connect(username=os.environ["SFTP_USER"], password=os.environ["SFTP_PASSWORD"])
+sftp = paramiko.SFTPClient.from_transport(transport)
+def attempt(work):
+    try:
+        work()
+        return "done"
+    except (IOError, OSError) as error:
+        return str(error)
+"#;
+
+async fn paramiko_reads_anywhere_writes_whole_files_and_is_held_to_the_plan(backend: Backend) {
+    let (app, _catalog) = app(backend).await;
+    let token = signed_up(&app, "carol@example.com").await;
+    let id = app.created(&token, "reader", "p").await;
+    let user = format!("carol@example.com.{id}");
+
+    let script = format!(
+        r#"{CONNECT}
+data = bytes((i * 7) % 251 for i in range(200000))
+with sftp.open("save.bin", "wb") as f:
+    f.write(data)
+with sftp.open("save.bin", "rb") as f:
+    f.seek(150000)
+    middle = f.read(16)
+    f.seek(10)
+    start = f.read(4)
+sftp.mkdir("old")
+sftp.rename("save.bin", "old/save.bin")
+result = {{
+    "size": sftp.stat("old/save.bin").st_size,
+    "middle": list(middle) == list(data[150000:150016]),
+    "start": list(start) == list(data[10:14]),
+    "listed": sorted(sftp.listdir(".")),
+    "root": sftp.normalize("."),
+    "up": attempt(lambda: sftp.listdir("/..")),
+    "rmdir_full": attempt(lambda: sftp.rmdir("old")),
+    "append": attempt(lambda: sftp.open("old/save.bin", "a").write(b"more")),
+    "link": attempt(lambda: sftp.symlink("/etc/passwd", "passwd")),
+}}
+sftp.mkdir("empty")
+sftp.rmdir("empty")
+print(json.dumps(result))
+"#
+    );
+    let result = paramiko(&app, &user, &script);
+    assert_eq!(result["size"], 200_000);
+    assert_eq!((result["middle"].as_bool(), result["start"].as_bool()), (Some(true), Some(true)), "{result}");
+    assert_eq!(result["listed"], json!(["old"]));
+    assert_eq!(result["root"], "/", "the server's files are the client's root");
+    assert!(result["up"].as_str().expect("up").contains("leaves the server's files"), "{result}");
+    assert!(result["rmdir_full"].as_str().expect("rmdir").contains("not empty"), "{result}");
+    assert!(result["append"].as_str().expect("append").contains("appending is not supported"), "{result}");
+    assert!(result["link"].as_str().expect("link").contains("symbolic links"), "{result}");
+    assert_eq!(names(&app, &token, &id, "").await, ["old"]);
+    let saved = content(&app, &token, &id, "old/save.bin").await.bytes().await.expect("bytes");
+    assert_eq!(saved.to_vec(), patterned(200_000), "paramiko's upload, byte for byte");
+
+    // The plan has 1 MiB: a bigger upload fails naming the storage, and leaves nothing behind.
+    let script = format!(
+        r#"{CONNECT}
+def big():
+    with sftp.open("huge.bin", "wb") as f:
+        for _ in range(32):
+            f.write(b"x" * 65536)
+print(json.dumps({{"huge": attempt(big)}}))
+"#
+    );
+    let result = paramiko(&app, &user, &script);
+    assert!(result["huge"].as_str().expect("huge").contains("plan's storage"), "{result}");
+    assert_eq!(names(&app, &token, &id, "").await, ["old"], "nothing of the refused upload is kept");
+
+    // An upload cut short (the client goes away without closing the file) leaves the file as it was.
+    let script = format!(
+        r#"{CONNECT}
+f = sftp.open("old/save.bin", "wb")
+f.write(b"half of a new save")
+f.flush()
+transport.close()
+print(json.dumps({{"cut": True}}))
+"#
+    );
+    paramiko(&app, &user, &script);
+    let data = app.game_data(&id).join("old");
+    eventually("the cut upload's temporary file is gone", || temporaries(&data).is_empty()).await;
+    let kept = content(&app, &token, &id, "old/save.bin").await.bytes().await.expect("bytes");
+    assert_eq!(kept.to_vec(), patterned(200_000), "the earlier content stays");
+}
+
+/// The temporary files of writes under way in `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().contains(".spawnpoint-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
