@@ -62,7 +62,8 @@ fn SshKeys() -> impl IntoView {
     let add = Action::new(move |_: &()| async move {
         let added = add_ssh_key(name.get_untracked(), public_key.get_untracked()).await;
         if added.is_ok() {
-            (name.set(String::new()), public_key.set(String::new()));
+            name.set(String::new());
+            public_key.set(String::new());
         }
         outcome.set(Some(added.map(|key| format!("Key “{}” added", key.name)).map_err(|e| e.to_string())));
         changed.update(|n| *n += 1);
