@@ -133,10 +133,16 @@ impl Application {
         let sftp = Sftp::bind(&settings.sftp, &settings.data_dir).await?;
         let sftp_endpoint = match &sftp {
             Some(sftp) => {
-                let port = sftp.local_addr().context("while reading the SFTP address")?.port();
-                // Where customers reach the panel is where they reach SFTP; on the single box, the game host.
-                let host = settings.http.public_url.as_deref().and_then(url_host);
-                Some((host.unwrap_or_else(|| settings.local.host.clone()), port))
+                let bound = sftp.local_addr().context("while reading the SFTP address")?;
+                // Listening everywhere, SFTP is where customers reach the panel (on the single box, where they
+                // reach its games); listening on one address, it is that address.
+                let host = if bound.ip().is_unspecified() {
+                    let public = settings.http.public_url.as_deref().and_then(url_host);
+                    public.unwrap_or_else(|| settings.local.host.clone())
+                } else {
+                    bound.ip().to_string()
+                };
+                Some((host, bound.port()))
             }
             None => None,
         };

@@ -234,6 +234,9 @@ impl FileService {
         let paths: Vec<String> = paths.iter().map(|p| path_field("paths", p)).collect::<Result<_, _>>()?;
         let opened = self.open(user, id).await?;
         opened.files.remove(&paths).await.map_err(|e| opened.error("paths", e))?;
+        for path in &paths {
+            self.versions.forget(id, path).await.map_err(internal)?;
+        }
         tracing::info!(server = %id, user = %user.id, count = paths.len(), "files deleted");
         Ok(())
     }

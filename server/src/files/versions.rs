@@ -73,14 +73,41 @@ impl Versions {
             .await
     }
 
-    /// A file moved keeps its versions.
+    /// A file moved keeps its versions, and so do the files in a directory moved.
     pub async fn rename(&self, server: &ServerId, from: &str, to: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE file_versions SET path = $3 WHERE server_id = $1 AND path = $2")
-            .bind(server.as_str())
-            .bind(from)
-            .bind(to)
-            .execute(self.db.pool())
-            .await?;
+        for path in self.paths_under(server, from).await? {
+            let moved = format!("{to}{}", &path[from.len()..]);
+            sqlx::query("UPDATE file_versions SET path = $3 WHERE server_id = $1 AND path = $2")
+                .bind(server.as_str())
+                .bind(&path)
+                .bind(&moved)
+                .execute(self.db.pool())
+                .await?;
+        }
         Ok(())
+    }
+
+    /// A file deleted takes its versions with it, and a directory those of its files.
+    pub async fn forget(&self, server: &ServerId, deleted: &str) -> Result<(), sqlx::Error> {
+        for path in self.paths_under(server, deleted).await? {
+            sqlx::query("DELETE FROM file_versions WHERE server_id = $1 AND path = $2")
+                .bind(server.as_str())
+                .bind(&path)
+                .execute(self.db.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The paths with versions that are `path` or below it (compared here rather than with `LIKE`, where a
+    /// `%` or `_` in a name would match more).
+    async fn paths_under(&self, server: &ServerId, path: &str) -> Result<Vec<String>, sqlx::Error> {
+        let paths: Vec<String> = sqlx::query_scalar("SELECT DISTINCT path FROM file_versions WHERE server_id = $1")
+            .bind(server.as_str())
+            .fetch_all(self.db.pool())
+            .await?;
+        let below =
+            |candidate: &str| path.is_empty() || candidate.strip_prefix(path).is_some_and(|rest| rest.starts_with('/'));
+        Ok(paths.into_iter().filter(|candidate| candidate == path || below(candidate)).collect())
     }
 }

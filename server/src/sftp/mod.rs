@@ -4,6 +4,9 @@
 //! signing in to the panel) or with one of the SSH keys added on its account page, and reaches that server's
 //! files if it may on the panel. Everything after that goes through the file manager ([`session`]). Nothing but
 //! the `sftp` subsystem is offered: no shell, no commands, no forwarding.
+//!
+//! A connection gets one password attempt (russh's rule: a guess costs a new connection and its key exchange),
+//! ten key offers and 30 s to sign in; at most 256 are served at once.
 
 pub mod session;
 
@@ -11,6 +14,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,8 +32,14 @@ use crate::auth::token::write_owner_only;
 use crate::config::SftpSettings;
 use crate::files::FileService;
 
-/// Sessions one connection may open.
-const MAX_CHANNELS: usize = 4;
+/// Sessions one connection may open in its life.
+const MAX_SESSIONS: usize = 8;
+/// Connections served at once; past them, a new one is closed at once.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a connection may take to sign in.
+const SIGN_IN_TIME: Duration = Duration::from_secs(30);
+/// Public keys one connection may offer (each is a database lookup).
+const MAX_KEY_OFFERS: usize = 10;
 
 /// The SFTP endpoint, bound and ready to serve.
 pub struct Sftp {
@@ -42,7 +52,9 @@ impl Sftp {
     pub async fn bind(settings: &SftpSettings, data_dir: &Path) -> anyhow::Result<Option<Self>> {
         let Some(addr) = settings.addr else { return Ok(None) };
         let key = host_key(settings.host_key.as_deref(), data_dir)?;
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("while binding SFTP to {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("while binding SFTP to {addr} (SPAWNPOINT_SFTP_ADDR; `off` for no SFTP)"))?;
         let config = russh::server::Config {
             server_id: SshId::Standard("SSH-2.0-Spawnpoint".into()),
             methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
@@ -63,14 +75,57 @@ impl Sftp {
 
     /// Serves until the task is aborted (open sessions end with the process).
     pub fn start(self, auth: Arc<AuthService>, files: Arc<FileService>) -> tokio::task::JoinHandle<()> {
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
-            let mut server = Listener { auth, files };
-            let running = russh::server::Server::run_on_socket(&mut server, self.config, &self.listener);
-            if let Err(error) = running.await {
-                tracing::error!(%error, "SFTP stopped accepting connections");
+            loop {
+                let (socket, peer) = match self.listener.accept().await {
+                    Ok(accepted) => accepted,
+                    // Out of file descriptors, say: that passes, so accepting goes on after a breath.
+                    Err(error) => {
+                        tracing::warn!(%error, "SFTP could not accept a connection");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    tracing::warn!(peer = %peer, "SFTP connection refused: {MAX_CONNECTIONS} are open");
+                    continue;
+                };
+                let signed_in = Arc::new(AtomicBool::new(false));
+                let connection = Connection {
+                    peer: peer.ip(),
+                    auth: auth.clone(),
+                    files: files.clone(),
+                    signed_in: None,
+                    admitted: signed_in.clone(),
+                    channels: HashMap::new(),
+                    sessions: 0,
+                    offers: 0,
+                };
+                tokio::spawn(serve(self.config.clone(), socket, connection, signed_in, permit));
             }
         })
     }
+}
+
+/// One connection, ended if it has not signed in within [`SIGN_IN_TIME`].
+async fn serve(
+    config: Arc<russh::server::Config>,
+    socket: tokio::net::TcpStream,
+    connection: Connection,
+    signed_in: Arc<AtomicBool>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let Ok(mut session) = russh::server::run_stream(config, socket, connection).await else { return };
+    let handle = session.handle();
+    if tokio::time::timeout(SIGN_IN_TIME, &mut session).await.is_ok() {
+        return;
+    }
+    if !signed_in.load(Ordering::Acquire) {
+        let reason = "signing in took too long".to_owned();
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, reason, "en".into()).await;
+    }
+    let _ = session.await;
 }
 
 /// The configured host key, or the one kept in `<data dir>/sftp-host-key`, generated (owner-only) on first use.
@@ -96,32 +151,18 @@ fn host_key(configured: Option<&Path>, data_dir: &Path) -> anyhow::Result<Privat
     }
 }
 
-struct Listener {
-    auth: Arc<AuthService>,
-    files: Arc<FileService>,
-}
-
-impl russh::server::Server for Listener {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
-        Connection {
-            peer: peer.map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip()),
-            auth: self.auth.clone(),
-            files: self.files.clone(),
-            signed_in: None,
-            channels: HashMap::new(),
-        }
-    }
-}
-
 /// One client's connection: who it signed in as, for which server, and its session channels.
 struct Connection {
     peer: IpAddr,
     auth: Arc<AuthService>,
     files: Arc<FileService>,
     signed_in: Option<(User, ServerId)>,
+    /// Set once signed in, for the sign-in deadline.
+    admitted: Arc<AtomicBool>,
+    /// Session channels opened and not yet running SFTP.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    sessions: usize,
+    offers: usize,
 }
 
 impl Connection {
@@ -131,6 +172,7 @@ impl Connection {
             Ok(_) => {
                 tracing::info!(peer = %self.peer, user = %user.id, %server, "signed in to SFTP");
                 self.signed_in = Some((user, server));
+                self.admitted.store(true, Ordering::Release);
                 Auth::Accept
             }
             Err(error) => {
@@ -169,6 +211,10 @@ impl russh::server::Handler for Connection {
 
     /// Only keys of the account are worth the client's signature.
     async fn auth_publickey_offered(&mut self, username: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        self.offers += 1;
+        if self.offers > MAX_KEY_OFFERS {
+            return Ok(Auth::reject());
+        }
         Ok(if self.key_owner(username, offer.public_key).await.is_some() { Auth::Accept } else { Auth::reject() })
     }
 
@@ -185,7 +231,8 @@ impl russh::server::Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.channels.len() < MAX_CHANNELS {
+        if self.sessions < MAX_SESSIONS {
+            self.sessions += 1;
             self.channels.insert(channel.id(), channel);
             reply.accept().await;
         }
@@ -206,7 +253,7 @@ impl russh::server::Handler for Connection {
         match (opened, self.channels.remove(&channel)) {
             (Some((opened, user)), Some(stream)) => {
                 session.channel_success(channel)?;
-                let sftp = session::SftpSession::new(opened, user.id.clone());
+                let sftp = session::SftpSession::new(self.files.clone(), opened, user.clone());
                 russh_sftp::server::run(stream.into_stream(), sftp).await;
             }
             _ => session.channel_failure(channel)?,
@@ -231,7 +278,13 @@ impl russh::server::Handler for Connection {
 
     /// The client is done sending on the channel: SFTP is over on it.
     async fn channel_eof(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         session.close(channel)?;
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         Ok(())
     }
 }

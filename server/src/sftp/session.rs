@@ -3,8 +3,12 @@
 //!
 //! The server's files are the session's `/`. Files are read from any offset; a file is written from its start
 //! to its end, as every SFTP client uploads, into a temporary file that replaces the old one only once the
-//! client closes it (an upload cut short leaves the file as it was). Appending and writing at random offsets
-//! are refused with "unsupported", which clients report as such.
+//! client closes it (an upload cut short leaves the file as it was). Appending, writing over part of a file
+//! and writing at another offset are refused with "unsupported", which clients report as such, and a write
+//! refused ends its upload (closing the file then keeps nothing of it).
+//!
+//! Who may reach the server is asked again at every file opened and every change, so a session does not
+//! outlive the access that opened it.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,7 +18,7 @@ use std::task::Poll;
 
 use app::error::AppError;
 use bytes::{Bytes, BytesMut};
-use catalog::UserId;
+use catalog::account::User;
 use catalog::files::{FileEntry, FileKind, clean_path};
 use futures_util::StreamExt as _;
 use russh_sftp::protocol::{Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version};
@@ -23,11 +27,13 @@ use sync_wrapper::SyncWrapper;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::files::Opened;
+use crate::files::{FileService, Opened};
 use crate::orchestrator::files::{ByteStream, FilesError};
 
 /// Handles one session may hold open at once.
 const MAX_HANDLES: usize = 64;
+/// Files one session may be writing at once.
+const MAX_UPLOADS: usize = 4;
 /// The most one read answers with (clients ask for 32 KiB to 255 KiB and take a shorter answer).
 const MAX_READ: usize = 64 * 1024;
 /// Directory entries per `readdir` answer, so that one stays well inside the 256 KiB packets clients take.
@@ -36,8 +42,11 @@ const ENTRIES_PER_ANSWER: usize = 200;
 const WRITES_AHEAD: usize = 8;
 
 pub struct SftpSession {
+    /// Changes that the file manager keeps track of (moves and deletes carry earlier versions along) go
+    /// through it, asked again who may make them.
+    service: Arc<FileService>,
     opened: Arc<Opened>,
-    user: UserId,
+    user: User,
     handles: HashMap<String, Open>,
     next_handle: u64,
 }
@@ -50,8 +59,8 @@ enum Open {
 }
 
 impl SftpSession {
-    pub fn new(opened: Opened, user: UserId) -> Self {
-        Self { opened: Arc::new(opened), user, handles: HashMap::new(), next_handle: 0 }
+    pub fn new(service: Arc<FileService>, opened: Opened, user: User) -> Self {
+        Self { service, opened: Arc::new(opened), user, handles: HashMap::new(), next_handle: 0 }
     }
 
     fn refused(&self, error: FilesError) -> StatusReply {
@@ -62,10 +71,20 @@ impl SftpSession {
         self.opened.files.stat(path).await.map_err(|e| self.refused(e))
     }
 
-    fn hold(&mut self, id: u32, open: Open) -> Result<Handle, StatusReply> {
+    /// Fails when the session holds as many handles as it may.
+    fn room(&self) -> Result<(), StatusReply> {
         if self.handles.len() >= MAX_HANDLES {
             return Err(StatusCode::Failure.with_message(format!("at most {MAX_HANDLES} files may be open at once")));
         }
+        Ok(())
+    }
+
+    /// The server's files as the user may reach them now.
+    async fn reopened(&self) -> Result<Arc<Opened>, StatusReply> {
+        self.service.open(&self.user, &self.opened.id).await.map(Arc::new).map_err(reply)
+    }
+
+    fn hold(&mut self, id: u32, open: Open) -> Result<Handle, StatusReply> {
         self.next_handle += 1;
         let handle = self.next_handle.to_string();
         self.handles.insert(handle.clone(), open);
@@ -78,27 +97,34 @@ impl SftpSession {
             return Err(StatusCode::OpUnsupported
                 .with_message("appending is not supported: upload the whole file (`put`, not `reput`)"));
         }
-        let replaced = match self.opened.files.stat(&path).await {
+        let uploads = self.handles.values().filter(|open| matches!(open, Open::Write(_))).count();
+        if uploads >= MAX_UPLOADS {
+            return Err(StatusCode::Failure.with_message(format!("at most {MAX_UPLOADS} files may be written at once")));
+        }
+        let opened = self.reopened().await?;
+        let replaced = match opened.files.stat(&path).await {
             Ok(entry) if entry.kind != FileKind::File => {
                 return Err(StatusCode::Failure.with_message(format!("`{path}` is not a file")));
             }
             Ok(_) if flags.contains(OpenFlags::EXCLUDE) => {
                 return Err(StatusCode::Failure.with_message(format!("`{path}` exists already")));
             }
+            // Without truncation the client means to write over part of the file, which is not done here.
+            Ok(entry) if entry.size > 0 && !flags.contains(OpenFlags::TRUNCATE) => {
+                return Err(StatusCode::OpUnsupported.with_message(format!(
+                    "`{path}` can only be replaced whole (opened for writing with truncation)"
+                )));
+            }
             Ok(entry) => entry.size,
             Err(FilesError::NotFound(_)) if flags.contains(OpenFlags::CREATE) => 0,
-            Err(error) => return Err(self.refused(error)),
+            Err(error) => return Err(reply(opened.error("path", error))),
         };
-        let budget = self.opened.budget(replaced).await.map_err(reply)?;
-        Ok(Upload::start(self.opened.clone(), path, budget))
+        let budget = opened.budget(replaced).await.map_err(reply)?;
+        Ok(Upload::start(opened, path, budget))
     }
 
     fn ok(&self, id: u32) -> Status {
         Status { id, status_code: StatusCode::Ok, error_message: "Ok".into(), language_tag: "en-US".into() }
-    }
-
-    fn logged(&self, path: &str, what: &str) {
-        tracing::info!(server = %self.opened.id, user = %self.user, path, "{what} over SFTP");
     }
 }
 
@@ -183,8 +209,8 @@ impl russh_sftp::server::Handler for SftpSession {
             Some(Open::Read(reader)) => reader.path.clone(),
             // The file being written is not there yet: what it has so far is what the client wrote.
             Some(Open::Write(upload)) => {
-                let entry =
-                    FileEntry { name: upload.path.clone(), kind: FileKind::File, size: upload.written, modified: 0 };
+                let (name, size) = (upload.path.clone(), upload.written);
+                let entry = FileEntry { name, kind: FileKind::File, size, modified: crate::db::now() };
                 return Ok(Attrs { id, attrs: attributes(&entry) });
             }
             Some(Open::Dir(_)) | None => return Err(StatusCode::Failure.with_message("no such open file")),
@@ -214,7 +240,9 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn opendir(&mut self, id: u32, path: String) -> Result<Handle, Self::Error> {
         let path = relative(&path)?;
-        let mut entries = self.opened.files.list(&path).await.map_err(|e| self.refused(e))?;
+        self.room()?;
+        let opened = self.reopened().await?;
+        let mut entries = opened.files.list(&path).await.map_err(|e| reply(opened.error("path", e)))?;
         catalog::files::sort_entries(&mut entries);
         // Sent from the end of the list, so reversed: the client sees them in order.
         let files = entries.iter().rev().map(|entry| File::new(entry.name.clone(), attributes(entry))).collect();
@@ -243,23 +271,25 @@ impl russh_sftp::server::Handler for SftpSession {
         if path.is_empty() {
             return Err(StatusCode::Failure.with_message("the server's root is a directory"));
         }
+        self.room()?;
         let writes = OpenFlags::WRITE | OpenFlags::APPEND | OpenFlags::CREATE | OpenFlags::TRUNCATE;
         if flags.intersects(writes) {
             let upload = self.upload(path, flags).await?;
             return self.hold(id, Open::Write(upload));
         }
-        if self.entry(&path).await?.kind != FileKind::File {
+        let opened = self.reopened().await?;
+        let entry = opened.files.stat(&path).await.map_err(|e| reply(opened.error("path", e)))?;
+        if entry.kind != FileKind::File {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is not a file")));
         }
-        self.hold(id, Open::Read(Reader { path, stream: None, position: 0, pending: Bytes::new() }))
+        self.hold(id, Open::Read(Reader { opened, path, stream: None, position: 0, pending: Bytes::new() }))
     }
 
     async fn read(&mut self, id: u32, handle: String, offset: u64, len: u32) -> Result<Data, Self::Error> {
-        let opened = self.opened.clone();
         let Some(Open::Read(reader)) = self.handles.get_mut(&handle) else {
             return Err(StatusCode::Failure.with_message("no such file open for reading"));
         };
-        let data = reader.read(&opened, offset, len).await.map_err(|e| reply(opened.error("path", e)))?;
+        let data = reader.read(offset, len).await.map_err(|e| reply(reader.opened.error("path", e)))?;
         if data.is_empty() {
             return Err(StatusCode::Eof.into());
         }
@@ -271,6 +301,8 @@ impl russh_sftp::server::Handler for SftpSession {
             return Err(StatusCode::Failure.with_message("no such file open for writing"));
         };
         if offset != upload.written {
+            // The upload is over: the file stays as it was, whatever the client does next.
+            self.handles.remove(&handle);
             return Err(StatusCode::OpUnsupported.with_message(
                 "Spawnpoint writes a file from its start to its end; this client wrote elsewhere (a resumed upload?)",
             ));
@@ -287,8 +319,8 @@ impl russh_sftp::server::Handler for SftpSession {
         match self.handles.remove(&handle) {
             Some(Open::Write(upload)) => {
                 let path = upload.path.clone();
-                upload.finish().await?;
-                self.logged(&path, "file uploaded");
+                let bytes = upload.finish().await?;
+                tracing::info!(server = %self.opened.id, user = %self.user.id, path, bytes, "file uploaded over SFTP");
             }
             Some(_) => {}
             None => return Err(StatusCode::Failure.with_message("no such open file")),
@@ -301,8 +333,7 @@ impl russh_sftp::server::Handler for SftpSession {
         if self.entry(&path).await?.kind == FileKind::Dir {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is a directory (rmdir removes one)")));
         }
-        self.opened.files.remove(std::slice::from_ref(&path)).await.map_err(|e| self.refused(e))?;
-        self.logged(&path, "file deleted");
+        self.service.delete(&self.user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
@@ -314,22 +345,19 @@ impl russh_sftp::server::Handler for SftpSession {
         if !self.opened.files.list(&path).await.map_err(|e| self.refused(e))?.is_empty() {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is not empty")));
         }
-        self.opened.files.remove(std::slice::from_ref(&path)).await.map_err(|e| self.refused(e))?;
-        self.logged(&path, "directory deleted");
+        self.service.delete(&self.user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
     async fn mkdir(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
         let path = relative(&path)?;
-        self.opened.files.mkdir(&path).await.map_err(|e| self.refused(e))?;
-        self.logged(&path, "directory made");
+        self.service.mkdir(&self.user, &self.opened.id, &path).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
     async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
         let (from, to) = (relative(&oldpath)?, relative(&newpath)?);
-        self.opened.files.rename(&from, &to).await.map_err(|e| self.refused(e))?;
-        self.logged(&to, "file moved");
+        self.service.rename(&self.user, &self.opened.id, &from, &to).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
@@ -345,6 +373,7 @@ impl russh_sftp::server::Handler for SftpSession {
 /// A file read from where the client asks: on from the last read without starting over, from the file's
 /// start again (or elsewhere) when the client jumps.
 struct Reader {
+    opened: Arc<Opened>,
     path: String,
     /// Only ever used through `&mut`, so it needs no lock to be shared.
     stream: Option<SyncWrapper<ByteStream>>,
@@ -353,13 +382,17 @@ struct Reader {
 }
 
 impl Reader {
-    async fn read(&mut self, opened: &Opened, offset: u64, len: u32) -> Result<Bytes, FilesError> {
+    async fn read(&mut self, offset: u64, len: u32) -> Result<Bytes, FilesError> {
+        if offset != self.position {
+            // Whatever happens next, the stream read so far is not where the client is.
+            self.stream = None;
+        }
         let stream = match &mut self.stream {
-            Some(stream) if offset == self.position => stream.get_mut(),
+            Some(stream) => stream.get_mut(),
             stream => {
-                self.position = offset;
-                self.pending = Bytes::new();
-                stream.insert(SyncWrapper::new(opened.files.read(&self.path, offset).await?)).get_mut()
+                let opened = self.opened.files.read(&self.path, offset).await?;
+                (self.position, self.pending) = (offset, Bytes::new());
+                stream.insert(SyncWrapper::new(opened)).get_mut()
             }
         };
         let wanted = usize::try_from(len).unwrap_or(MAX_READ).min(MAX_READ);

@@ -75,6 +75,11 @@ async fn names(app: &TestApp, token: &str, id: &str, dir: &str) -> Vec<String> {
         .collect()
 }
 
+async fn versions_of(app: &TestApp, token: &str, id: &str, path: &str) -> usize {
+    let listed = app.get_as(token, &format!("/api/servers/{id}/files/versions?path={path}")).await;
+    json_of(listed).await.as_array().expect("versions").len()
+}
+
 async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.expect("json")
 }
@@ -127,6 +132,19 @@ async fn files_are_listed_edited_uploaded_and_packed_and_the_game_sees_them(back
     let url = files_url(&app, &id, &format!("/versions/{version}/restore?path=server.properties"));
     assert_eq!(app.client.post(url).bearer_auth(&token).send().await.expect("sent").status(), 200);
     assert_eq!(content(&app, &token, &id, "server.properties").await.text().await.expect("text"), "motd=first\n");
+    // Versions follow their file into a moved directory, and go when it is deleted.
+    assert_eq!(put(&app, &token, &id, "configs/game.properties", "a=1\n").await.status(), 200);
+    assert_eq!(put(&app, &token, &id, "configs/game.properties", "a=2\n").await.status(), 200);
+    assert_eq!(post(&app, &token, &id, "/rename", json!({ "from": "configs", "to": "settings" })).await.status(), 204);
+    assert_eq!(versions_of(&app, &token, &id, "settings/game.properties").await, 1);
+    assert_eq!(post(&app, &token, &id, "/delete", json!({ "paths": ["settings"] })).await.status(), 204);
+    assert_eq!(put(&app, &token, &id, "settings/game.properties", "a=3\n").await.status(), 200);
+    assert_eq!(
+        versions_of(&app, &token, &id, "settings/game.properties").await,
+        0,
+        "a new file has no versions of the deleted one"
+    );
+    assert_eq!(post(&app, &token, &id, "/delete", json!({ "paths": ["settings"] })).await.status(), 204);
 
     // Renamed, copied, compressed, extracted, deleted.
     assert_eq!(post(&app, &token, &id, "/rename", json!({ "from": "b.bin", "to": "world/b.bin" })).await.status(), 204);

@@ -265,7 +265,15 @@ result = {{
     "rmdir_full": attempt(lambda: sftp.rmdir("old")),
     "append": attempt(lambda: sftp.open("old/save.bin", "a").write(b"more")),
     "link": attempt(lambda: sftp.symlink("/etc/passwd", "passwd")),
+    "overwrite_part": attempt(lambda: sftp.open("old/save.bin", "r+").write(b"x")),
 }}
+def jump():
+    f = sftp.open("jumpy.bin", "wb")
+    f.write(b"start")
+    f.seek(100000)
+    f.write(b"far away")
+    f.close()
+result["jump"] = attempt(jump)
 sftp.mkdir("empty")
 sftp.rmdir("empty")
 print(json.dumps(result))
@@ -280,7 +288,11 @@ print(json.dumps(result))
     assert!(result["rmdir_full"].as_str().expect("rmdir").contains("not empty"), "{result}");
     assert!(result["append"].as_str().expect("append").contains("appending is not supported"), "{result}");
     assert!(result["link"].as_str().expect("link").contains("symbolic links"), "{result}");
-    assert_eq!(names(&app, &token, &id, "").await, ["old"]);
+    assert!(result["overwrite_part"].as_str().expect("part").contains("replaced whole"), "{result}");
+    assert!(result["jump"].as_str().expect("jump").contains("from its start to its end"), "{result}");
+    let root = app.game_data(&id);
+    eventually("the refused upload's temporary file is gone", || temporaries(&root).is_empty()).await;
+    assert_eq!(names(&app, &token, &id, "").await, ["old"], "nothing of the refused uploads is kept");
     let saved = content(&app, &token, &id, "old/save.bin").await.bytes().await.expect("bytes");
     assert_eq!(saved.to_vec(), patterned(200_000), "paramiko's upload, byte for byte");
 
