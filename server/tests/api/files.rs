@@ -14,8 +14,8 @@ both_databases!(
     another_customers_files_are_not_found
 );
 
-/// A game that prints its greeting file at start, then waits for `stop`.
-const CATALOG: &str = r#"
+/// A game that prints its greeting file at start, then waits for `stop`; its plan has 1 MiB of storage.
+pub const CATALOG: &str = r#"
 games:
   - id: reader
     name: Reader
@@ -29,7 +29,7 @@ games:
     plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 1Mi, price_cents: 1 }]
 "#;
 
-async fn app(backend: Backend) -> (TestApp, tempfile::TempDir) {
+pub async fn app(backend: Backend) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("games.yaml");
     std::fs::write(&path, CATALOG).expect("catalog");
@@ -59,11 +59,11 @@ async fn put(app: &TestApp, token: &str, id: &str, path: &str, text: &str) -> re
     app.client.put(url).bearer_auth(token).body(text.to_owned()).send().await.expect("sent")
 }
 
-async fn content(app: &TestApp, token: &str, id: &str, path: &str) -> reqwest::Response {
+pub async fn content(app: &TestApp, token: &str, id: &str, path: &str) -> reqwest::Response {
     app.get_as(token, &format!("/api/servers/{id}/files/content?path={path}")).await
 }
 
-async fn names(app: &TestApp, token: &str, id: &str, dir: &str) -> Vec<String> {
+pub async fn names(app: &TestApp, token: &str, id: &str, dir: &str) -> Vec<String> {
     let response = app.get_as(token, &format!("/api/servers/{id}/files?path={dir}")).await;
     assert_eq!(response.status(), 200, "listing {dir:?}");
     let listing: Value = response.json().await.expect("json");

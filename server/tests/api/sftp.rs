@@ -9,37 +9,15 @@ use std::process::{Command, Output};
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, eventually, spawn_app_with};
+use crate::files::{app, content, names};
+use crate::helpers::{Backend, TestApp, eventually};
 
 both_databases!(
     sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_nothing_else,
     paramiko_reads_anywhere_writes_whole_files_and_is_held_to_the_plan
 );
 
-/// A game that prints its greeting file at start, then waits for `stop`.
-const CATALOG: &str = r#"
-games:
-  - id: reader
-    name: Reader
-    image: test/reader
-    port: { port: 1, protocol: TCP }
-    stop_command: stop
-    local:
-      command: sh
-      args: ["-c", "echo \"greeting: $(cat greeting.txt 2>/dev/null || echo none)\"; echo ready now; while read line; do [ \"$line\" = stop ] && exit 0; done"]
-      ready_line: ready now
-    plans: [{ id: p, name: P, players: { min: 1, max: 1 }, cpu: 100m, memory: 64Mi, storage: 1Mi, price_cents: 1 }]
-"#;
-
 const PASSWORD: &str = "correct horse battery";
-
-async fn app(backend: Backend) -> (TestApp, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("games.yaml");
-    std::fs::write(&path, CATALOG).expect("catalog");
-    let app = spawn_app_with(backend, |settings| settings.catalog_path = Some(path.clone())).await;
-    (app, dir)
-}
 
 async fn signed_up(app: &TestApp, email: &str) -> String {
     assert_eq!(app.register(email, PASSWORD).await.status(), 201);
@@ -103,21 +81,6 @@ fn succeeded(output: &Output) -> bool {
 /// Bytes that are not all the same, so a piece in the wrong place shows.
 fn patterned(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 251) as u8).collect()
-}
-
-async fn content(app: &TestApp, token: &str, id: &str, path: &str) -> reqwest::Response {
-    app.get_as(token, &format!("/api/servers/{id}/files/content?path={path}")).await
-}
-
-async fn names(app: &TestApp, token: &str, id: &str, dir: &str) -> Vec<String> {
-    let listing: Value =
-        app.get_as(token, &format!("/api/servers/{id}/files?path={dir}")).await.json().await.expect("json");
-    listing["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| e["name"].as_str().expect("name").to_owned())
-        .collect()
 }
 
 async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_nothing_else(backend: Backend) {

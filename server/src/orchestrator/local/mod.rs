@@ -165,6 +165,8 @@ impl LocalDriver {
         while let Ok(Some(dir)) = dirs.next_entry().await {
             let dir = dir.path();
             self.inner.end_legacy_game(&dir).await;
+            let swept = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || server_files::finish_restores(&swept)).await;
             let Some(id) = dir.file_name().map(|name| ServerId::new(name.to_string_lossy().into_owned())) else {
                 continue;
             };

@@ -398,6 +398,23 @@ fn unpacked(error: Unpack) -> FilesError {
 }
 
 /// A new file's temporary name beside it: renamed over it when whole.
+/// Puts right what a restore cut short (Spawnpoint killed during one) left in `server_dir`: a swap half done is
+/// undone, so the server has the files it had before the restore, and what was unpacked or set aside goes.
+pub fn finish_restores(server_dir: &Path) {
+    let data = server_dir.join("data");
+    let Ok(entries) = std::fs::read_dir(server_dir) else { return };
+    for entry in entries.flatten() {
+        let (name, path) = (entry.file_name().to_string_lossy().into_owned(), entry.path());
+        if name.starts_with("replaced-") && data.symlink_metadata().is_err() && std::fs::rename(&path, &data).is_ok() {
+            tracing::warn!(dir = %server_dir.display(), "a restore cut short was undone: the files are as they were");
+            continue;
+        }
+        if name.starts_with("restoring-") || name.starts_with("replaced-") {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn temporary_beside(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.spawnpoint-{}", uuid::Uuid::new_v4().simple()))
@@ -629,6 +646,24 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn a_restore_cut_short_is_undone_at_the_next_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // Killed between setting the old files aside and moving the new ones in.
+        let aside = dir.path().join("replaced-1");
+        std::fs::create_dir_all(&aside).expect("dir");
+        std::fs::write(aside.join("world.dat"), "the world before").expect("file");
+        std::fs::create_dir_all(dir.path().join("restoring-2/half")).expect("dir");
+        finish_restores(dir.path());
+        assert_eq!(std::fs::read_to_string(dir.path().join("data/world.dat")).expect("back"), "the world before");
+        assert!(!dir.path().join("restoring-2").exists() && !aside.exists());
+
+        // Killed after the swap, before the old files were removed: the new ones stay.
+        std::fs::create_dir_all(dir.path().join("replaced-3")).expect("dir");
+        finish_restores(dir.path());
+        assert!(dir.path().join("data/world.dat").exists() && !dir.path().join("replaced-3").exists());
+    }
 
     fn files(dir: &Path) -> LocalFiles {
         let data = dir.join("data");
