@@ -84,6 +84,25 @@ pub fn clean_path(path: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// A path as an SFTP client gives it (`/world/level.dat`, `world/./level.dat`, `.`), the server's files being
+/// its root, made plain as [`clean_path`] makes it; `..` is followed within the server's files and refused where
+/// it would leave them.
+pub fn client_path(path: &str) -> Result<String, String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!("`{path}` leaves the server's files"));
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    clean_path(&parts.join("/"))
+}
+
 /// Directories first, then files and links, each by name.
 pub fn sort_entries(entries: &mut [FileEntry]) {
     entries.sort_by(|a, b| (a.kind != FileKind::Dir, &a.name).cmp(&(b.kind != FileKind::Dir, &b.name)));

@@ -19,7 +19,7 @@ use std::task::Poll;
 use app::error::AppError;
 use bytes::{Bytes, BytesMut};
 use catalog::account::User;
-use catalog::files::{FileEntry, FileKind, clean_path};
+use catalog::files::{FileEntry, FileKind, client_path};
 use futures_util::StreamExt as _;
 use russh_sftp::protocol::{Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version};
 use russh_sftp::server::StatusReply;
@@ -128,22 +128,9 @@ impl SftpSession {
     }
 }
 
-/// A path as a client gives it (`/world/level.dat`, `world/./level.dat`, `.`) as one inside the server's files;
-/// `..` is followed within them and refused where it would leave them.
+/// A path as the client gives it, inside the server's files ([`client_path`]).
 pub fn relative(path: &str) -> Result<String, StatusReply> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(StatusCode::PermissionDenied.with_message("this path leaves the server's files"));
-                }
-            }
-            part => parts.push(part),
-        }
-    }
-    clean_path(&parts.join("/")).map_err(|message| StatusCode::PermissionDenied.with_message(message))
+    client_path(path).map_err(|message| StatusCode::PermissionDenied.with_message(message))
 }
 
 /// What the client is told: the file manager's words, with the SFTP status closest to the HTTP one.
@@ -330,7 +317,8 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
         let path = relative(&filename)?;
-        if self.entry(&path).await?.kind == FileKind::Dir {
+        // A link the game planted cannot be looked at, but is removed itself like a file.
+        if self.entry(&path).await.is_ok_and(|entry| entry.kind == FileKind::Dir) {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is a directory (rmdir removes one)")));
         }
         self.service.delete(&self.user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;

@@ -235,6 +235,10 @@ async fn paths_leaving_the_server_are_refused_and_change_nothing(backend: Backen
     assert_eq!(json_of(response).await["error"]["field"], "from");
     assert!(!data.join("stolen").exists() && !data.join("etc.zip").exists(), "nothing was made");
     assert_eq!(std::fs::read_link(data.join("hostname")).expect("still a link"), std::path::Path::new("/etc/hostname"));
+    // The link itself can be deleted; what it points to stays.
+    assert_eq!(post(&app, &token, &id, "/delete", json!({ "paths": ["hostname"] })).await.status(), 204);
+    assert!(data.join("hostname").symlink_metadata().is_err(), "the link is gone");
+    assert!(std::path::Path::new("/etc/hostname").exists(), "not what it pointed to");
 
     // An archive whose entries climb out is refused as a whole.
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -24,6 +24,11 @@ async fn signed_up(app: &TestApp, email: &str) -> String {
     app.login_token(email).await
 }
 
+/// Whether signing in was refused (rather than the connection failing some other way).
+fn refused(output: &Output) -> bool {
+    !output.status.success() && text(&output.stderr).contains("Permission denied")
+}
+
 /// How a client signs in.
 enum Credential<'a> {
     Password(&'a str),
@@ -52,8 +57,9 @@ fn client_options(command: &mut Command, dir: &Path, user: &str, credential: Cre
     match credential {
         Credential::Password(password) => {
             // ssh asks this program for the password (there is no terminal to type it in).
-            let askpass = dir.join("askpass");
-            std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n")).expect("askpass");
+            let (askpass, secret) = (dir.join("askpass"), dir.join("password"));
+            std::fs::write(&secret, format!("{password}\n")).expect("password file");
+            std::fs::write(&askpass, format!("#!/bin/sh\ncat '{}'\n", secret.display())).expect("askpass");
             std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
             command.env("SSH_ASKPASS", &askpass).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", ":0").args([
                 "-o",
@@ -103,30 +109,55 @@ async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_noth
     let uploaded = content(&app, &token, &id, "world/region.bin").await.bytes().await.expect("bytes");
     assert_eq!(uploaded.to_vec(), patterned(300_000), "the file manager sees what SFTP wrote");
     assert_eq!(names(&app, &token, &id, "").await, ["world", "greeting.txt"], "no temporary file is left");
+    assert_eq!(names(&app, &token, &id, "world").await, ["region.bin"], "moved, not copied");
+    // Absolute paths are the server's own.
+    let output = sftp(
+        &app,
+        local.path(),
+        &user,
+        Credential::Password(PASSWORD),
+        "get /greeting.txt absolute.txt
+",
+    );
+    assert!(succeeded(&output), "{}", text(&output.stderr));
+    assert_eq!(std::fs::read_to_string(local.path().join("absolute.txt")).expect("got"), "hello over sftp");
     app.act(&token, &id, "restart").await;
     assert!(app.log_shows(&token, &id, "greeting: hello over sftp").await, "the game reads what was uploaded");
 
-    // Nothing outside the server's files: `..` past the root, absolute paths are the server's own, a link the
-    // game planted.
+    // Nothing outside the server's files: `..` past the root, a link the game planted (to a place it could
+    // write to itself).
     std::os::unix::fs::symlink("/etc", app.game_data(&id).join("etc")).expect("link");
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(outside.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    std::os::unix::fs::symlink(outside.path(), app.game_data(&id).join("out")).expect("link");
     for batch in ["get ../../../../etc/hostname stolen\n", "get /etc/hostname stolen\n", "get etc/hostname stolen\n"] {
         let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), batch);
         assert!(!succeeded(&output), "{batch:?} is refused");
         assert!(!local.path().join("stolen").exists(), "{batch:?} fetched nothing");
     }
-    let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), "put greeting.txt etc/planted\n");
+    let output = sftp(&app, local.path(), &user, Credential::Password(PASSWORD), "put greeting.txt out/planted\n");
     assert!(!succeeded(&output), "a write through a link is refused");
-    assert!(!Path::new("/etc/planted").exists());
+    assert!(!outside.path().join("planted").exists(), "nothing was written where the link points");
 
-    // A wrong password, another account's password, an unknown server: refused alike.
-    let output = sftp(&app, local.path(), &user, Credential::Password("not the password"), "ls\n");
-    assert!(!succeeded(&output));
-    assert!(text(&output.stderr).contains("Permission denied"), "{}", text(&output.stderr));
-    let bob = signed_up(&app, "bob@example.com").await;
-    let bobs = format!("bob@example.com.{id}");
-    assert!(!succeeded(&sftp(&app, local.path(), &bobs, Credential::Password(PASSWORD), "ls\n")), "not Bob's server");
-    let nowhere = "alice@example.com.reader-nothing";
-    assert!(!succeeded(&sftp(&app, local.path(), nowhere, Credential::Password(PASSWORD), "ls\n")));
+    // A wrong password, another account's password, someone else's server, an unknown server: refused alike.
+    let wrong = sftp(&app, local.path(), &user, Credential::Password("not the password"), "ls\n");
+    assert!(refused(&wrong), "{}", text(&wrong.stderr));
+    let bobs_password = "bob's own \"passphrase\"";
+    assert_eq!(app.register("bob@example.com", bobs_password).await.status(), 201);
+    let login = json!({ "email": "bob@example.com", "password": bobs_password });
+    let bob: Value = app.post_json("/auth/login", &login).await.json().await.expect("json");
+    let bob = bob["token"].as_str().expect("token").to_owned();
+    let bobs_id = app.created(&bob, "reader", "p").await;
+    let bob_on_alices = format!("bob@example.com.{id}");
+    let bob_on_his = format!("bob@example.com.{bobs_id}");
+    // (Bob first signs in as himself: after a wrong password, his sign-ins from here are limited, as on the panel.)
+    let bobs_own = sftp(&app, local.path(), &bob_on_his, Credential::Password(bobs_password), "ls\n");
+    assert!(succeeded(&bobs_own), "Bob reaches his own server: {}", text(&bobs_own.stderr));
+    assert!(refused(&sftp(&app, local.path(), &bob_on_alices, Credential::Password(bobs_password), "ls\n")));
+    let alices_password = sftp(&app, local.path(), &bob_on_his, Credential::Password(PASSWORD), "ls\n");
+    assert!(refused(&alices_password), "Alice's password is not Bob's");
+    let nowhere = "alice@example.com.re-000000000000";
+    assert!(refused(&sftp(&app, local.path(), nowhere, Credential::Password(PASSWORD), "ls\n")));
 
     // A key added on the account signs in; once removed, it does not.
     let key = local.path().join("id_ed25519");
@@ -135,7 +166,7 @@ async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_noth
         .arg(&key)
         .output();
     assert!(made.expect("ssh-keygen runs").status.success());
-    assert!(!succeeded(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "not added yet");
+    assert!(refused(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "not added yet");
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
     let response = app
         .client
@@ -154,15 +185,21 @@ async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_noth
     let output = sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n");
     assert!(succeeded(&output), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("greeting.txt"));
-    // Alice's key is Alice's: it does not open Bob's account.
-    assert!(!succeeded(&sftp(&app, local.path(), &bobs, Credential::Key(&key), "ls\n")));
-    // No shell, no commands.
+    // Alice's key is Alice's: it does not open Bob's account, on Bob's own server.
+    assert!(refused(&sftp(&app, local.path(), &bob_on_his, Credential::Key(&key), "ls\n")));
+    // No commands, no forwarding.
     let port = app.sftp.expect("SFTP").port().to_string();
-    let mut ssh = Command::new("ssh");
-    ssh.args(["-p", &port]);
-    client_options(&mut ssh, local.path(), &user, Credential::Key(&key));
-    let output = ssh.args(["127.0.0.1", "echo", "shell-reached"]).output().expect("ssh runs");
+    let ssh = |extra: &[&str]| {
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-p", &port]).stdin(std::process::Stdio::null());
+        client_options(&mut ssh, local.path(), &user, Credential::Key(&key));
+        ssh.args(extra).output().expect("ssh runs")
+    };
+    let output = ssh(&["127.0.0.1", "echo", "shell-reached"]);
     assert!(!succeeded(&output) && !text(&output.stdout).contains("shell-reached"), "{}", text(&output.stdout));
+    let http = app.address.trim_start_matches("http://").to_owned();
+    let output = ssh(&["-W", &http, "127.0.0.1"]);
+    assert!(!succeeded(&output), "no forwarding to the panel: {}", text(&output.stderr));
 
     let keys: Value = app.get_as(&bob, "/api/account/ssh-keys").await.json().await.expect("json");
     assert_eq!(keys, json!([]), "Bob sees only his own keys");
@@ -170,7 +207,7 @@ async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_noth
     let url = app.url(&format!("/api/account/ssh-keys/{key_id}"));
     assert_eq!(app.client.delete(&url).bearer_auth(&bob).send().await.expect("sent").status(), 404, "not Bob's");
     assert_eq!(app.client.delete(&url).bearer_auth(&token).send().await.expect("sent").status(), 204);
-    assert!(!succeeded(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "a removed key is refused");
+    assert!(refused(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "a removed key is refused");
 }
 
 /// Runs `script` (Python, with paramiko) with `SFTP_PORT`, `SFTP_USER` and `SFTP_PASSWORD` set; its last line

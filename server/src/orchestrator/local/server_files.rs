@@ -45,6 +45,16 @@ impl LocalFiles {
         Ok(path)
     }
 
+    /// A path whose last part may be anything (a link the game planted, say), its parents confined: what
+    /// deleting takes, which removes the entry itself and never follows it.
+    fn entry_path(&self, relative: &str) -> Result<PathBuf, FilesError> {
+        let (parent, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+        if name.is_empty() {
+            return Err(FilesError::Path("the server's root directory cannot be moved, copied over or deleted".into()));
+        }
+        Ok(self.path(parent)?.join(name))
+    }
+
     /// Runs file work as the game.
     async fn work<T: Send + 'static>(
         &self,
@@ -244,7 +254,7 @@ impl ServerFiles for LocalFiles {
     fn remove<'a>(&'a self, paths: &'a [String]) -> BoxFuture<'a, Result<(), FilesError>> {
         Box::pin(async move {
             let targets: Vec<(String, PathBuf)> =
-                paths.iter().map(|p| self.inner_path(p).map(|path| (p.clone(), path))).collect::<Result<_, _>>()?;
+                paths.iter().map(|p| self.entry_path(p).map(|path| (p.clone(), path))).collect::<Result<_, _>>()?;
             self.work(move || {
                 for (shown, path) in targets {
                     let meta = path.symlink_metadata().map_err(missing(&shown))?;
