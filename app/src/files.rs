@@ -10,7 +10,7 @@
 use catalog::ServerId;
 use catalog::account::SftpAccess;
 use catalog::backups::format_utc;
-use catalog::files::{ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, language_of};
+use catalog::files::{ArchiveFormat, FileEntry, FileKind, FileListing, FileVersion, SearchResults, language_of};
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
@@ -34,7 +34,8 @@ pub async fn save_text(id: ServerId, path: String, text: String) -> Result<FileE
     ssr::with_files(move |files, user| async move { files.save_text(&user, &id, &path, text).await }).await
 }
 
-/// One change to the files: `mkdir` (path), `rename` (path → to), `delete` (path), `extract` (path → to).
+/// One change to the files: `mkdir` (path), `rename` (path → to), `copy` (path → to), `delete` (path),
+/// `extract` (path → to).
 #[server(prefix = "/rpc", endpoint = "change_files")]
 pub async fn change_files(
     id: ServerId,
@@ -43,6 +44,27 @@ pub async fn change_files(
     #[server(default)] to: String,
 ) -> Result<(), AppError> {
     ssr::with_files(move |files, user| async move { files.change(&user, &id, &change, &path, &to).await }).await
+}
+
+/// A change to several files at once: `delete` them, or `compress` them into the archive `to`.
+#[server(prefix = "/rpc", endpoint = "change_selected")]
+pub async fn change_selected(
+    id: ServerId,
+    change: String,
+    paths: Vec<String>,
+    #[server(default)] to: String,
+) -> Result<(), AppError> {
+    ssr::with_files(move |files, user| async move { files.change_all(&user, &id, &change, &paths, &to).await }).await
+}
+
+/// Files whose names hold `text`, and with `content` lines of text files that do.
+#[server(prefix = "/rpc", endpoint = "search_files")]
+pub async fn search_files(
+    id: ServerId,
+    text: String,
+    #[server(default)] content: bool,
+) -> Result<SearchResults, AppError> {
+    ssr::with_files(move |files, user| async move { files.search(&user, &id, &text, content).await }).await
 }
 
 #[server(prefix = "/rpc", endpoint = "file_versions")]
@@ -97,8 +119,39 @@ fn FileManager() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
+    // Several at once: the paths ticked in the listing (of the directory shown: another one starts afresh).
+    let selected = RwSignal::new(Vec::<String>::new());
+    Effect::new(move |_| {
+        dir.track();
+        selected.set(Vec::new());
+    });
+    let change_all = Action::new(move |(change, to): &(String, String)| {
+        let (change, to, paths) = (change.clone(), to.clone(), selected.get_untracked());
+        async move {
+            let count = paths.len();
+            let done = change_selected(id.get_untracked(), change.clone(), paths, to).await;
+            message.set(Some(done.map(|()| format!("Done: {change} {count} entries")).map_err(|e| e.to_string())));
+            selected.set(Vec::new());
+            changed.update(|n| *n += 1);
+        }
+    });
     let new_folder = RwSignal::new(String::new());
+    let new_file = RwSignal::new(String::new());
     let files_href = move |path: &str| format!("/servers/{}/files?path={}", id.get(), urlencoding::encode(path));
+    // A new, empty file opens in the editor.
+    let make_file = move |name: String| {
+        let (id, dir) = (id.get_untracked(), dir.get_untracked());
+        let path = join(&dir, name.trim());
+        let edit =
+            format!("/servers/{id}/files?path={}&edit={}", urlencoding::encode(&dir), urlencoding::encode(&path));
+        let navigate = use_navigate();
+        leptos::task::spawn_local(async move {
+            match save_text(id, path, String::new()).await {
+                Ok(_) => navigate(&edit, Default::default()),
+                Err(error) => message.set(Some(Err(error.to_string()))),
+            }
+        });
+    };
 
     view! {
         <section class="files">
@@ -144,14 +197,35 @@ fn FileManager() -> impl IntoView {
                                 />
                                 <button type="submit">"New folder"</button>
                             </form>
+                            <form on:submit=move |event| {
+                                event.prevent_default();
+                                let name = new_file.get_untracked();
+                                if !name.trim().is_empty() {
+                                    make_file(name);
+                                    new_file.set(String::new());
+                                }
+                            }>
+                                <input
+                                    name="file"
+                                    placeholder="New file name"
+                                    aria-label="New file name"
+                                    prop:value=move || new_file.get()
+                                    on:input=move |event| new_file.set(event_target_value(&event))
+                                />
+                                <button type="submit">"New file"</button>
+                            </form>
                             <Upload id=id dir=dir changed />
                         </div>
                         <Outcome outcome=message />
                         <SftpDetails id=id />
+                        <Search id=id />
+                        <Selection selected change_all />
                         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                             {move || Suspend::new(async move {
                                 match listing.await {
-                                    Ok(listing) => view! { <Listing listing id=id.get_untracked() change /> }.into_any(),
+                                    Ok(listing) => {
+                                        view! { <Listing listing id=id.get_untracked() change selected /> }.into_any()
+                                    }
                                     Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
                                 }
                             })}
@@ -196,8 +270,105 @@ fn SftpDetails(id: Memo<ServerId>) -> impl IntoView {
     }
 }
 
+/// What can be done to the entries ticked in the listing.
 #[component]
-fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, String), ()>) -> impl IntoView {
+fn Selection(selected: RwSignal<Vec<String>>, change_all: Action<(String, String), ()>) -> impl IntoView {
+    let archive = RwSignal::new("files.zip".to_owned());
+    view! {
+        <Show when=move || !selected.read().is_empty()>
+            <form class="selection" on:submit=move |event| {
+                event.prevent_default();
+                change_all.dispatch(("compress".into(), archive.get_untracked()));
+            }>
+                <span>{move || format!("{} selected", selected.read().len())}</span>
+                <button type="button" class="danger" on:click=move |_| {
+                    change_all.dispatch(("delete".into(), String::new()));
+                }>"Delete selected"</button>
+                <input
+                    aria-label="Archive name"
+                    prop:value=move || archive.get()
+                    on:input=move |event| archive.set(event_target_value(&event))
+                />
+                <button type="submit">"Compress selected"</button>
+            </form>
+        </Show>
+    }
+}
+
+/// Search by name, and with "in contents" the lines of text files; a hit opens its file.
+#[component]
+fn Search(id: Memo<ServerId>) -> impl IntoView {
+    let (text, content) = (RwSignal::new(String::new()), RwSignal::new(false));
+    let search =
+        Action::new(move |(text, content): &(String, bool)| search_files(id.get_untracked(), text.clone(), *content));
+    let hits = move || {
+        search.value().get().map(|found| match found {
+            Ok(found) if found.hits.is_empty() => view! { <p class="hint">"Nothing found."</p> }.into_any(),
+            Ok(found) => {
+                let id = id.get_untracked();
+                let rows = found
+                    .hits
+                    .into_iter()
+                    .map(|hit| {
+                        let href = format!(
+                            "/servers/{id}/files?path={}&edit={}",
+                            urlencoding::encode(&parent(&hit.path)),
+                            urlencoding::encode(&hit.path)
+                        );
+                        let at = hit.line.map(|line| format!(":{line}")).unwrap_or_default();
+                        view! {
+                            <li>
+                                <a href=href>{format!("{}{at}", hit.path)}</a>
+                                {hit.text.map(|text| view! { " " <code>{text}</code> })}
+                            </li>
+                        }
+                    })
+                    .collect_view();
+                let more = found.truncated.then(|| view! { <p class="hint">"More were found than are shown."</p> });
+                view! { <ul class="hits">{rows}</ul> {more} }.into_any()
+            }
+            Err(error) => view! { <p class="error" role="alert">{error.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <form class="search" role="search" on:submit=move |event| {
+            event.prevent_default();
+            search.dispatch((text.get_untracked(), content.get_untracked()));
+        }>
+            <input
+                type="search"
+                aria-label="Search files"
+                placeholder="Search files"
+                prop:value=move || text.get()
+                on:input=move |event| text.set(event_target_value(&event))
+            />
+            <label>
+                <input type="checkbox" prop:checked=move || content.get() on:change=move |event| content.set(event_target_checked(&event)) />
+                " in contents"
+            </label>
+            <button type="submit">"Search"</button>
+        </form>
+        {hits}
+    }
+}
+
+/// `dir/a.txt` → `dir/a copy.txt`, `dir/world` → `dir/world copy`.
+fn copy_name(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').map_or(("", path), |(dir, name)| (dir, name));
+    let copied = match name.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() => format!("{stem} copy.{extension}"),
+        _ => format!("{name} copy"),
+    };
+    join(dir, &copied)
+}
+
+#[component]
+fn Listing(
+    listing: FileListing,
+    id: ServerId,
+    change: Action<(String, String, String), ()>,
+    selected: RwSignal<Vec<String>>,
+) -> impl IntoView {
     let dir = listing.path.clone();
     let renaming = RwSignal::new(None::<String>);
     let new_name = RwSignal::new(String::new());
@@ -222,8 +393,25 @@ fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, S
             let editable = entry.kind != FileKind::Symlink;
             let (for_rename, for_delete, for_extract, for_check) = (path.clone(), path.clone(), path.clone(), path.clone());
             let extract_to = parent(&path);
+            let (for_select, for_ticked, for_copy) = (path.clone(), path.clone(), path.clone());
             view! {
                 <tr data-name=entry.name.clone()>
+                    <td class="select">
+                        <input
+                            type="checkbox"
+                            aria-label=format!("Select {}", entry.name)
+                            prop:checked=move || selected.read().contains(&for_ticked)
+                            on:change=move |event| {
+                                let path = for_select.clone();
+                                selected.update(|paths| {
+                                    paths.retain(|p| *p != path);
+                                    if event_target_checked(&event) {
+                                        paths.push(path);
+                                    }
+                                });
+                            }
+                        />
+                    </td>
                     <td class="kind">{kind}</td>
                     <td class="name">
                         {if editable {
@@ -253,6 +441,7 @@ fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, S
                         </Show>
                     </td>
                     <td class="size">{size}</td>
+                    <td class="modified">{format_utc(entry.modified)}</td>
                     <td class="actions">
                         {(entry.kind != FileKind::Symlink).then(|| view! { <a href=download.clone() download="">"Download"</a> })}
                         <button type="button" on:click={
@@ -262,6 +451,9 @@ fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, S
                                 renaming.set(Some(path.clone()));
                             }
                         }>"Rename"</button>
+                        <button type="button" on:click=move |_| {
+                            change.dispatch(("copy".into(), for_copy.clone(), copy_name(&for_copy)));
+                        }>"Copy"</button>
                         {archive.then(|| {
                             let (path, to) = (for_extract.clone(), extract_to.clone());
                             view! {
@@ -282,7 +474,7 @@ fn Listing(listing: FileListing, id: ServerId, change: Action<(String, String, S
         <p class="hint">{format!("{} entries", listing.total)}</p>
         <table class="file-list">
             <thead>
-                <tr><th>"Kind"</th><th>"Name"</th><th>"Size"</th><th>""</th></tr>
+                <tr><th></th><th>"Kind"</th><th>"Name"</th><th>"Size"</th><th>"Modified"</th><th>""</th></tr>
             </thead>
             <tbody>{rows}</tbody>
         </table>
@@ -583,7 +775,7 @@ pub mod ssr {
 
     use catalog::ServerId;
     use catalog::account::{SftpAccess, User};
-    use catalog::files::{FileEntry, FileListing, FileVersion};
+    use catalog::files::{FileEntry, FileListing, FileVersion, SearchResults};
 
     use crate::context::BoxFuture;
     use crate::error::AppError;
@@ -610,7 +802,7 @@ pub mod ssr {
             path: &'a str,
             text: String,
         ) -> BoxFuture<'a, Result<FileEntry, AppError>>;
-        /// `mkdir`, `rename`, `delete` or `extract`.
+        /// `mkdir`, `rename`, `copy`, `delete` or `extract`.
         fn change<'a>(
             &'a self,
             user: &'a User,
@@ -632,6 +824,22 @@ pub mod ssr {
             path: &'a str,
             version: &'a str,
         ) -> BoxFuture<'a, Result<FileEntry, AppError>>;
+        /// `delete` or `compress` (into `to`) of all of `paths`.
+        fn change_all<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            change: &'a str,
+            paths: &'a [String],
+            to: &'a str,
+        ) -> BoxFuture<'a, Result<(), AppError>>;
+        fn search<'a>(
+            &'a self,
+            user: &'a User,
+            id: &'a ServerId,
+            text: &'a str,
+            content: bool,
+        ) -> BoxFuture<'a, Result<SearchResults, AppError>>;
         fn sftp_access<'a>(
             &'a self,
             user: &'a User,
@@ -645,5 +853,19 @@ pub mod ssr {
         Fut: Future<Output = Result<T, AppError>>,
     {
         crate::context::with_service(body).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_named_beside_its_original() {
+        assert_eq!(copy_name("server.properties"), "server copy.properties");
+        assert_eq!(copy_name("world/level.dat"), "world/level copy.dat");
+        assert_eq!(copy_name("world"), "world copy");
+        assert_eq!(copy_name("config/.hidden"), "config/.hidden copy");
+        assert_eq!(copy_name("a/b.tar.gz"), "a/b.tar copy.gz");
     }
 }

@@ -16,7 +16,7 @@ async function runningDemoServer(page: import("@playwright/test").Page, name: st
   return new URL(page.url()).pathname;
 }
 
-test("the file manager uploads with progress, edits with earlier versions kept, and makes folders", async ({ page }) => {
+test("the file manager uploads with progress, edits keeping earlier versions, searches, copies, compresses, makes folders and deletes", async ({ page }) => {
   const server = await runningDemoServer(page, "Files");
   await page.getByRole("link", { name: "Files", exact: true }).click();
   await expect(page).toHaveURL(new RegExp(`${server}/files`));
@@ -59,6 +59,33 @@ test("the file manager uploads with progress, edits with earlier versions kept, 
   await expect(page.getByRole("status")).toHaveText("Restored the earlier version");
   await expect(lines).toHaveText(["motd=Hello", ""]);
   await page.getByRole("button", { name: "Close" }).click();
+
+  // A new file opens in the editor; a search finds text inside files.
+  await page.getByLabel("New file name").fill("notes.txt");
+  await page.getByRole("button", { name: "New file" }).click();
+  await expect(page.locator(".editing")).toHaveText("notes.txt");
+  await page.getByRole("button", { name: "Close" }).click();
+  await page.getByLabel("Search files").fill("motd");
+  await page.getByLabel("in contents").check();
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await expect(page.locator(".hits li").first()).toContainText("server.properties:1 motd=Hello");
+
+  // Copied beside itself; several ticked, compressed together, then deleted at once.
+  await page.locator("tr[data-name='server.properties']").getByRole("button", { name: "Copy" }).click();
+  await expect(page.locator("tr[data-name='server copy.properties']")).toBeVisible();
+  const tick = async () => {
+    await page.getByLabel("Select server copy.properties").check();
+    await page.getByLabel("Select notes.txt").check();
+    await expect(page.getByText("2 selected")).toBeVisible();
+  };
+  await tick();
+  await page.getByLabel("Archive name").fill("two.zip");
+  await page.getByRole("button", { name: "Compress selected" }).click();
+  await expect(page.locator("tr[data-name='two.zip'] .kind")).toHaveText("file");
+  await tick();
+  await page.getByRole("button", { name: "Delete selected" }).click();
+  await expect(page.locator("tr[data-name='notes.txt']")).toHaveCount(0);
+  await expect(page.locator("tr[data-name='server copy.properties']")).toHaveCount(0);
 
   // A folder, a rename into it, and a delete.
   await page.getByLabel("New folder name").fill("configs");

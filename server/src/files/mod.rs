@@ -422,6 +422,7 @@ impl app::files::ssr::Files for FileService {
             match change {
                 "mkdir" => self.mkdir(user, id, path).await,
                 "rename" => self.rename(user, id, path, to).await,
+                "copy" => self.copy(user, id, path, to).await,
                 "delete" => self.delete(user, id, &[path.to_owned()]).await,
                 "extract" => self.extract(user, id, path, to).await.map(|_| ()),
                 other => Err(AppError::invalid("change", format!("`{other}` is not a change of files"))),
@@ -446,6 +447,33 @@ impl app::files::ssr::Files for FileService {
         version: &'a str,
     ) -> BoxFuture<'a, Result<FileEntry, AppError>> {
         Box::pin(self.restore_version(user, id, path, version))
+    }
+
+    fn change_all<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        change: &'a str,
+        paths: &'a [String],
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<(), AppError>> {
+        Box::pin(async move {
+            match change {
+                "delete" => self.delete(user, id, paths).await,
+                "compress" => self.compress(user, id, paths, to).await,
+                other => Err(AppError::invalid("change", format!("`{other}` is not a change of several files"))),
+            }
+        })
+    }
+
+    fn search<'a>(
+        &'a self,
+        user: &'a User,
+        id: &'a ServerId,
+        text: &'a str,
+        content: bool,
+    ) -> BoxFuture<'a, Result<SearchResults, AppError>> {
+        Box::pin(self.search(user, id, text, content))
     }
 
     fn sftp_access<'a>(
