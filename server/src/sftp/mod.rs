@@ -156,7 +156,8 @@ struct Connection {
     peer: IpAddr,
     auth: Arc<AuthService>,
     files: Arc<FileService>,
-    signed_in: Option<(User, ServerId)>,
+    /// The account, the server, and the key signed in with (`None`: the password).
+    signed_in: Option<(User, ServerId, Option<PublicKey>)>,
     /// Set once signed in, for the sign-in deadline.
     admitted: Arc<AtomicBool>,
     /// Session channels opened and not yet running SFTP.
@@ -167,11 +168,11 @@ struct Connection {
 
 impl Connection {
     /// Lets `user` in if they may reach server `server`'s files; anyone else is refused as a wrong password is.
-    async fn admit(&mut self, user: User, server: ServerId) -> Auth {
+    async fn admit(&mut self, user: User, server: ServerId, key: Option<PublicKey>) -> Auth {
         match self.files.open(&user, &server).await {
             Ok(_) => {
                 tracing::info!(peer = %self.peer, user = %user.id, %server, "signed in to SFTP");
-                self.signed_in = Some((user, server));
+                self.signed_in = Some((user, server, key));
                 self.admitted.store(true, Ordering::Release);
                 Auth::Accept
             }
@@ -201,7 +202,7 @@ impl russh::server::Handler for Connection {
     async fn auth_password(&mut self, username: &str, password: &str) -> Result<Auth, Self::Error> {
         let Some((email, server)) = SftpAccess::parse_username(username) else { return Ok(Auth::reject()) };
         match self.auth.check_password(self.peer, email, password).await {
-            Ok(user) => Ok(self.admit(user, server).await),
+            Ok(user) => Ok(self.admit(user, server, None).await),
             Err(error) => {
                 tracing::info!(peer = %self.peer, %server, %error, "SFTP password refused");
                 Ok(Auth::reject())
@@ -220,7 +221,7 @@ impl russh::server::Handler for Connection {
 
     async fn auth_publickey(&mut self, username: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         match self.key_owner(username, key.public_key).await {
-            Some((user, server)) => Ok(self.admit(user, server).await),
+            Some((user, server)) => Ok(self.admit(user, server, Some(key.public_key.clone())).await),
             None => Ok(Auth::reject()),
         }
     }
@@ -247,13 +248,16 @@ impl russh::server::Handler for Connection {
     ) -> Result<(), Self::Error> {
         let opened = match (&self.signed_in, name) {
             // Asked again for each session: a server deleted or taken away since sign-in is not reached.
-            (Some((user, server)), "sftp") => self.files.open(user, server).await.ok().map(|opened| (opened, user)),
+            (Some((user, server, key)), "sftp") => {
+                let account = session::Account { auth: self.auth.clone(), user: user.clone(), key: key.clone() };
+                self.files.open(user, server).await.ok().map(|opened| (opened, account))
+            }
             _ => None,
         };
         match (opened, self.channels.remove(&channel)) {
-            (Some((opened, user)), Some(stream)) => {
+            (Some((opened, account)), Some(stream)) => {
                 session.channel_success(channel)?;
-                let sftp = session::SftpSession::new(self.files.clone(), opened, user.clone());
+                let sftp = session::SftpSession::new(self.files.clone(), opened, account);
                 russh_sftp::server::run(stream.into_stream(), sftp).await;
             }
             _ => session.channel_failure(channel)?,

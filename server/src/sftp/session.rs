@@ -21,12 +21,14 @@ use bytes::{Bytes, BytesMut};
 use catalog::account::User;
 use catalog::files::{FileEntry, FileKind, client_path};
 use futures_util::StreamExt as _;
+use russh::keys::PublicKey;
 use russh_sftp::protocol::{Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Status, StatusCode, Version};
 use russh_sftp::server::StatusReply;
 use sync_wrapper::SyncWrapper;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::auth::AuthService;
 use crate::files::{FileService, Opened};
 use crate::orchestrator::files::{ByteStream, FilesError};
 
@@ -41,12 +43,32 @@ const ENTRIES_PER_ANSWER: usize = 200;
 /// Writes waiting for the file work while it catches up.
 const WRITES_AHEAD: usize = 8;
 
+/// Who a session acts for and what they signed in with, asked again before every file opened and every
+/// change: an account deleted or a key removed ends what the session may do.
+pub struct Account {
+    pub auth: Arc<AuthService>,
+    pub user: User,
+    /// The key signed in with; `None` for the password.
+    pub key: Option<PublicKey>,
+}
+
+impl Account {
+    async fn current(&self) -> Result<User, StatusReply> {
+        let user = match &self.key {
+            Some(key) => self.auth.user_with_key(&self.user.email, key).await,
+            None => self.auth.user(&self.user.id).await,
+        };
+        let gone = || StatusCode::PermissionDenied.with_message("this sign-in is no longer valid; sign in again");
+        user.map_err(reply)?.filter(|user| user.id == self.user.id).ok_or_else(gone)
+    }
+}
+
 pub struct SftpSession {
     /// Changes that the file manager keeps track of (moves and deletes carry earlier versions along) go
     /// through it, asked again who may make them.
     service: Arc<FileService>,
     opened: Arc<Opened>,
-    user: User,
+    account: Account,
     handles: HashMap<String, Open>,
     next_handle: u64,
 }
@@ -59,8 +81,8 @@ enum Open {
 }
 
 impl SftpSession {
-    pub fn new(service: Arc<FileService>, opened: Opened, user: User) -> Self {
-        Self { service, opened: Arc::new(opened), user, handles: HashMap::new(), next_handle: 0 }
+    pub fn new(service: Arc<FileService>, opened: Opened, account: Account) -> Self {
+        Self { service, opened: Arc::new(opened), account, handles: HashMap::new(), next_handle: 0 }
     }
 
     fn refused(&self, error: FilesError) -> StatusReply {
@@ -81,7 +103,8 @@ impl SftpSession {
 
     /// The server's files as the user may reach them now.
     async fn reopened(&self) -> Result<Arc<Opened>, StatusReply> {
-        self.service.open(&self.user, &self.opened.id).await.map(Arc::new).map_err(reply)
+        let user = self.account.current().await?;
+        self.service.open(&user, &self.opened.id).await.map(Arc::new).map_err(reply)
     }
 
     fn hold(&mut self, id: u32, open: Open) -> Result<Handle, StatusReply> {
@@ -307,7 +330,7 @@ impl russh_sftp::server::Handler for SftpSession {
             Some(Open::Write(upload)) => {
                 let path = upload.path.clone();
                 let bytes = upload.finish().await?;
-                tracing::info!(server = %self.opened.id, user = %self.user.id, path, bytes, "file uploaded over SFTP");
+                tracing::info!(server = %self.opened.id, user = %self.account.user.id, path, bytes, "file uploaded over SFTP");
             }
             Some(_) => {}
             None => return Err(StatusCode::Failure.with_message("no such open file")),
@@ -321,7 +344,8 @@ impl russh_sftp::server::Handler for SftpSession {
         if self.entry(&path).await.is_ok_and(|entry| entry.kind == FileKind::Dir) {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is a directory (rmdir removes one)")));
         }
-        self.service.delete(&self.user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
+        let user = self.account.current().await?;
+        self.service.delete(&user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
@@ -333,19 +357,22 @@ impl russh_sftp::server::Handler for SftpSession {
         if !self.opened.files.list(&path).await.map_err(|e| self.refused(e))?.is_empty() {
             return Err(StatusCode::Failure.with_message(format!("`{path}` is not empty")));
         }
-        self.service.delete(&self.user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
+        let user = self.account.current().await?;
+        self.service.delete(&user, &self.opened.id, std::slice::from_ref(&path)).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
     async fn mkdir(&mut self, id: u32, path: String, _attrs: FileAttributes) -> Result<Status, Self::Error> {
         let path = relative(&path)?;
-        self.service.mkdir(&self.user, &self.opened.id, &path).await.map_err(reply)?;
+        let user = self.account.current().await?;
+        self.service.mkdir(&user, &self.opened.id, &path).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 
     async fn rename(&mut self, id: u32, oldpath: String, newpath: String) -> Result<Status, Self::Error> {
         let (from, to) = (relative(&oldpath)?, relative(&newpath)?);
-        self.service.rename(&self.user, &self.opened.id, &from, &to).await.map_err(reply)?;
+        let user = self.account.current().await?;
+        self.service.rename(&user, &self.opened.id, &from, &to).await.map_err(reply)?;
         Ok(self.ok(id))
     }
 

@@ -206,18 +206,43 @@ async fn sftp_reaches_a_servers_files_with_the_accounts_password_or_key_and_noth
     let key_id = added["id"].as_str().expect("id");
     let url = app.url(&format!("/api/account/ssh-keys/{key_id}"));
     assert_eq!(app.client.delete(&url).bearer_auth(&bob).send().await.expect("sent").status(), 404, "not Bob's");
-    assert_eq!(app.client.delete(&url).bearer_auth(&token).send().await.expect("sent").status(), 204);
+    // A session signed in with the key, open while the key is removed, can do nothing more.
+    let script = r#"
+import json, os, urllib.request, paramiko
+key = paramiko.Ed25519Key.from_private_key_file(os.environ["SFTP_KEY"])
+transport = paramiko.Transport(("127.0.0.1", int(os.environ["SFTP_PORT"])))
+transport.connect(username=os.environ["SFTP_USER"], pkey=key)
+sftp = paramiko.SFTPClient.from_transport(transport)
+before = sftp.open("greeting.txt").read().decode()
+headers = {"Authorization": "Bearer " + os.environ["TOKEN"]}
+removed = urllib.request.urlopen(urllib.request.Request(os.environ["REMOVE"], method="DELETE", headers=headers)).status
+try:
+    after = sftp.open("greeting.txt").read().decode()
+except IOError as error:
+    after = str(error)
+print(json.dumps({"before": before, "removed": removed, "after": after}))
+"#;
+    let env = [("SFTP_KEY", key.to_str().expect("utf-8")), ("TOKEN", token.as_str()), ("REMOVE", url.as_str())];
+    let result = paramiko_with(&app, &user, script, &env);
+    assert_eq!((result["before"].as_str(), result["removed"].as_u64()), (Some("hello over sftp"), Some(204)));
+    assert!(result["after"].as_str().expect("after").contains("no longer valid"), "{result}");
     assert!(refused(&sftp(&app, local.path(), &user, Credential::Key(&key), "ls\n")), "a removed key is refused");
 }
 
 /// Runs `script` (Python, with paramiko) with `SFTP_PORT`, `SFTP_USER` and `SFTP_PASSWORD` set; its last line
 /// of output is JSON.
 fn paramiko(app: &TestApp, user: &str, script: &str) -> Value {
+    paramiko_with(app, user, script, &[])
+}
+
+/// As [`paramiko`], with more of the script's environment.
+fn paramiko_with(app: &TestApp, user: &str, script: &str, env: &[(&str, &str)]) -> Value {
     let output = Command::new("python3")
         .args(["-c", script])
         .env("SFTP_PORT", app.sftp.expect("SFTP").port().to_string())
         .env("SFTP_USER", user)
         .env("SFTP_PASSWORD", PASSWORD)
+        .envs(env.iter().copied())
         .output()
         .expect("python3 runs");
     assert!(output.status.success(), "{}\n{}", text(&output.stdout), text(&output.stderr));
