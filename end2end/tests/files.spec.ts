@@ -37,6 +37,15 @@ test("the file manager uploads with progress, edits keeping earlier versions, se
   const progress = page.getByLabel("Upload progress");
   await expect(progress).toHaveAttribute("value", String(await progress.getAttribute("max")));
   await expect(page.locator("tr[data-name='big.bin'] .size")).toHaveText("3 MiB");
+  // Dropped on the page, as from a file browser.
+  const dropped = await page.evaluateHandle(() => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File(["dropped in\n"], "dropped.txt", { type: "text/plain" }));
+    return transfer;
+  });
+  await page.locator(".upload").dispatchEvent("drop", { dataTransfer: dropped });
+  await expect(page.getByRole("status")).toHaveText("Uploaded 1 file(s)");
+  await expect(page.locator("tr[data-name='dropped.txt'] .size")).toHaveText("11 B");
 
   // Edited in the browser, then put back as it was.
   // The editor is CodeMirror: its lines, its line numbers, the properties file highlighted.
