@@ -69,9 +69,13 @@ impl FileService {
         Self { servers, catalog, driver, versions: Versions::new(db), sftp }
     }
 
-    /// How `user` reaches server `id`'s files over SFTP; `None` when SFTP is off.
+    /// How `user` reaches server `id`'s files over SFTP; `None` when SFTP is off, or cannot reach the files.
     pub async fn sftp_access(&self, user: &User, id: &ServerId) -> Result<Option<SftpAccess>, AppError> {
-        self.servers.visible(user, id).await?;
+        match self.open(user, id).await {
+            Ok(_) => {}
+            Err(AppError::Unavailable(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        }
         Ok(self.sftp.as_ref().map(|(host, port)| SftpAccess {
             host: host.clone(),
             port: *port,

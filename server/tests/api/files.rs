@@ -5,13 +5,14 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
 use crate::both_databases;
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestDriver, spawn_app_on, spawn_app_with};
 
 both_databases!(
     files_are_listed_edited_uploaded_and_packed_and_the_game_sees_them,
     paths_leaving_the_server_are_refused_and_change_nothing,
     the_plans_storage_bounds_uploads_and_archives,
-    another_customers_files_are_not_found
+    another_customers_files_are_not_found,
+    on_a_cluster_the_files_say_they_cannot_be_reached_yet
 );
 
 /// A game that prints its greeting file at start, then waits for `stop`; its plan has 1 MiB of storage.
@@ -305,4 +306,18 @@ async fn another_customers_files_are_not_found(backend: Backend) {
     let anonymous = app.client.get(files_url(&app, &id, "")).send().await.expect("sent");
     assert_eq!(anonymous.status(), 401);
     assert_eq!(content(&app, &owner, &id, "secret.txt").await.text().await.expect("text"), "mine");
+}
+
+/// Until the Agones driver reaches files through the pod, it says so rather than pretending.
+async fn on_a_cluster_the_files_say_they_cannot_be_reached_yet(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("games.yaml");
+    std::fs::write(&path, CATALOG).expect("catalog");
+    let app = spawn_app_on(backend, TestDriver::Agones, |settings| settings.catalog_path = Some(path.clone())).await;
+    let token = app.signed_up("owner@example.com").await;
+    let id = app.created(&token, "reader", "p").await;
+    let response = app.get_as(&token, &format!("/api/servers/{id}/files")).await;
+    assert_eq!(response.status(), 503);
+    let body = json_of(response).await;
+    assert!(body["error"]["message"].as_str().expect("message").contains("cannot reach servers' files yet"), "{body}");
 }
