@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 use self::versions::Versions;
 use crate::error::internal;
 use crate::orchestrator::Orchestrator;
-use crate::orchestrator::files::{ByteStream, FilesError, Incoming, Search, ServerFiles};
+use crate::orchestrator::files::{Allowance, ByteStream, FilesError, Incoming, Search, ServerFiles};
 use crate::servers::ServerService;
 
 pub struct FileService {
@@ -173,8 +173,8 @@ impl FileService {
         let path = path_field("path", path)?;
         let opened = self.open(user, id).await?;
         let previous = self.earlier_content(&opened, &path).await?;
-        let budget = opened.budget(previous.as_ref().map_or(0, |(size, _)| *size)).await?;
-        let written = opened.files.write(&path, body, budget).await.map_err(|e| opened.error("path", e))?;
+        let allowance = opened.allowance(previous.as_ref().map_or(0, |(size, _)| *size)).await?;
+        let written = opened.files.write(&path, body, allowance).await.map_err(|e| opened.error("path", e))?;
         if let Some((_, Some(text))) = previous {
             self.versions.keep(id, &path, &text).await.map_err(internal)?;
         }
@@ -199,8 +199,8 @@ impl FileService {
         let path = if dir.is_empty() { name.to_owned() } else { format!("{dir}/{name}") };
         let path = path_field("file", &path)?;
         let existing = opened.files.stat(&path).await.map(|entry| entry.size).unwrap_or(0);
-        let budget = opened.budget(existing).await?;
-        let written = opened.files.write(&path, body, budget).await.map_err(|e| opened.error("path", e))?;
+        let allowance = opened.allowance(existing).await?;
+        let written = opened.files.write(&path, body, allowance).await.map_err(|e| opened.error("path", e))?;
         tracing::info!(server = %opened.id, user = %user.id, path, bytes = written, "file uploaded");
         Ok(written)
     }
@@ -327,6 +327,11 @@ impl FileService {
 }
 
 impl Opened {
+    /// What a write replacing `replaced` bytes (a file it writes over) may take.
+    pub async fn allowance(&self, replaced: u64) -> Result<Allowance, AppError> {
+        Ok(Allowance { budget: self.budget(replaced).await?, limit: self.storage + replaced })
+    }
+
     /// What may still be written: the plan's storage less what the files take, plus `replaced` (the bytes of
     /// a file the write replaces).
     pub async fn budget(&self, replaced: u64) -> Result<u64, AppError> {

@@ -50,6 +50,16 @@ impl FilesError {
     }
 }
 
+/// What one write may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowance {
+    /// The bytes it may write as it streams: the room there was when it began.
+    pub budget: u64,
+    /// What all of the server's files may take once it is written, the writes under way beside it counted:
+    /// checked before the new file replaces the old one, so writes side by side cannot together pass the plan.
+    pub limit: u64,
+}
+
 /// What a search looks for.
 #[derive(Debug, Clone)]
 pub struct Search {
@@ -66,9 +76,14 @@ pub trait ServerFiles: Send + Sync {
     fn stat<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<FileEntry, FilesError>>;
     /// A file's content from byte `offset` on (past its end: nothing).
     fn read<'a>(&'a self, path: &'a str, offset: u64) -> BoxFuture<'a, Result<ByteStream, FilesError>>;
-    /// Replaces (or creates) a file with `body`, never past `budget` bytes; a reader sees the old content or the
-    /// new, never half. Returns the bytes written.
-    fn write<'a>(&'a self, path: &'a str, body: Incoming<'a>, budget: u64) -> BoxFuture<'a, Result<u64, FilesError>>;
+    /// Replaces (or creates) a file with `body`, within `allowance`; a reader sees the old content or the new,
+    /// never half. Returns the bytes written.
+    fn write<'a>(
+        &'a self,
+        path: &'a str,
+        body: Incoming<'a>,
+        allowance: Allowance,
+    ) -> BoxFuture<'a, Result<u64, FilesError>>;
     fn mkdir<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<(), FilesError>>;
     /// Moves a file or directory; the target must not exist.
     fn rename<'a>(&'a self, from: &'a str, to: &'a str) -> BoxFuture<'a, Result<(), FilesError>>;

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::AuthService;
 use crate::files::{FileService, Opened};
-use crate::orchestrator::files::{ByteStream, FilesError};
+use crate::orchestrator::files::{Allowance, ByteStream, FilesError};
 
 /// Handles one session may hold open at once.
 const MAX_HANDLES: usize = 64;
@@ -142,8 +142,8 @@ impl SftpSession {
             Err(FilesError::NotFound(_)) if flags.contains(OpenFlags::CREATE) => 0,
             Err(error) => return Err(reply(opened.error("path", error))),
         };
-        let budget = opened.budget(replaced).await.map_err(reply)?;
-        Ok(Upload::start(opened, path, budget))
+        let allowance = opened.allowance(replaced).await.map_err(reply)?;
+        Ok(Upload::start(opened, path, allowance))
     }
 
     fn ok(&self, id: u32) -> Status {
@@ -441,7 +441,7 @@ struct Upload {
 }
 
 impl Upload {
-    fn start(opened: Arc<Opened>, path: String, budget: u64) -> Self {
+    fn start(opened: Arc<Opened>, path: String, allowance: Allowance) -> Self {
         let (writes, mut received) = mpsc::channel::<Bytes>(WRITES_AHEAD);
         let closed = Arc::new(AtomicBool::new(false));
         let whole = closed.clone();
@@ -456,7 +456,7 @@ impl Upload {
         .boxed();
         let target = path.clone();
         let work = tokio::spawn(async move {
-            opened.files.write(&target, body, budget).await.map_err(|error| opened.error("path", error))
+            opened.files.write(&target, body, allowance).await.map_err(|error| opened.error("path", error))
         });
         Self { path, written: 0, writes, closed, work }
     }

@@ -335,6 +335,29 @@ print(json.dumps({{"huge": attempt(big)}}))
     assert!(result["huge"].as_str().expect("huge").contains("plan's storage"), "{result}");
     assert_eq!(names(&app, &token, &id, "").await, ["old"], "nothing of the refused upload is kept");
 
+    // Two uploads side by side, each fitting alone (704 KiB beside the 200 KB kept), not together: the first to
+    // close is refused (paramiko does not report a refused close, so the files tell), the other is kept, and
+    // the plan is never passed.
+    let script = format!(
+        r#"{CONNECT}
+first, second = sftp.open("first.bin", "wb"), sftp.open("second.bin", "wb")
+for _ in range(11):
+    first.write(b"1" * 65536)
+    second.write(b"2" * 65536)
+first.close()
+second.close()
+print(json.dumps({{"listed": sorted(sftp.listdir("."))}}))
+"#
+    );
+    let result = paramiko(&app, &user, &script);
+    assert_eq!(result["listed"], json!(["old", "second.bin"]), "{result}");
+    assert_eq!(names(&app, &token, &id, "").await, ["old", "second.bin"]);
+    let disk: Value = app.get_as(&token, &format!("/api/servers/{id}/disk")).await.json().await.expect("json");
+    assert!(disk["used_bytes"].as_u64().expect("used") <= 1024 * 1024, "{disk}");
+    let url = app.url(&format!("/api/servers/{id}/files/delete"));
+    let delete = app.client.post(url).bearer_auth(&token).json(&json!({ "paths": ["second.bin"] }));
+    assert_eq!(delete.send().await.expect("sent").status(), 204);
+
     // An upload cut short (the client goes away without closing the file) leaves the file as it was.
     let script = format!(
         r#"{CONNECT}

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt as _;
 use super::files::{Budget, Unpack, confined, create_nofollow, open_nofollow, size_of, unpack, unpack_tar};
 use super::isolation::as_game;
 use crate::orchestrator::BoxFuture;
-use crate::orchestrator::files::{ByteStream, ChannelWriter, FilesError, Incoming, Search, ServerFiles};
+use crate::orchestrator::files::{Allowance, ByteStream, ChannelWriter, FilesError, Incoming, Search, ServerFiles};
 
 /// How long one search may take.
 const SEARCH_TIME: Duration = Duration::from_secs(5);
@@ -146,7 +146,7 @@ impl ServerFiles for LocalFiles {
         &'a self,
         relative: &'a str,
         mut body: Incoming<'a>,
-        budget: u64,
+        allowance: Allowance,
     ) -> BoxFuture<'a, Result<u64, FilesError>> {
         Box::pin(async move {
             let path = self.inner_path(relative)?;
@@ -170,7 +170,7 @@ impl ServerFiles for LocalFiles {
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(FilesError::io("receiving the file"))?;
                     written += chunk.len() as u64;
-                    if written > budget {
+                    if written > allowance.budget {
                         return Err(FilesError::Full);
                     }
                     file.write_all(&chunk).await.map_err(FilesError::io("writing the file"))?;
@@ -179,6 +179,18 @@ impl ServerFiles for LocalFiles {
             }
             .await;
             drop(file);
+            // The temporary files of other writes under way are in the tree too: together they must fit.
+            let result = match result {
+                Ok(()) => {
+                    let data = self.data.clone();
+                    match self.work(move || Ok(size_of(&data).unwrap_or(0))).await {
+                        Ok(used) if used > allowance.limit => Err(FilesError::Full),
+                        Ok(_) => Ok(()),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
             let (from, to) = (temporary.clone(), path);
             match result {
                 Ok(()) => {
@@ -675,6 +687,10 @@ mod tests {
         assert!(dir.path().join("data/world.dat").exists() && !dir.path().join("replaced-3").exists());
     }
 
+    fn room(budget: u64) -> Allowance {
+        Allowance { budget, limit: u64::MAX }
+    }
+
     fn files(dir: &Path) -> LocalFiles {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).expect("data dir");
@@ -694,14 +710,14 @@ mod tests {
     async fn a_tree_packed_and_restored_comes_back_the_same() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = files(dir.path());
-        files.write("world/level.dat", body(b"level"), 1000).await.expect("write");
-        files.write("server.properties", body(b"motd=hi\n"), 1000).await.expect("write");
-        files.write("logs/latest.log", body(b"noise"), 1000).await.expect("write");
+        files.write("world/level.dat", body(b"level"), room(1000)).await.expect("write");
+        files.write("server.properties", body(b"motd=hi\n"), room(1000)).await.expect("write");
+        files.write("logs/latest.log", body(b"noise"), room(1000)).await.expect("write");
         let ignore = Ignore::parse("logs/").expect("ignore");
         let tar = collect(files.pack(&[String::new()], &ignore).await.expect("pack")).await;
 
         files.remove(&["world".into()]).await.expect("remove");
-        files.write("planted", body(b"x"), 1000).await.expect("write");
+        files.write("planted", body(b"x"), room(1000)).await.expect("write");
         let stream = futures_util::stream::iter([Ok(Bytes::from(tar))]).boxed();
         files.replace_all(stream, 10_000, Box::new(|| Ok(()))).await.expect("restore");
         assert_eq!(std::fs::read(files.data.join("world/level.dat")).expect("restored"), b"level");
@@ -713,7 +729,7 @@ mod tests {
     async fn a_refused_restore_leaves_the_files_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = files(dir.path());
-        files.write("keep", body(b"mine"), 1000).await.expect("write");
+        files.write("keep", body(b"mine"), room(1000)).await.expect("write");
         let tar = collect(files.pack(&[String::new()], &Ignore::default()).await.expect("pack")).await;
         let stream = futures_util::stream::iter([Ok(Bytes::from(tar))]).boxed();
         let refused = files.replace_all(stream, 10_000, Box::new(|| Err("checksum differs".into()))).await;
@@ -727,7 +743,7 @@ mod tests {
     async fn writes_stop_at_the_budget_and_leave_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = files(dir.path());
-        let written = files.write("big", body(b"0123456789"), 5).await;
+        let written = files.write("big", body(b"0123456789"), room(5)).await;
         assert!(matches!(written, Err(FilesError::Full)), "{written:?}");
         assert_eq!(std::fs::read_dir(&files.data).expect("list").count(), 0, "no temporary file left");
     }
@@ -736,8 +752,8 @@ mod tests {
     async fn archives_made_here_unpack_again() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = files(dir.path());
-        files.write("mods/a.jar", body(b"aaaa"), 1000).await.expect("write");
-        files.write("mods/b.jar", body(b"bbbb"), 1000).await.expect("write");
+        files.write("mods/a.jar", body(b"aaaa"), room(1000)).await.expect("write");
+        files.write("mods/b.jar", body(b"bbbb"), room(1000)).await.expect("write");
         for (name, format) in
             [("m.zip", ArchiveFormat::Zip), ("m.tar.gz", ArchiveFormat::TarGz), ("m.tar.zst", ArchiveFormat::TarZst)]
         {
@@ -754,8 +770,8 @@ mod tests {
     async fn search_finds_names_and_lines() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = files(dir.path());
-        files.write("server.properties", body(b"motd=Hello\nmax-players=5\n"), 1000).await.expect("write");
-        files.write("config/motd.txt", body(b"x"), 1000).await.expect("write");
+        files.write("server.properties", body(b"motd=Hello\nmax-players=5\n"), room(1000)).await.expect("write");
+        files.write("config/motd.txt", body(b"x"), room(1000)).await.expect("write");
         let search = Search { text: "MOTD".into(), content: true };
         let found = files.search(&search).await.expect("search");
         let hits: Vec<(String, Option<u64>)> = found.hits.into_iter().map(|hit| (hit.path, hit.line)).collect();
