@@ -7,14 +7,13 @@
 //! restore's; and an upload of one MIB-sized file through `POST …/files/upload`. Memory is the process's peak
 //! resident set (`VmHWM`, reset before each step) over what it was before the step.
 
+mod common;
+
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use server::Application;
 use server::backups::store::{BackupTarget, S3Target};
-use server::config::Settings;
 
 const CATALOG: &str = r#"
 games:
@@ -82,32 +81,12 @@ async fn run(store: &str, mib: usize, target: Option<BackupTarget>) -> anyhow::R
     let dir = tempfile::tempdir()?;
     let catalog = dir.path().join("games.yaml");
     std::fs::write(&catalog, CATALOG)?;
-    let mut settings = Settings::from_lookup(|_| None)?;
-    settings.sftp.addr = None;
-    settings.http.addr = "127.0.0.1:0".parse()?;
-    settings.data_dir = dir.path().to_owned();
-    settings.database_url = SecretString::from(format!("sqlite://{}/spawnpoint.db", dir.path().display()));
+    let mut settings = common::settings(dir.path())?;
     settings.catalog_path = Some(catalog);
     if let Some(target) = target {
         settings.backups = target;
     }
-    let app = Application::build(&settings).await?;
-    let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.serve());
-    let http = reqwest::Client::new();
-    let account = json!({ "email": "bench@example.com", "password": "correct horse battery" });
-    http.post(format!("{base}/auth/register")).json(&account).send().await?.error_for_status()?;
-    let login: Value = http.post(format!("{base}/auth/login")).json(&account).send().await?.json().await?;
-    let token = login["token"].as_str().expect("a token").to_owned();
-    let server: Value = http
-        .post(format!("{base}/api/servers"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "bench", "game": "idle", "plan": "p" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = server["id"].as_str().expect("an id").to_owned();
+    let common::Bench { http, base, token, id } = common::start(&settings, "idle", "p").await?;
     wait(&http, &token, &format!("{base}/api/servers/{id}"), |s| s["status"] == "running").await;
 
     // The world: half noise, half zeros, written straight into the server's directory.

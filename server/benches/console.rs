@@ -8,14 +8,14 @@
 //! pod's log to each viewer (p50 / p99 / max), and the process's memory growth per connected viewer (both ends of
 //! each socket are in this process, so it is an upper bound).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use k8s_sim::{SimConfig, SimImage, SimNode, Simulator};
-use secrecy::SecretString;
-use serde_json::{Value, json};
-use server::Application;
-use server::config::{Driver, Settings};
+use serde_json::Value;
+use server::config::Driver;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
@@ -30,8 +30,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(viewers: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut settings = Settings::from_lookup(|_| None)?;
-    settings.sftp.addr = None;
+    let mut settings = common::settings(dir.path())?;
     let demo = settings.load_catalog()?.game("demo").expect("the demo game").image.clone();
     let sim = Simulator::start(SimConfig {
         nodes: SimNode::numbered(1, |n| format!("127.0.0.{n}")),
@@ -41,29 +40,9 @@ async fn run(viewers: usize) -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await;
-    settings.http.addr = "127.0.0.1:0".parse()?;
-    settings.data_dir = dir.path().to_owned();
-    settings.database_url = SecretString::from(format!("sqlite://{}/spawnpoint.db", dir.path().display()));
     settings.driver = Driver::Agones;
     settings.agones.kube_api = Some(sim.url().to_owned());
-    let app = Application::build(&settings).await?;
-    let base = format!("http://{}", app.local_addr()?);
-    tokio::spawn(app.serve());
-
-    let http = reqwest::Client::new();
-    let account = json!({ "email": "bench@example.com", "password": "correct horse battery" });
-    http.post(format!("{base}/auth/register")).json(&account).send().await?.error_for_status()?;
-    let login: Value = http.post(format!("{base}/auth/login")).json(&account).send().await?.json().await?;
-    let token = login["token"].as_str().expect("a token").to_owned();
-    let server: Value = http
-        .post(format!("{base}/api/servers"))
-        .bearer_auth(&token)
-        .json(&json!({ "name": "bench", "game": "demo", "plan": "tiny" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = server["id"].as_str().expect("an id").to_owned();
+    let common::Bench { http, base, token, id } = common::start(&settings, "demo", "tiny").await?;
     loop {
         let now: Value = http.get(format!("{base}/api/servers/{id}")).bearer_auth(&token).send().await?.json().await?;
         if now["status"] == "running" {
