@@ -135,13 +135,11 @@ fn FileManager() -> impl IntoView {
             changed.update(|n| *n += 1);
         }
     });
-    let new_folder = RwSignal::new(String::new());
-    let new_file = RwSignal::new(String::new());
     let files_href = move |path: &str| format!("/servers/{}/files?path={}", id.get(), urlencoding::encode(path));
     // A new, empty file opens in the editor.
     let make_file = move |name: String| {
         let (id, dir) = (id.get_untracked(), dir.get_untracked());
-        let path = join(&dir, name.trim());
+        let path = join(&dir, &name);
         let edit =
             format!("/servers/{id}/files?path={}&edit={}", urlencoding::encode(&dir), urlencoding::encode(&path));
         let navigate = use_navigate();
@@ -180,40 +178,10 @@ fn FileManager() -> impl IntoView {
                 None => {
                     view! {
                         <div class="file-tools">
-                            <form on:submit=move |event| {
-                                event.prevent_default();
-                                let name = new_folder.get_untracked();
-                                if !name.trim().is_empty() {
-                                    change.dispatch(("mkdir".into(), join(&dir.get_untracked(), name.trim()), String::new()));
-                                    new_folder.set(String::new());
-                                }
-                            }>
-                                <input
-                                    name="folder"
-                                    placeholder="New folder name"
-                                    aria-label="New folder name"
-                                    prop:value=move || new_folder.get()
-                                    on:input=move |event| new_folder.set(event_target_value(&event))
-                                />
-                                <button type="submit">"New folder"</button>
-                            </form>
-                            <form on:submit=move |event| {
-                                event.prevent_default();
-                                let name = new_file.get_untracked();
-                                if !name.trim().is_empty() {
-                                    make_file(name);
-                                    new_file.set(String::new());
-                                }
-                            }>
-                                <input
-                                    name="file"
-                                    placeholder="New file name"
-                                    aria-label="New file name"
-                                    prop:value=move || new_file.get()
-                                    on:input=move |event| new_file.set(event_target_value(&event))
-                                />
-                                <button type="submit">"New file"</button>
-                            </form>
+                            <NameForm what="folder" made=move |name: String| {
+                                change.dispatch(("mkdir".into(), join(&dir.get_untracked(), &name), String::new()));
+                            } />
+                            <NameForm what="file" made=make_file />
                             <Upload id=id dir=dir changed />
                         </div>
                         <Outcome outcome=message />
@@ -267,6 +235,33 @@ fn SftpDetails(id: Memo<ServerId>) -> impl IntoView {
                 })
             })}
         </Suspense>
+    }
+}
+
+/// A one-field form naming something new in the directory shown (`what`: `folder` or `file`); `made` gets the
+/// name, trimmed, once there is one.
+#[component]
+fn NameForm(what: &'static str, made: impl Fn(String) + 'static) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let label = format!("New {what} name");
+    view! {
+        <form on:submit=move |event| {
+            event.prevent_default();
+            let given = name.get_untracked().trim().to_owned();
+            if !given.is_empty() {
+                made(given);
+                name.set(String::new());
+            }
+        }>
+            <input
+                name=what
+                placeholder=label.clone()
+                aria-label=label
+                prop:value=move || name.get()
+                on:input=move |event| name.set(event_target_value(&event))
+            />
+            <button type="submit">{format!("New {what}")}</button>
+        </form>
     }
 }
 
