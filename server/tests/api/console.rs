@@ -244,8 +244,14 @@ async fn a_slow_viewer_is_skipped_forward_and_holds_nobody_up() {
     let text = "x".repeat(100);
     fast.send(&format!("repeat {LINES} {text}")).await;
     let last = format!("[Server] {text} {}", LINES - 1);
-    let seen = fast.lines_until(&last).await;
-    assert_eq!(seen.iter().filter(|l| l.starts_with("[Server] x")).count(), LINES as usize, "the fast viewer got all");
+    // The fast viewer reads as fast as this machine lets it: on a busy machine even it may fall behind and be
+    // moved forward, and is then told exactly what it missed.
+    let seen = fast.until("the last line", |m| lines_of(m).contains(&last)).await;
+    let fast_skipped: u64 =
+        seen.iter().filter(|m| m["type"] == "skipped").map(|m| m["lines"].as_u64().expect("n")).sum();
+    let fast_got = seen.iter().flat_map(lines_of).filter(|l| l.starts_with("[Server] x")).count() as u64;
+    // (A skip counts what the viewer missed of the feed, status notices included: at least the lines.)
+    assert!(fast_got + fast_skipped >= u64::from(LINES), "the fast viewer got every line or was told: {fast_got}");
 
     // Only now does the slow viewer read: it was moved forward with a notice, and is current again.
     let caught_up = slow.until("the last line", |m| lines_of(m).contains(&last)).await;
@@ -254,6 +260,10 @@ async fn a_slow_viewer_is_skipped_forward_and_holds_nobody_up() {
     let got = caught_up.iter().flat_map(lines_of).filter(|l| l.starts_with("[Server] x")).count() as u64;
     assert!(skipped > 0, "the slow viewer was told it skipped lines");
     assert!(got < u64::from(LINES), "and did not get them all");
+    assert!(
+        skipped > fast_skipped,
+        "the slow viewer fell behind further than the fast one: {skipped} vs {fast_skipped}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
